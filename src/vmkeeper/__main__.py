@@ -1,0 +1,3 @@
+from vmkeeper.cli.main import run
+
+run()

@@ -1,0 +1,93 @@
+"""What every command shares: the loaded settings, JSON or human output, exit codes."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+
+from vmkeeper.settings import LoadedSettings, Settings, load_settings
+
+JsonOption = typer.Option(False, "--json", help="Print one JSON object on stdout, nothing else.")
+
+
+@dataclass
+class CliState:
+    config_path: Path | None = None
+    flags: dict[str, str] = field(default_factory=dict)
+    _loaded: LoadedSettings | None = None
+
+    @property
+    def loaded(self) -> LoadedSettings:
+        if self._loaded is None:
+            self._loaded = load_settings(self.config_path, flags=self.flags)
+        return self._loaded
+
+    @property
+    def settings(self) -> Settings:
+        return self.loaded.settings
+
+
+def state(ctx: typer.Context) -> CliState:
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliState):
+        root.obj = CliState()
+    return root.obj
+
+
+def stdout_console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, pydantic models, enums, paths and datetimes as plain JSON values."""
+    if isinstance(value, BaseModel):
+        return to_jsonable(value.model_dump(mode="json"))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return to_jsonable(value.value)
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(value), indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def emit(result: Any, as_json: bool, human: Callable[[Console], None]) -> None:
+    """Render ``result`` as one JSON object, or call ``human`` with a console."""
+    if as_json:
+        print_json(result)
+    else:
+        human(stdout_console())
+
+
+def progress_printer(as_json: bool) -> Callable[[str], None]:
+    """A progress callback for services: lines on stderr, silent under --json."""
+    if as_json:
+        return lambda _message: None
+    console = stderr_console()
+    return lambda message: console.print(f"[dim]…[/dim] {message}")

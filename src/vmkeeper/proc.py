@@ -1,0 +1,263 @@
+"""The one process helper: every external program vmkeeper starts goes through here.
+
+argv lists only (never a shell string), a required timeout, the child in its own process group
+so a timeout kills the whole tree (``next start`` forks ``next-server``; ``npm`` forks ``sh``),
+captured output, and a frozen result. Nothing else in vmkeeper imports :mod:`subprocess`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+import structlog
+
+from vmkeeper.errors import CommandFailed, CommandNotFound, CommandTimeout
+
+log = structlog.get_logger("vmkeeper.proc")
+
+Argv = Sequence[str | Path]
+
+_TAIL_LINES = 20
+_SECRET_WORD = re.compile(r"pass|secret|token|key|auth|cred|cookie|salt|session", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(://[^/\s:@]+:)[^@\s/]+@")
+
+
+def mask_arg(arg: str) -> str:
+    """Mask ``NAME=value`` with a secret-ish NAME and passwords in URLs before anything logs."""
+    name, eq, _value = arg.partition("=")
+    if eq and _SECRET_WORD.search(name) and not name.startswith("-"):
+        return f"{name}=***"
+    return _URL_PASSWORD.sub(r"\1***@", arg)
+
+
+def display(argv: Argv) -> str:
+    return " ".join(mask_arg(str(a)) for a in argv)
+
+
+def tail(text: str, lines: int = _TAIL_LINES) -> str:
+    kept = text.strip().splitlines()[-lines:]
+    return "\n".join(kept)
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def output_tail(self) -> str:
+        return tail("\n".join(part for part in (self.stdout, self.stderr) if part.strip()))
+
+
+def _failure_message(argv: Argv, what: str, stdout: str, stderr: str) -> str:
+    output = tail("\n".join(part for part in (stdout, stderr) if part and part.strip()))
+    message = f"`{display(argv)}` {what}."
+    if output:
+        message += f" Last output:\n{output}"
+    return message
+
+
+def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
+    """Kill the process group led by ``pid`` (its whole tree, unless a child left the group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _environment(env: Mapping[str, str] | None, replace_env: bool) -> dict[str, str]:
+    if replace_env:
+        return dict(env or {})
+    merged = dict(os.environ)
+    merged.update(env or {})
+    return merged
+
+
+def _decode(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    if isinstance(data, bytes):
+        return data.decode("utf-8", errors="replace")
+    return data
+
+
+def run(
+    argv: Argv,
+    *,
+    timeout: float,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    replace_env: bool = False,
+    check: bool = True,
+    input: str | None = None,
+    nice: int | None = None,
+) -> Result:
+    """Run ``argv`` to completion within ``timeout`` seconds and return its frozen result.
+
+    ``env`` is added on top of this process's environment unless ``replace_env``. ``nice``
+    lowers the child's CPU priority (and IO priority, best effort) for builds on a busy VM.
+    Raises CommandNotFound if the program does not exist, CommandTimeout after killing the
+    whole process group when the timeout expires, and CommandFailed on a non-zero exit if
+    ``check``.
+    """
+    args = [str(a) for a in argv]
+    if timeout <= 0:
+        raise ValueError("timeout must be positive")
+    started = time.monotonic()
+
+    def lower_priority() -> None:
+        # `nice -n N ionice -c2 -n7` for the child, without depending on either program.
+        os.nice(nice or 0)
+        with contextlib.suppress(Exception):
+            psutil.Process().ionice(psutil.IOPRIO_CLASS_BE, 7)
+
+    log.debug("run", argv=display(args), cwd=str(cwd) if cwd else None, timeout=timeout)
+    try:
+        child = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=_environment(env, replace_env),
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+            preexec_fn=lower_priority if nice else None,
+        )
+    except FileNotFoundError as error:
+        missing = args[0] if error.filename in (None, args[0]) else str(error.filename)
+        raise CommandNotFound(
+            f"`{missing}` was not found: install it or set its path in the settings."
+        ) from None
+    except NotADirectoryError:
+        raise CommandNotFound(f"working directory {cwd} does not exist.") from None
+    except PermissionError:
+        raise CommandNotFound(f"`{args[0]}` is not executable.") from None
+    try:
+        stdout, stderr = child.communicate(input=input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(child.pid)
+        stdout, stderr = child.communicate()
+        raise CommandTimeout(
+            _failure_message(args, f"timed out after {timeout:g} s and was killed", stdout, stderr)
+        ) from None
+    except BaseException:
+        kill_group(child.pid)
+        child.wait()
+        raise
+    result = Result(tuple(args), child.returncode, stdout, stderr, time.monotonic() - started)
+    if check and result.returncode != 0:
+        raise CommandFailed(
+            _failure_message(args, f"exited with code {result.returncode}", stdout, stderr)
+        )
+    return result
+
+
+class Running:
+    """A started child in its own process group; leaving the ``with`` kills the group."""
+
+    def __init__(self, popen: subprocess.Popen[Any], argv: list[str], deadline: float) -> None:
+        self.popen = popen
+        self.argv = argv
+        self.deadline = deadline
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def stdin(self) -> IO[Any] | None:
+        return self.popen.stdin
+
+    @property
+    def stdout(self) -> IO[Any] | None:
+        return self.popen.stdout
+
+    @property
+    def stderr(self) -> IO[Any] | None:
+        return self.popen.stderr
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def poll(self) -> int | None:
+        return self.popen.poll()
+
+    def wait(self) -> int:
+        """Wait until the child exits or the deadline passes (then kill it: CommandTimeout)."""
+        try:
+            return self.popen.wait(timeout=max(self.remaining(), 0.001))
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise CommandTimeout(f"`{display(self.argv)}` timed out and was killed.") from None
+
+    def kill(self) -> None:
+        kill_group(self.popen.pid)
+        with contextlib.suppress(Exception):
+            self.popen.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def start(
+    argv: Argv,
+    *,
+    timeout: float,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    stdin: int | IO[Any] | None = subprocess.DEVNULL,
+    stdout: int | IO[Any] | None = subprocess.PIPE,
+    stderr: int | IO[Any] | None = subprocess.PIPE,
+    preexec_fn: Any = None,
+) -> Iterator[Running]:
+    """Start ``argv`` for streaming I/O; the group is killed when the block exits, however.
+
+    Pass ``subprocess.PIPE`` (re-exported as ``proc.PIPE``) for a stream you read or write.
+    """
+    args = [str(a) for a in argv]
+    log.debug("start", argv=display(args), cwd=str(cwd) if cwd else None, timeout=timeout)
+    try:
+        popen = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=_environment(env, False),
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+            preexec_fn=preexec_fn,
+        )
+    except FileNotFoundError:
+        raise CommandNotFound(
+            f"`{args[0]}` was not found: install it or set its path in the settings."
+        ) from None
+    running = Running(popen, args, time.monotonic() + timeout)
+    try:
+        yield running
+    finally:
+        if popen.poll() is None:
+            running.kill()
+        for stream in (popen.stdin, popen.stdout, popen.stderr):
+            if stream is not None:
+                with contextlib.suppress(Exception):
+                    stream.close()
+
+
+PIPE = subprocess.PIPE
+DEVNULL = subprocess.DEVNULL
+STDOUT = subprocess.STDOUT

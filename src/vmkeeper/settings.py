@@ -1,0 +1,378 @@
+"""The one Settings object, its defaults (the standard VM of the runbook) and its sources.
+
+Sources, highest first: flags (``--set key=value``), environment variables (the runbook's own
+names, then ``VMKEEPER_<KEY>``), a TOML file, the defaults. pydantic validates the merged
+values; the loader is ours because every value must report *which* source it came from and the
+runbook's environment names (``FRONTEND_RELEASES_KEEP``, ``PORT``…) are not prefix-shaped, which
+pydantic-settings' sources cannot express per key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from vmkeeper.errors import SettingsError
+
+DEFAULT_CONFIG_FILE = Path("/etc/vmkeeper/vmkeeper.toml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=True)
+
+
+class WorkspaceSettings(_Section):
+    path: Path = Path("/home/ubuntu/executor/workspace")
+    frontend_dir: str = "frontend"
+    backend_dir: str = "backend"
+    branch: str = "main"
+    remote: str = "origin"
+
+
+class ReleasesSettings(_Section):
+    root: Path = Path("/home/ubuntu/executor/frontend-releases")
+    keep: int = Field(2, ge=1)
+    env_files: list[str] = [".env", ".env.local", ".env.production", ".env.production.local"]
+    install_command: list[str] = ["npm", "ci"]
+    build_command: list[str] = ["npm", "run", "build"]
+    remove_paths: list[str] = [".next", ".turbo", "build/cache"]
+    build_output: str = "build"
+    install_timeout_s: float = Field(900, gt=0)
+    build_timeout_s: float = Field(1200, gt=0)
+    ready_timeout_s: float = Field(60, gt=0)
+    nice: int = Field(10, ge=0, le=19)
+
+
+class AppSettings(_Section):
+    name: str
+    port: int | None = Field(None, ge=1, le=65535)
+    extra_ports: list[int] = []
+    start_script: str | None = None
+    env: dict[str, str] = {}
+    health_path: str | None = None
+    expected_status: int | None = None
+
+
+class AppsSettings(_Section):
+    frontend: AppSettings = AppSettings(
+        name="frontend-dev",
+        port=3001,
+        start_script="start",
+        health_path="/",
+        expected_status=200,
+    )
+    backend: AppSettings = AppSettings(
+        name="backend-dev",
+        port=3000,
+        start_script="start",
+        env={"NODE_ENV": "dev_stage"},
+        health_path="/api/auth/me",
+        expected_status=401,
+    )
+    telemetry: AppSettings = AppSettings(name="fl-telemetry", port=4317, extra_ports=[4318])
+    executor: AppSettings = AppSettings(name="fl-executor")
+    media: AppSettings = AppSettings(name="vmkeeper-media", port=3090, health_path="/health")
+
+
+class ProxySettings(_Section):
+    port: int = Field(80, ge=1, le=65535)
+    error_log: Path = Path("/var/log/apache2/error.log")
+    config: Path = Path("/etc/apache2/apache2.conf")
+    bin: str = "apache2"
+
+
+class Pm2Settings(_Section):
+    bin: str = "pm2"
+    home: Path = Path("/home/ubuntu/.pm2")
+    unit: str = "pm2-ubuntu"
+    timeout_s: float = Field(30, gt=0)
+
+
+class BreakerSettings(_Section):
+    failure_threshold: int = Field(3, ge=1)
+    cooldown_ms: int = Field(300_000, gt=0)
+    success_threshold: int = Field(1, ge=1)
+
+
+class MediaSettings(_Section):
+    storage_root: Path = Path("/home/ubuntu/executor/workspace/backend/uploads")
+    output_dir: str = "reversed"
+    reverse_timeout_ms: int = Field(600_000, gt=0)
+    ffprobe_timeout_ms: int = Field(30_000, gt=0)
+    breaker: BreakerSettings = BreakerSettings()
+    ffmpeg_path: str | None = None
+    ffprobe_path: str | None = None
+    max_duration_s: float = Field(600, gt=0)
+    max_pixels: int = Field(1920 * 1080, gt=0)
+    max_size_bytes: int = Field(2 * 1024**3, gt=0)
+    memory_budget_mb: int = Field(256, gt=0)
+    worker_memory_limit_mb: int = Field(1024, gt=0)
+    concurrency: int = Field(1, ge=1)
+    max_attempts: int = Field(3, ge=1)
+    token: str | None = None
+    video_codec: str = "libx264"
+    preset: str = "veryfast"
+    crf: int = Field(23, ge=0, le=51)
+    audio_codec: str = "aac"
+    audio_bitrate: str = "128k"
+
+
+class HealthSettings(_Section):
+    disk_warn_pct: float = Field(80, gt=0, le=100)
+    disk_crit_pct: float = Field(90, gt=0, le=100)
+    inode_warn_pct: float = Field(80, gt=0, le=100)
+    inode_crit_pct: float = Field(90, gt=0, le=100)
+    mem_available_warn_pct: float = Field(15, ge=0, le=100)
+    mem_available_crit_pct: float = Field(5, ge=0, le=100)
+    swap_used_warn_pct: float = Field(50, ge=0, le=100)
+    swap_used_crit_pct: float = Field(90, ge=0, le=100)
+    check_timeout_s: float = Field(5, gt=0)
+    recover_timeout_s: float = Field(90, gt=0)
+    recover_attempts: int = Field(3, ge=1)
+
+
+class DiagnoseSettings(_Section):
+    # Which feature a killed process name belongs to, for the verdict's last sentence.
+    attribution: dict[str, str] = {
+        "ffmpeg": "vmkeeper's video reversal: see the media settings (media.*)",
+        "ffprobe": "vmkeeper's media probe: see the media settings (media.*)",
+    }
+
+
+class Settings(_Section):
+    public_url: str = "http://tbp.flatlogic.app"
+    node_major: int = Field(20, ge=1)
+    state_dir: Path = Path("/var/lib/vmkeeper")
+    log_dir: Path = Path("/var/log/vmkeeper")
+    workspace: WorkspaceSettings = WorkspaceSettings()
+    releases: ReleasesSettings = ReleasesSettings()
+    apps: AppsSettings = AppsSettings()
+    proxy: ProxySettings = ProxySettings()
+    pm2: Pm2Settings = Pm2Settings()
+    media: MediaSettings = MediaSettings()
+    health: HealthSettings = HealthSettings()
+    diagnose: DiagnoseSettings = DiagnoseSettings()
+
+    @property
+    def frontend_workspace(self) -> Path:
+        return self.workspace.path / self.workspace.frontend_dir
+
+    def app_roles(self) -> dict[str, AppSettings]:
+        """The PM2 apps the runbook expects, by role (media only if it has a name)."""
+        return {
+            "frontend": self.apps.frontend,
+            "backend": self.apps.backend,
+            "telemetry": self.apps.telemetry,
+            "executor": self.apps.executor,
+        }
+
+
+# The runbook's own environment names, mapped to the keys they set.
+RUNBOOK_ENV: dict[str, str] = {
+    "FRONTEND_RELEASES_KEEP": "releases.keep",
+    "FFMPEG_REVERSE_TIMEOUT_MS": "media.reverse_timeout_ms",
+    "FFPROBE_TIMEOUT_MS": "media.ffprobe_timeout_ms",
+    "FFMPEG_BREAKER_FAILURE_THRESHOLD": "media.breaker.failure_threshold",
+    "FFMPEG_BREAKER_COOLDOWN_MS": "media.breaker.cooldown_ms",
+    "FFMPEG_BREAKER_SUCCESS_THRESHOLD": "media.breaker.success_threshold",
+    "FRONT_PORT": "apps.frontend.port",
+    "PORT": "apps.backend.port",
+    "FFMPEG_PATH": "media.ffmpeg_path",
+    "FFPROBE_PATH": "media.ffprobe_path",
+}
+
+ENV_PREFIX = "VMKEEPER_"
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    settings: Settings
+    sources: dict[str, str]  # dotted key -> "default" | "file:<path>" | "env:<NAME>" | "flag"
+    config_file: Path | None
+
+
+def _leaf_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        dotted = f"{prefix}{name}"
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.extend(_leaf_keys(annotation, dotted + "."))
+        else:
+            keys.append(dotted)
+    return keys
+
+
+def leaf_keys() -> list[str]:
+    """Every public dotted key (``apps.frontend.port``…), in declaration order."""
+    return _leaf_keys(Settings)
+
+
+def env_name(key: str) -> str:
+    return ENV_PREFIX + key.replace(".", "_").upper()
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in data.items():
+        dotted = f"{prefix}{name}"
+        if isinstance(value, Mapping) and not _is_dict_leaf(dotted):
+            flat.update(_flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _is_dict_leaf(key: str) -> bool:
+    return key in _DICT_LEAVES
+
+
+_DICT_LEAVES = {key for key in _leaf_keys(Settings) if key.endswith((".env", ".attribution"))}
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        node = tree
+        *parents, last = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return tree
+
+
+def _parse_env_value(key: str, raw: str) -> Any:
+    """Environment values are strings; lists and tables are written as TOML values."""
+    default = _default_of(key)
+    if isinstance(default, (list, dict)):
+        try:
+            return tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            return raw
+    return raw
+
+
+def _default_of(key: str) -> Any:
+    node: Any = Settings()
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise SettingsError(
+            f"The config file {path} does not exist: pass an existing file to --config "
+            "or VMKEEPER_CONFIG."
+        ) from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(
+            f"The config file {path} is not valid TOML ({error}): fix the syntax there."
+        ) from None
+    except OSError as error:
+        raise SettingsError(f"The config file {path} cannot be read: {error.strerror}.") from None
+
+
+def _find_config(config_path: Path | str | None, env: Mapping[str, str]) -> Path | None:
+    if config_path:
+        return Path(config_path)
+    if env.get("VMKEEPER_CONFIG"):
+        return Path(env["VMKEEPER_CONFIG"])
+    if DEFAULT_CONFIG_FILE.is_file():
+        return DEFAULT_CONFIG_FILE
+    return None
+
+
+def load_settings(
+    config_path: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> LoadedSettings:
+    """Merge defaults, the TOML file, the environment and flags; validate; say where each came from.
+
+    Raises SettingsError naming the key, its source and what is expected on any bad value,
+    unknown key, or unreadable file.
+    """
+    env = os.environ if env is None else env
+    known = set(leaf_keys())
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {key: "default" for key in known}
+
+    path = _find_config(config_path, env)
+    if path is not None:
+        file_values = _flatten(_read_toml(path))
+        for key, value in file_values.items():
+            if key not in known:
+                raise SettingsError(
+                    f"Unknown setting `{key}` in file:{path}: remove it or use one of the keys "
+                    "`vmkeeper config show` lists."
+                )
+            # Relative paths in a config file are relative to the file, not to the caller.
+            if isinstance(value, str) and isinstance(_default_of(key), Path):
+                value = str((path.parent / value).resolve()) if not Path(value).is_absolute() \
+                    else value
+            values[key] = value
+            sources[key] = f"file:{path}"
+
+    env_map = {env_name(key): key for key in known}
+    env_map.update(RUNBOOK_ENV)
+    for name in sorted(env_map, key=lambda n: n in RUNBOOK_ENV):  # runbook names win
+        if name in env and env[name] != "":
+            key = env_map[name]
+            values[key] = _parse_env_value(key, env[name])
+            sources[key] = f"env:{name}"
+
+    for key, value in (flags or {}).items():
+        if key not in known:
+            raise SettingsError(
+                f"Unknown setting `{key}` given as a flag: use one of the keys "
+                "`vmkeeper config show` lists."
+            )
+        values[key] = _parse_env_value(key, value) if isinstance(value, str) else value
+        sources[key] = "flag"
+
+    try:
+        settings = Settings.model_validate(_nest(values))
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        # A list or table value's error points inside it; name the setting itself.
+        while key and key not in sources:
+            key = key.rpartition(".")[0]
+        source = sources.get(key, "default")
+        given = first.get("input")
+        raise SettingsError(
+            f"Setting `{key}` from {source} is invalid ({given!r}): {_expectation(first)}."
+        ) from None
+    return LoadedSettings(settings=settings, sources=sources, config_file=path)
+
+
+def _expectation(error: Mapping[str, Any]) -> str:
+    ctx = error.get("ctx") or {}
+    kind = error.get("type", "")
+    if kind == "greater_than_equal":
+        return f"expected a number ≥ {ctx.get('ge')}"
+    if kind == "greater_than":
+        return f"expected a number > {ctx.get('gt')}"
+    if kind == "less_than_equal":
+        return f"expected a number ≤ {ctx.get('le')}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "expected a whole number"
+    if kind in ("float_parsing", "float_type"):
+        return "expected a number"
+    if kind == "extra_forbidden":
+        return "this key is not a setting; remove it"
+    return f"expected {error.get('msg', 'a valid value').lower()}"
+
+
+def settings_as_dict(settings: Settings) -> dict[str, Any]:
+    return settings.model_dump(mode="json")
