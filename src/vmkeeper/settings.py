@@ -143,6 +143,8 @@ class DiagnoseSettings(_Section):
         "ffmpeg": "vmkeeper's video reversal: see the media settings (media.*)",
         "ffprobe": "vmkeeper's media probe: see the media settings (media.*)",
     }
+    # How long one kernel-log read (journalctl, dmesg) may take before it is killed.
+    read_timeout_s: float = Field(300, gt=0)
 
 
 class Settings(_Section):
@@ -341,7 +343,11 @@ def load_settings(
         sources[key] = "flag"
 
     try:
-        settings = Settings.model_validate(_nest(values))
+        # Overlay onto every default: a file that sets only apps.frontend.port must keep the
+        # frontend's name and the rest of its table.
+        merged = _flatten(Settings().model_dump())
+        merged.update(values)
+        settings = Settings.model_validate(_nest(merged))
     except ValidationError as error:
         first = error.errors()[0]
         key = ".".join(str(part) for part in first["loc"])

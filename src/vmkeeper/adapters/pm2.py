@@ -1,0 +1,232 @@
+"""PM2: argv builders (pure), output parsers (pure), and a thin client over proc.run.
+
+Every call sets ``PM2_HOME`` explicitly: the runbook's PM2 runs as `ubuntu` with
+``~/.pm2``; the sandbox and tests run their own daemon elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from vmkeeper import proc
+from vmkeeper.errors import VmkeeperError
+
+Runner = Callable[..., proc.Result]
+
+
+class Pm2OutputError(VmkeeperError):
+    pass
+
+
+@dataclass(frozen=True)
+class Pm2App:
+    """One app as `pm2 jlist` (live) or `dump.pm2` (saved) describes it."""
+
+    name: str
+    status: str
+    pid: int | None
+    pm_id: int | None
+    cwd: Path | None
+    exec_path: str | None
+    args: tuple[str, ...]
+    interpreter: str | None
+    restarts: int
+    unstable_restarts: int
+    started_at_ms: int | None
+    memory_bytes: int | None
+    cpu_percent: float | None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def online(self) -> bool:
+        return self.status == "online"
+
+    def env_value(self, name: str) -> str | None:
+        return self.env.get(name)
+
+
+def _as_args(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(value.split())
+    if isinstance(value, list):
+        return tuple(str(v) for v in value)
+    return (str(value),)
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _string_env(raw: Any) -> dict[str, str]:
+    if not isinstance(raw, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in raw.items() if not isinstance(v, (dict, list))}
+
+
+def app_from_entry(entry: Mapping[str, Any]) -> Pm2App:
+    """Build a Pm2App from a jlist entry (fields under ``pm2_env``) or a dump entry (flat)."""
+    pm2_env = entry.get("pm2_env")
+    env_source: Mapping[str, Any] = pm2_env if isinstance(pm2_env, Mapping) else entry
+    monit = entry.get("monit") if isinstance(entry.get("monit"), Mapping) else {}
+    env = _string_env(env_source.get("env"))
+    # PM2 also copies each environment variable onto pm2_env itself (FRONT_PORT appears there).
+    for key, value in env_source.items():
+        if key.isupper() and isinstance(value, (str, int, float)) and key not in env:
+            env[key] = str(value)
+    cwd = env_source.get("pm_cwd") or env_source.get("cwd")
+    pid = _as_int(entry.get("pid")) if pm2_env is not None else None
+    return Pm2App(
+        name=str(entry.get("name") or env_source.get("name") or "?"),
+        status=str(env_source.get("status") or "unknown"),
+        pid=pid if pid else None,
+        pm_id=_as_int(entry.get("pm_id", env_source.get("pm_id"))),
+        cwd=Path(cwd) if cwd else None,
+        exec_path=env_source.get("pm_exec_path"),
+        args=_as_args(env_source.get("args")),
+        interpreter=env_source.get("exec_interpreter"),
+        restarts=_as_int(env_source.get("restart_time")) or 0,
+        unstable_restarts=_as_int(env_source.get("unstable_restarts")) or 0,
+        started_at_ms=_as_int(env_source.get("pm_uptime")),
+        memory_bytes=_as_int(monit.get("memory")) if monit else None,
+        cpu_percent=float(monit["cpu"]) if monit and monit.get("cpu") is not None else None,
+        env=env,
+    )
+
+
+def _json_array(text: str, what: str) -> list[Any]:
+    # `pm2 jlist` may print "[PM2] Spawning PM2 daemon…" lines before the JSON when it had to
+    # start the daemon; the JSON array is the last line that starts with '['.
+    candidates = [line for line in text.splitlines() if line.lstrip().startswith("[{")]
+    payload = candidates[-1] if candidates else text.strip()
+    if payload in ("", "[]"):
+        return []
+    try:
+        data = json.loads(payload)
+    except json.JSONDecodeError as error:
+        raise Pm2OutputError(f"{what} is not JSON ({error.msg} at {error.pos}).") from None
+    if not isinstance(data, list):
+        raise Pm2OutputError(f"{what} is not a JSON array.")
+    return data
+
+
+def parse_jlist(text: str) -> list[Pm2App]:
+    return [app_from_entry(e) for e in _json_array(text, "`pm2 jlist` output") if isinstance(e, dict)]
+
+
+def parse_dump(text: str) -> list[Pm2App]:
+    return [app_from_entry(e) for e in _json_array(text, "dump.pm2") if isinstance(e, dict)]
+
+
+def start_npm_argv(pm2_bin: str, name: str, script: str) -> list[str]:
+    """The runbook's `pm2 start npm --name <name> -- run <script>`."""
+    return [pm2_bin, "start", "npm", "--name", name, "--", "run", script]
+
+
+def start_file_argv(pm2_bin: str, name: str, path: str | Path) -> list[str]:
+    return [pm2_bin, "start", str(path), "--name", name]
+
+
+@dataclass(frozen=True)
+class Pm2:
+    """A PM2 installation: its program, its PM2_HOME, and how long one call may take."""
+
+    bin: str
+    home: Path
+    timeout: float = 30.0
+    runner: Runner = proc.run
+
+    @property
+    def dump_path(self) -> Path:
+        return self.home / "dump.pm2"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.home / "pm2.pid"
+
+    def _run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+        timeout: float | None = None,
+    ) -> proc.Result:
+        full_env = {"PM2_HOME": str(self.home)}
+        full_env.update(env or {})
+        return self.runner(
+            list(argv), timeout=timeout or self.timeout, cwd=cwd, env=full_env, check=check
+        )
+
+    def daemon_pid(self) -> int | None:
+        """The PM2 daemon's pid if it runs. Never starts it (every pm2 command would)."""
+        try:
+            pid = int(self.pid_path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            process = psutil.Process(pid)
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return None
+        except psutil.Error:
+            return None
+        return pid
+
+    def jlist(self) -> list[Pm2App]:
+        return parse_jlist(self._run([self.bin, "jlist"]).stdout)
+
+    def app(self, name: str) -> Pm2App | None:
+        return next((a for a in self.jlist() if a.name == name), None)
+
+    def start_npm(
+        self, name: str, cwd: Path, script: str, env: Mapping[str, str] | None = None
+    ) -> proc.Result:
+        return self._run(start_npm_argv(self.bin, name, script), cwd=cwd, env=env)
+
+    def start_file(
+        self, name: str, path: Path, cwd: Path, env: Mapping[str, str] | None = None
+    ) -> proc.Result:
+        return self._run(start_file_argv(self.bin, name, path), cwd=cwd, env=env)
+
+    def delete(self, name: str, *, check: bool = True) -> proc.Result:
+        return self._run([self.bin, "delete", name], check=check)
+
+    def stop(self, name: str) -> proc.Result:
+        return self._run([self.bin, "stop", name])
+
+    def restart(self, name: str) -> proc.Result:
+        return self._run([self.bin, "restart", name, "--update-env"])
+
+    def save(self, *, force: bool = False) -> proc.Result:
+        return self._run([self.bin, "save", *(["--force"] if force else [])])
+
+    def resurrect(self) -> proc.Result:
+        return self._run([self.bin, "resurrect"], timeout=max(self.timeout, 60))
+
+    def kill(self) -> proc.Result:
+        return self._run([self.bin, "kill"], check=False, timeout=max(self.timeout, 60))
+
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    def read_dump(self) -> list[Pm2App]:
+        return parse_dump(self.dump_path.read_text())
+
+    def version(self) -> str:
+        return self._run([self.bin, "--version"]).stdout.strip().splitlines()[-1]
+
+
+def from_settings(bin: str, home: Path, timeout: float) -> Pm2:
+    return Pm2(bin=bin, home=Path(os.path.expanduser(str(home))), timeout=timeout)

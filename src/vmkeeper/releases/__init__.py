@@ -1,0 +1,1 @@
+"""Immutable frontend releases: layout, building one, switching PM2 to it."""

@@ -1,0 +1,89 @@
+"""The build half of a deploy (runbook steps 2–6): archive, env files, install, build, clean."""
+
+from __future__ import annotations
+
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from vmkeeper import proc
+from vmkeeper.adapters.git import Git
+from vmkeeper.settings import Settings
+
+BUILD_ENV = {"NEXT_TELEMETRY_DISABLED": "1", "NODE_ENV": "production"}
+
+
+def archive_frontend(settings: Settings, ref: str, release_dir: Path) -> Path:
+    """Step 2: ``git archive`` the frontend of ``ref`` into ``release_dir``; return the app dir."""
+    git = Git(settings.workspace.path)
+    frontend = settings.workspace.frontend_dir
+    release_dir.mkdir(parents=True, exist_ok=False)
+    with tempfile.TemporaryDirectory(dir=release_dir.parent, prefix=".archive-") as scratch:
+        tar_path = Path(scratch) / "head.tar"
+        proc.run(
+            ["git", "-C", str(git.repo), "archive", "--format=tar", "-o", str(tar_path),
+             ref, "--", frontend],
+            timeout=git.timeout,
+        )
+        with tarfile.open(tar_path) as archive:
+            archive.extractall(release_dir, filter="data")
+    return release_dir / frontend
+
+
+def copy_env_files(settings: Settings, app_dir: Path) -> list[str]:
+    """Step 3: copy the env files that exist in the live workspace, keeping their modes."""
+    copied = []
+    source_dir = settings.frontend_workspace
+    for name in settings.releases.env_files:
+        source = source_dir / name
+        if source.is_file():
+            shutil.copy2(source, app_dir / name)
+            copied.append(name)
+    return copied
+
+
+def run_step(
+    settings: Settings, argv: list[str], app_dir: Path, timeout: float,
+    env: Mapping[str, str] | None = None,
+) -> proc.Result:
+    """Steps 4 and 5 at lower CPU and IO priority, so the live frontend keeps answering."""
+    full_env = dict(BUILD_ENV)
+    full_env.update(env or {})
+    return proc.run(argv, timeout=timeout, cwd=app_dir, env=full_env, nice=settings.releases.nice)
+
+
+def install(settings: Settings, app_dir: Path) -> proc.Result:
+    # npm ci needs devDependencies (next's build toolchain): not NODE_ENV=production here.
+    return run_step(
+        settings, settings.releases.install_command, app_dir,
+        settings.releases.install_timeout_s, env={"NODE_ENV": "development"},
+    )
+
+
+def build(settings: Settings, app_dir: Path) -> proc.Result:
+    return run_step(
+        settings, settings.releases.build_command, app_dir, settings.releases.build_timeout_s
+    )
+
+
+def remove_caches(settings: Settings, app_dir: Path) -> list[str]:
+    """Step 6: remove non-runtime build caches (`.next`, `.turbo`, `build/cache`)."""
+    removed = []
+    for relative in settings.releases.remove_paths:
+        target = (app_dir / relative).resolve()
+        if app_dir.resolve() not in target.parents:
+            continue  # a setting must never point a removal outside the release
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+            removed.append(relative)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+            removed.append(relative)
+    return removed
+
+
+def has_build_output(settings: Settings, app_dir: Path) -> bool:
+    output = app_dir / settings.releases.build_output
+    return output.is_dir() and any(output.iterdir())

@@ -1,0 +1,1 @@
+"""The sandbox: the runbook's standard VM, replicated on loopback ports under one folder."""

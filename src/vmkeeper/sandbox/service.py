@@ -1,0 +1,470 @@
+"""`sandbox up | down | status`: build, run and stop the standard VM on loopback.
+
+Each step of ``up`` checks before it acts, so ``up`` on a running sandbox changes nothing; a
+failing step stops what this run started and raises SandboxError naming the step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from vmkeeper import proc
+from vmkeeper.adapters import apache as apache_adapter
+from vmkeeper.adapters import http
+from vmkeeper.adapters.git import Git
+from vmkeeper.adapters.pm2 import Pm2
+from vmkeeper.errors import SandboxError, VmkeeperError
+from vmkeeper.releases import build, store, switch
+from vmkeeper.sandbox.layout import ASSETS, PLANTED_SECRETS, Layout
+from vmkeeper.settings import Settings, load_settings
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class AppState:
+    name: str
+    status: str
+    pid: int | None
+    port: int | None
+
+
+@dataclass(frozen=True)
+class SandboxStatus:
+    dir: Path
+    config: Path
+    apps: list[AppState]
+    urls: dict[str, str]
+    apache_pid: int | None
+    pm2_daemon_pid: int | None
+    active_release: str | None
+    steps: list[str] = field(default_factory=list)
+
+    @property
+    def running(self) -> bool:
+        return bool(self.apache_pid and self.pm2_daemon_pid)
+
+
+def _silent(_message: str) -> None:
+    return None
+
+
+def toml_text(layout: Layout, apache_binary: str) -> str:
+    p = layout.ports
+
+    def q(value: object) -> str:
+        return json.dumps(str(value))
+
+    return f"""# vmkeeper settings for the sandbox in {layout.dir} (written by `vmkeeper sandbox up`).
+public_url = {q(f"http://127.0.0.1:{p.proxy}")}
+state_dir = {q(layout.state)}
+log_dir = {q(layout.logs)}
+
+[workspace]
+path = {q(layout.workspace)}
+
+[releases]
+root = {q(layout.releases)}
+
+[apps.frontend]
+port = {p.frontend}
+
+[apps.backend]
+port = {p.backend}
+
+[apps.telemetry]
+port = {p.telemetry_grpc}
+extra_ports = [{p.telemetry_http}]
+
+[apps.media]
+port = {p.media}
+
+[proxy]
+port = {p.proxy}
+error_log = {q(layout.apache_error_log)}
+config = {q(layout.apache_config)}
+bin = {q(apache_binary)}
+
+[pm2]
+bin = {q(layout.pm2_bin)}
+home = {q(layout.pm2_home)}
+
+[media]
+storage_root = {q(layout.uploads)}
+"""
+
+
+def sandbox_settings(layout: Layout) -> Settings:
+    # The sandbox's own file, read without the caller's environment: a FRONT_PORT or PORT
+    # exported in the operator's shell must not move the sandbox's apps.
+    return load_settings(layout.config, env={}).settings
+
+
+def pm2_for(layout: Layout) -> Pm2:
+    return Pm2(bin=str(layout.pm2_bin), home=layout.pm2_home, timeout=60)
+
+
+def apache_for(layout: Layout, binary: str) -> apache_adapter.Apache:
+    return apache_adapter.Apache(binary, layout.apache_config, layout.apache_pid)
+
+
+class _Up:
+    """One run of ``sandbox up``: its steps and what it started (to undo on failure)."""
+
+    def __init__(self, layout: Layout, progress: Progress) -> None:
+        self.layout = layout
+        self.progress = progress
+        self.started_pm2 = False
+        self.started_apache = False
+        self.apache_binary = ""
+        self.steps: list[str] = []
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        self.progress(f"{name}…")
+        try:
+            yield
+        except VmkeeperError as error:
+            raise SandboxError(f"Sandbox step '{name}' failed: {error}") from None
+        except OSError as error:
+            raise SandboxError(f"Sandbox step '{name}' failed: {error}") from None
+        seconds = time.monotonic() - started
+        self.steps.append(f"{name} ({seconds:.1f} s)")
+        self.progress(f"{name}: done in {seconds:.1f} s")
+
+    def run(self) -> SandboxStatus:
+        layout = self.layout
+        layout.dir.mkdir(parents=True, exist_ok=True)
+        layout.marker.write_text("vmkeeper sandbox\n")
+        try:
+            with self.step("check Node.js"):
+                check_node()
+            with self.step("find Apache"):
+                self.apache_binary = ensure_apache(self.progress)
+            with self.step("install PM2 from the npm registry"):
+                ensure_pm2(layout)
+            with self.step("create the workspace (git)"):
+                ensure_workspace(layout)
+            with self.step("write vmkeeper.toml"):
+                layout.config.write_text(toml_text(layout, self.apache_binary))
+                for folder in (layout.releases, layout.state, layout.logs, layout.uploads):
+                    folder.mkdir(parents=True, exist_ok=True)
+            settings = sandbox_settings(layout)
+            pm2 = pm2_for(layout)
+            with self.step("build the first frontend release"):
+                app_dir = ensure_release(settings, pm2)
+            with self.step("start the PM2 apps"):
+                self.started_pm2 = pm2.daemon_pid() is None
+                ensure_apps(layout, settings, pm2, app_dir)
+            with self.step("start Apache"):
+                apache = apache_for(layout, self.apache_binary)
+                self.started_apache = apache.pid() is None
+                ensure_apache_running(layout, apache)
+            with self.step("wait for the site through Apache"):
+                wait_for_site(settings)
+        except BaseException:
+            self.undo()
+            raise
+        return status(layout, steps=self.steps)
+
+    def undo(self) -> None:
+        if self.started_apache and self.apache_binary:
+            apache_for(self.layout, self.apache_binary).stop()
+        if self.started_pm2 and self.layout.pm2_bin.exists():
+            pm2_for(self.layout).kill()
+
+
+def up(layout: Layout, progress: Progress = _silent) -> SandboxStatus:
+    return _Up(layout, progress).run()
+
+
+def check_node(required_major: int = 20) -> str:
+    version = proc.run(["node", "-v"], timeout=10).stdout.strip()
+    major = int(version.lstrip("v").split(".")[0])
+    if major != required_major:
+        raise SandboxError(
+            f"Node.js {version} found; the standard VM runs Node {required_major}.x: "
+            f"install Node {required_major}."
+        )
+    return version
+
+
+def ensure_apache(progress: Progress) -> str:
+    binary = apache_adapter.find_binary()
+    if binary:
+        return binary
+    if os.geteuid() != 0:
+        raise SandboxError(
+            "Apache 2.4 is not installed and this is not root: run "
+            "`sudo apt-get install apache2` (Debian/Ubuntu), then `vmkeeper sandbox up` again."
+        )
+    progress("Apache is missing: apt-get install apache2 (as root)")
+    apt_env = {"DEBIAN_FRONTEND": "noninteractive"}
+    proc.run(["apt-get", "update", "-q"], timeout=600, env=apt_env)
+    proc.run(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "apache2"],
+        timeout=900, env=apt_env,
+    )
+    binary = apache_adapter.find_binary()
+    if not binary:
+        raise SandboxError("apt-get installed apache2 but no apache2 binary was found.")
+    return binary
+
+
+def ensure_pm2(layout: Layout) -> None:
+    if layout.pm2_bin.exists():
+        return
+    layout.tools.mkdir(parents=True, exist_ok=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy2(ASSETS / "tools" / name, layout.tools / name)
+    proc.run(["npm", "ci", "--no-audit", "--no-fund"], timeout=600, cwd=layout.tools)
+
+
+WORKSPACE_GITIGNORE = "node_modules/\nbuild/\n.next/\n.turbo/\n.env*\nuploads/\n"
+
+
+def ensure_workspace(layout: Layout) -> None:
+    workspace = layout.workspace
+    if (workspace / ".git").is_dir():
+        return
+    shutil.copytree(
+        ASSETS / "workspace", workspace,
+        ignore=shutil.ignore_patterns("node_modules", "build", ".next"),
+        dirs_exist_ok=True,
+    )
+    (workspace / ".gitignore").write_text(WORKSPACE_GITIGNORE)
+    git = Git(workspace)
+    git.init()
+    git.commit_all("sandbox: the standard VM's workspace")
+    # Env files live in the live workspace only (never in git): the deploy copies them.
+    env_file = workspace / "frontend" / ".env.production"
+    env_file.write_text(
+        f"BACKEND_URL=http://127.0.0.1:{layout.ports.proxy}\n"
+        f"NEXTAUTH_SECRET={PLANTED_SECRETS['JWT_SECRET']}\n"
+    )
+    env_file.chmod(0o600)
+
+
+def ensure_release(settings: Settings, pm2: Pm2) -> Path:
+    """The release `frontend-dev` runs from, building a first one the way a deploy does."""
+    frontend_dir = settings.workspace.frontend_dir
+    live = pm2.app(settings.apps.frontend.name) if pm2.daemon_pid() else None
+    if live and store.release_containing(settings.releases.root, live.cwd, frontend_dir):
+        return live.cwd  # type: ignore[return-value]
+    for release in store.list_releases(settings.releases.root):
+        app_dir = release.app_dir(frontend_dir)
+        if build.has_build_output(settings, app_dir):
+            return app_dir
+    sha = Git(settings.workspace.path).head_sha()
+    release_dir = settings.releases.root / store.new_release_id(sha)
+    try:
+        app_dir = build.archive_frontend(settings, "HEAD", release_dir)
+        build.copy_env_files(settings, app_dir)
+        build.install(settings, app_dir)
+        build.build(settings, app_dir)
+        build.remove_caches(settings, app_dir)
+    except BaseException:
+        shutil.rmtree(release_dir, ignore_errors=True)
+        raise
+    return app_dir
+
+
+def app_env(layout: Layout, settings: Settings) -> dict[str, str]:
+    """The environment PM2 records for every app: the VM's shell, secrets included."""
+    env = dict(PLANTED_SECRETS)
+    env.update(
+        {
+            "BACKEND_URL": f"http://127.0.0.1:{layout.ports.proxy}",
+            "BACKEND_PORT": str(settings.apps.backend.port),
+            "DATABASE_URL": f"postgres://app:{PLANTED_SECRETS['DB_PASSWORD']}@127.0.0.1:5432/app",
+            "NEXT_TELEMETRY_DISABLED": "1",
+        }
+    )
+    return env
+
+
+def ensure_apps(layout: Layout, settings: Settings, pm2: Pm2, frontend_dir: Path) -> None:
+    apps = {app.name: app for app in pm2.jlist()}
+    env = app_env(layout, settings)
+    backend = settings.apps.backend
+    workspace = layout.workspace
+    if not _online(apps, backend.name):
+        pm2.delete(backend.name, check=False)
+        pm2.start_npm(
+            backend.name, cwd=workspace / "backend", script=backend.start_script or "start",
+            env={**env, **backend.env, "PORT": str(backend.port)},
+        )
+    telemetry = settings.apps.telemetry
+    if not _online(apps, telemetry.name):
+        pm2.delete(telemetry.name, check=False)
+        pm2.start_file(
+            telemetry.name, workspace / "telemetry" / "telemetry.js", cwd=workspace / "telemetry",
+            env={**env, "OTLP_GRPC_PORT": str(layout.ports.telemetry_grpc),
+                 "OTLP_HTTP_PORT": str(layout.ports.telemetry_http)},
+        )
+    executor = settings.apps.executor
+    if not _online(apps, executor.name):
+        pm2.delete(executor.name, check=False)
+        pm2.start_file(
+            executor.name, workspace / "executor" / "executor.js", cwd=workspace / "executor",
+            env=env,
+        )
+    frontend = apps.get(settings.apps.frontend.name)
+    if frontend is None or not frontend.online or frontend.cwd != frontend_dir:
+        switch.start_frontend(settings, pm2, frontend_dir, extra_env=env)
+    pm2.save(force=True)
+
+
+def _online(apps: dict[str, object], name: str) -> bool:
+    app = apps.get(name)
+    return bool(app is not None and getattr(app, "online", False))
+
+
+def ensure_apache_running(layout: Layout, apache: apache_adapter.Apache) -> None:
+    for folder in ("run", "logs"):
+        (layout.apache_root / folder).mkdir(parents=True, exist_ok=True)
+    routes = [
+        apache_adapter.ProxyRoute("/api", layout.ports.backend),
+        apache_adapter.ProxyRoute("/", layout.ports.frontend),
+    ]
+    config = apache_adapter.render_config(
+        root=layout.apache_root, port=layout.ports.proxy, routes=routes
+    )
+    changed = not layout.apache_config.exists() or layout.apache_config.read_text() != config
+    layout.apache_config.write_text(config)
+    if apache.pid() is not None and not changed:
+        return
+    apache.configtest()
+    if apache.pid() is not None:
+        apache.stop()
+    apache.start()
+    if apache.pid() is None:
+        raise SandboxError(
+            f"Apache did not start: see {layout.apache_error_log}."
+        )
+
+
+def wait_for_site(settings: Settings, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    checks = {
+        settings.public_url + "/": 200,
+        f"http://127.0.0.1:{settings.apps.backend.port}/api/auth/me": 401,
+    }
+    last: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        pending = False
+        for url, expected in checks.items():
+            result = http.probe(url, timeout=5)
+            last[url] = http.describe(result)
+            pending = pending or result.status != expected
+        if not pending:
+            return
+        time.sleep(0.5)
+    summary = "; ".join(f"{url} → {seen}" for url, seen in last.items())
+    raise SandboxError(f"the site did not come up within {timeout:g} s: {summary}")
+
+
+def status(layout: Layout, steps: list[str] | None = None) -> SandboxStatus:
+    if not layout.config.exists():
+        raise SandboxError(
+            f"No sandbox in {layout.dir}: run `vmkeeper sandbox up --dir {layout.dir}` first."
+        )
+    settings = sandbox_settings(layout)
+    pm2 = pm2_for(layout)
+    daemon = pm2.daemon_pid()
+    apps: list[AppState] = []
+    active = None
+    ports = {role: app.port for role, app in settings.app_roles().items()}
+    names = {app.name: role for role, app in settings.app_roles().items()}
+    if daemon:
+        for app in pm2.jlist():
+            role = names.get(app.name)
+            apps.append(AppState(app.name, app.status, app.pid, ports.get(role) if role else None))
+            if role == "frontend":
+                active = store.release_containing(
+                    settings.releases.root, app.cwd, settings.workspace.frontend_dir
+                )
+    apache = apache_for(layout, settings.proxy.bin)
+    return SandboxStatus(
+        dir=layout.dir,
+        config=layout.config,
+        apps=apps,
+        urls={
+            "site": settings.public_url + "/",
+            "frontend": f"http://127.0.0.1:{settings.apps.frontend.port}/",
+            "api": f"http://127.0.0.1:{settings.apps.backend.port}/api/auth/me",
+            "telemetry": f"http://127.0.0.1:{layout.ports.telemetry_http}/",
+        },
+        apache_pid=apache.pid(),
+        pm2_daemon_pid=daemon,
+        active_release=active,
+        steps=steps or [],
+    )
+
+
+def down(layout: Layout, progress: Progress = _silent) -> list[int]:
+    """Stop PM2 (daemon and apps) and Apache; kill anything of the sandbox left behind.
+
+    Returns the pids that had to be killed after the orderly stop (normally none).
+    """
+    if not layout.marker.exists() and not layout.config.exists():
+        raise SandboxError(f"No sandbox in {layout.dir}: nothing to take down.")
+    if layout.pm2_bin.exists():
+        progress("pm2 kill")
+        pm2_for(layout).kill()
+    binary = apache_adapter.find_binary() or "apache2"
+    progress("stop Apache")
+    apache_for(layout, binary).stop()
+    leftovers = sandbox_processes(layout)
+    for process in leftovers:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(leftovers, timeout=10)
+    return [p.pid for p in leftovers]
+
+
+# A person's shell or editor standing in the sandbox folder is not the sandbox's.
+_NEVER_KILL = {"bash", "sh", "zsh", "fish", "dash", "tmux", "vim", "nano", "less", "python",
+               "python3", "pytest", "git"}
+
+
+def sandbox_processes(layout: Layout) -> list[psutil.Process]:
+    """Processes that belong to the sandbox: run from inside its folder or with its PM2_HOME."""
+    root = str(layout.dir)
+    mine = os.getpid()
+    found = []
+    for process in psutil.process_iter(["pid", "cwd", "cmdline", "environ"]):
+        if process.info["pid"] == mine:
+            continue
+        cmdline = " ".join(process.info.get("cmdline") or [])
+        cwd = process.info.get("cwd") or ""
+        environ = process.info.get("environ") or {}
+        name = (process.info.get("cmdline") or [""])[0].rsplit("/", 1)[-1]
+        if (
+            (cwd.startswith(root + os.sep) and name not in _NEVER_KILL)
+            or root + os.sep in cmdline
+            or environ.get("PM2_HOME") == str(layout.pm2_home)
+        ):
+            found.append(process)
+    return found
+
+
+def base_port_of(directory: Path) -> int:
+    """The base port a sandbox was brought up with (read back from its vmkeeper.toml)."""
+    layout = Layout.at(directory)
+    if not layout.config.exists():
+        return layout.ports.base
+    settings = load_settings(layout.config, env={}).settings
+    return settings.proxy.port - 80
