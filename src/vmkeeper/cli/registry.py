@@ -9,6 +9,7 @@ import typer
 # (module under vmkeeper.cli, group name or None for top-level commands)
 GROUPS: list[tuple[str, str | None]] = [
     ("sandbox", "sandbox"),
+    ("diagnose", "diagnose"),
 ]
 
 

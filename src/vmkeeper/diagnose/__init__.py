@@ -1,0 +1,1 @@
+"""Incident diagnosis: OOM kills from kernel logs (and, later, the support bundle)."""
