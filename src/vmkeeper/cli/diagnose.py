@@ -11,15 +11,13 @@ from rich.console import Console
 from rich.table import Table
 
 from vmkeeper.cli.common import JsonOption, emit, state
-from vmkeeper.diagnose.oom import OomReport, diagnose_oom
+from vmkeeper.diagnose.oom import OomReport, diagnose_oom, format_kb
 
 app = typer.Typer(help="Find out why the VM lost its processes.", no_args_is_help=True)
 
 
 def _kb(value: int | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value / 1024 / 1024:.1f} GiB" if value >= 1024 * 1024 else f"{value / 1024:.0f} MiB"
+    return "-" if value is None else format_kb(value)
 
 
 @app.command("oom")

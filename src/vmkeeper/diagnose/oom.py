@@ -175,9 +175,21 @@ class _Stamp:
 
 
 @dataclass
+class _Pending:
+    """An `oom-kill:` summary line whose `Killed process` line has not come yet."""
+
+    stamp: _Stamp
+    victim: Victim
+    constraint: str
+    memcg: Memcg | None
+    seq: int | None = None
+
+
+@dataclass
 class _Open:
     """An event being assembled; frozen into an OomEvent at the end."""
 
+    seq: int
     stamp: _Stamp
     victim: Victim
     constraint: str | None = None
@@ -294,12 +306,14 @@ class OomParser:
     def __init__(self, now: datetime | None = None) -> None:
         self._now = now or _local_now()
         self._contexts: deque[_Context] = deque(maxlen=_MAX_PENDING)
-        self._constraints: OrderedDict[int, tuple[str, Memcg | None]] = OrderedDict()
+        # `oom-kill:` lines by pid, waiting for their `Killed process` line.
+        self._constraints: OrderedDict[int, _Pending] = OrderedDict()
         self._selection: tuple[_Stamp, int, str, int, str | None] | None = None
         self._events: list[_Open] = []
         self._by_key: OrderedDict[tuple[int, str], _Open] = OrderedDict()
         self._units: list[UnitOom] = []
         self.total_ram_kb: int | None = None
+        self._seq = 0
         self.lines = 0
         self.dropped = 0
 
@@ -332,7 +346,7 @@ class OomParser:
         if "invoked oom-killer" in message:
             self._on_invoker(message)
         elif "oom-kill:constraint=" in message:
-            self._on_constraint(message)
+            self._on_constraint(stamp, message)
         elif "or sacrifice child" in message:
             self._on_selection(stamp, message)
         elif "Killed process" in message:
@@ -361,7 +375,7 @@ class OomParser:
         )
         self._contexts.append(_Context(invoker=invoker, total_ram_kb=None))
 
-    def _on_constraint(self, message: str) -> None:
+    def _on_constraint(self, stamp: _Stamp, message: str) -> None:
         match = _CONSTRAINT.search(message)
         if match is None:
             return
@@ -372,9 +386,15 @@ class OomParser:
             memcg = Memcg(fields.get("oom_memcg") or None, fields.get("task_memcg") or None)
         pid_text = fields.get("pid", "")
         if pid_text.isdigit():
-            self._constraints[int(pid_text)] = (constraint, memcg)
+            uid_text = fields.get("uid", "")
+            victim = Victim(
+                name=fields.get("task", "?"), pid=int(pid_text),
+                uid=int(uid_text) if uid_text.isdigit() else None,
+            )
+            self._seq += 1
+            self._constraints[victim.pid] = _Pending(stamp, victim, constraint, memcg, self._seq)
             while len(self._constraints) > _MAX_PENDING:
-                self._constraints.popitem(last=False)
+                self._flush_constraint(self._constraints.popitem(last=False)[1])
         context = self._context()
         context.constraint = constraint
         context.memcg = memcg or context.memcg
@@ -395,6 +415,12 @@ class OomParser:
             stamp, int(match.group("pid")), match.group("name"), int(match.group("score")),
             _scope_constraint(match.group("scope")),
         )
+
+    def _flush_constraint(self, pending: _Pending) -> None:
+        # The kernel prints `oom-kill:` only once it has chosen its victim: a kill, even when
+        # the `Killed process` line is cut from the excerpt.
+        self._record(pending.stamp, pending.victim, pending.constraint, score=None,
+                     memcg=pending.memcg, seq=pending.seq)
 
     def _flush_selection(self) -> None:
         # A selection never followed by its `Killed process` line (a cut excerpt) is still a kill.
@@ -423,20 +449,27 @@ class OomParser:
         self._record(stamp, victim, constraint, score=score)
 
     def _record(self, stamp: _Stamp, victim: Victim, constraint: str | None,
-                score: int | None) -> None:
+                score: int | None, memcg: Memcg | None = None, seq: int | None = None) -> None:
         key = (victim.pid, victim.name)
         pending = self._constraints.pop(victim.pid, None)
+        if pending is not None:
+            constraint = pending.constraint if pending.constraint != "global" else (
+                constraint or pending.constraint)
+            memcg = pending.memcg or memcg
+            seq = pending.seq if seq is None else seq
+            victim = _merge_victim(victim, pending.victim)
         existing = self._by_key.get(key)
         if existing is not None and _same_kill(existing.stamp, stamp):
             existing.victim = _merge_victim(existing.victim, victim)
             existing.score = existing.score if existing.score is not None else score
+            existing.constraint = existing.constraint or constraint
+            existing.memcg = existing.memcg or memcg
             return
         context = self._contexts.popleft() if self._contexts else _Context()
-        memcg = context.memcg
-        if pending is not None:
-            constraint = pending[0] if pending[0] != "global" or constraint is None else constraint
-            memcg = pending[1] or memcg
+        memcg = memcg or context.memcg
+        self._seq += 1
         event = _Open(
+            seq=self._seq if seq is None else seq,
             stamp=stamp,
             victim=victim,
             constraint=constraint or context.constraint or ("memcg" if memcg else None),
@@ -492,6 +525,9 @@ class OomParser:
 
     def finish(self) -> tuple[list[OomEvent], list[UnitOom]]:
         self._flush_selection()
+        while self._constraints:
+            self._flush_constraint(self._constraints.popitem(last=False)[1])
+        self._events.sort(key=lambda e: e.seq)
         events = [
             OomEvent(
                 time=e.stamp.text,
@@ -541,8 +577,10 @@ def _merge_victim(old: Victim, new: Victim) -> Victim:
 _NODE_NAMES = {"node", "nodejs", "npm", "npm start", "npm run start", "next-server", "next-router-worker"}
 
 
-def _gib(kb: int) -> str:
-    return f"{kb / 1024 / 1024:.1f} GiB" if kb >= 1024 * 1024 else f"{kb / 1024:.0f} MiB"
+def format_kb(kb: int) -> str:
+    if kb >= 1024 * 1024:
+        return f"{kb / 1024 / 1024:.1f} GiB"
+    return f"{kb / 1024:.0f} MiB" if kb >= 1024 else f"{kb} KiB"
 
 
 def attribute(name: str, settings: Settings, app_by_pid: Mapping[int, str], pid: int) -> str | None:
@@ -567,11 +605,11 @@ def verdict_for(event: OomEvent, settings: Settings, app_by_pid: Mapping[int, st
     sentence = f"{victim.name} (pid {victim.pid}) killed{when}"
     ram_kb = event.total_ram_kb or local_ram_kb
     if victim.rss_kb is not None:
-        sentence += f" holding {_gib(victim.rss_kb)} RSS"
+        sentence += f" holding {format_kb(victim.rss_kb)} RSS"
         if ram_kb:
-            sentence += f" of {_gib(ram_kb)} RAM"
+            sentence += f" of {format_kb(ram_kb)} RAM"
     elif ram_kb:
-        sentence += f" on a machine with {_gib(ram_kb)} RAM"
+        sentence += f" on a machine with {format_kb(ram_kb)} RAM"
     if event.constraint == "memcg":
         where = event.memcg.oom_memcg if event.memcg and event.memcg.oom_memcg else None
         sentence += f", at the limit of memory cgroup {where}" if where else ", at a memory cgroup limit"
