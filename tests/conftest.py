@@ -41,3 +41,53 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
                  "FFMPEG_BREAKER_FAILURE_THRESHOLD", "FFMPEG_BREAKER_COOLDOWN_MS",
                  "FFMPEG_BREAKER_SUCCESS_THRESHOLD", "FRONT_PORT", "PORT", "VMKEEPER_CONFIG"):
         monkeypatch.delenv(name, raising=False)
+
+
+# --- the sandbox: one per test session, shared by every slow test that needs the VM ---------
+
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from vmkeeper.adapters.apache import Apache  # noqa: E402
+from vmkeeper.adapters.pm2 import Pm2  # noqa: E402
+from vmkeeper.sandbox import service as sandbox_service  # noqa: E402
+from vmkeeper.sandbox.layout import Layout  # noqa: E402
+from vmkeeper.settings import Settings  # noqa: E402
+
+# Apart from the demo's default base (10000), so a demo sandbox left up does not collide;
+# VMKEEPER_TEST_BASE_PORT lets two test runs on one machine use disjoint ports.
+TEST_BASE_PORT = int(__import__("os").environ.get("VMKEEPER_TEST_BASE_PORT", "20000"))
+
+
+@dataclass(frozen=True)
+class SandboxHandle:
+    layout: Layout
+    settings: Settings
+    pm2: Pm2
+    apache: Apache
+
+    @property
+    def config(self) -> Path:
+        return self.layout.config
+
+    def vmkeeper(self, cli: Callable[..., CliRun], *argv: str) -> CliRun:
+        return cli("--config", str(self.layout.config), *argv)
+
+    def restore(self) -> None:
+        """Bring every part back (after a test that broke one on purpose)."""
+        sandbox_service.up(self.layout)
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]:
+    layout = Layout.at(tmp_path_factory.mktemp("sandbox"), TEST_BASE_PORT)
+    try:
+        sandbox_service.up(layout)
+        settings = sandbox_service.sandbox_settings(layout)
+        yield SandboxHandle(
+            layout, settings, sandbox_service.pm2_for(layout),
+            sandbox_service.apache_for(layout, settings.proxy.bin),
+        )
+    finally:
+        if layout.config.exists() or layout.marker.exists():
+            sandbox_service.down(layout)

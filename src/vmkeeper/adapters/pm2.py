@@ -106,19 +106,31 @@ def app_from_entry(entry: Mapping[str, Any]) -> Pm2App:
 
 
 def _json_array(text: str, what: str) -> list[Any]:
-    # `pm2 jlist` may print "[PM2] Spawning PM2 daemon…" lines before the JSON when it had to
-    # start the daemon; the JSON array is the last line that starts with '['.
-    candidates = [line for line in text.splitlines() if line.lstrip().startswith("[{")]
-    payload = candidates[-1] if candidates else text.strip()
-    if payload in ("", "[]"):
-        return []
-    try:
-        data = json.loads(payload)
-    except json.JSONDecodeError as error:
-        raise Pm2OutputError(f"{what} is not JSON ({error.msg} at {error.pos}).") from None
-    if not isinstance(data, list):
-        raise Pm2OutputError(f"{what} is not a JSON array.")
-    return data
+    """The JSON array in PM2's output.
+
+    `pm2 jlist` prints a banner and "[PM2] Spawning PM2 daemon…" lines before the JSON when
+    it had to start the daemon, so the array is the last line that parses as one.
+    """
+    stripped = text.strip()
+    if stripped.startswith("[{") or stripped == "[]":
+        candidates = [stripped]
+    else:
+        candidates = [line.strip() for line in reversed(text.splitlines())
+                      if line.strip().startswith("[") and line.strip().endswith("]")]
+    error: json.JSONDecodeError | None = None
+    for candidate in candidates:
+        try:
+            data = json.loads(candidate)
+        except json.JSONDecodeError as failed:
+            error = error or failed
+            continue
+        if not isinstance(data, list):
+            raise Pm2OutputError(f"{what} is not a JSON array.")
+        return data
+    if not stripped:
+        raise Pm2OutputError(f"{what} is empty.")
+    detail = f" ({error.msg} at {error.pos})" if error else ""
+    raise Pm2OutputError(f"{what} holds no JSON array{detail}.")
 
 
 def parse_jlist(text: str) -> list[Pm2App]:
@@ -126,7 +138,14 @@ def parse_jlist(text: str) -> list[Pm2App]:
 
 
 def parse_dump(text: str) -> list[Pm2App]:
-    return [app_from_entry(e) for e in _json_array(text, "dump.pm2") if isinstance(e, dict)]
+    """dump.pm2 as `pm2 save` writes it: one (pretty-printed) JSON array of app entries."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise Pm2OutputError(f"dump.pm2 is not JSON ({error.msg} at line {error.lineno}).") from None
+    if not isinstance(data, list):
+        raise Pm2OutputError("dump.pm2 is not a JSON array.")
+    return [app_from_entry(e) for e in data if isinstance(e, dict)]
 
 
 def start_npm_argv(pm2_bin: str, name: str, script: str) -> list[str]:
