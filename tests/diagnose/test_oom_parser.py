@@ -182,3 +182,22 @@ def test_event_list_is_bounded_on_a_kill_storm(monkeypatch: pytest.MonkeyPatch) 
     report = build_report(parser, settings=Settings(), source="t")
     assert len(report.events) == 10
     assert report.events_dropped == 40
+
+
+def test_selection_without_its_kill_line_is_not_merged_into_a_later_kill() -> None:
+    lines = [
+        "Dec 1 15:01:07 cluster1 kernel: Out of memory: Kill process 7963 (sge_qmaster) score 948 "
+        "or sacrifice child",
+        f"Dec 3 09:00:00 cluster1 kernel: {KILL}",
+    ]
+    events = build_report(scan(lines, NOW), settings=Settings(), source="t").events
+    assert [(e.victim.pid, e.score) for e in events] == [(7963, 948), (4242, None)]
+
+
+def test_sacrificed_child_takes_the_parents_selection() -> None:
+    lines = [
+        "[  10.000001] Out of memory: Kill process 100 (bash) score 900 or sacrifice child",
+        "[  10.000002] Killed process 101 (ffmpeg) total-vm:2000kB, anon-rss:1000kB, file-rss:0kB",
+    ]
+    events = build_report(scan(lines, NOW), settings=Settings(), source="t").events
+    assert [(e.victim.name, e.victim.pid, e.score) for e in events] == [("ffmpeg", 101, 900)]

@@ -314,6 +314,8 @@ class OomParser:
         self._units: list[UnitOom] = []
         self.total_ram_kb: int | None = None
         self._seq = 0
+        self._candidates = 0  # candidate lines seen, to tell which line came right after which
+        self._selected_at = 0
         self.lines = 0
         self.dropped = 0
 
@@ -335,6 +337,7 @@ class OomParser:
         self.lines += count
 
     def _feed_candidate(self, line: str) -> None:
+        self._candidates += 1
         stamp, message = split_prefix(line, self._now)
         if "Mem-Info" not in message and "pages RAM" in message:
             match = _PAGES_RAM.match(message.strip())
@@ -411,6 +414,7 @@ class OomParser:
         if match is None:
             return
         self._flush_selection()
+        self._selected_at = self._candidates
         self._selection = (
             stamp, int(match.group("pid")), match.group("name"), int(match.group("score")),
             _scope_constraint(match.group("scope")),
@@ -443,9 +447,16 @@ class OomParser:
         score = None
         constraint = _scope_constraint(match.group("scope"))
         if self._selection is not None:
-            _s_stamp, _pid, _name, score, selected_constraint = self._selection
-            constraint = constraint or selected_constraint
-            self._selection = None
+            selected_stamp, selected_pid, _name, selected_score, selected_constraint = \
+                self._selection
+            # The selection names the parent; the kill on the very next line may be a sacrificed
+            # child. Any later kill belongs to another OOM: the selection was a kill of its own.
+            adjacent = self._candidates == self._selected_at + 1
+            if adjacent or (selected_pid == victim.pid and _same_kill(selected_stamp, stamp)):
+                score, constraint = selected_score, constraint or selected_constraint
+                self._selection = None
+            else:
+                self._flush_selection()
         self._record(stamp, victim, constraint, score=score)
 
     def _record(self, stamp: _Stamp, victim: Victim, constraint: str | None,
