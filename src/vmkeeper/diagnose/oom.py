@@ -452,7 +452,7 @@ class OomParser:
             # The selection names the parent; the kill on the very next line may be a sacrificed
             # child. Any later kill belongs to another OOM: the selection was a kill of its own.
             adjacent = self._candidates == self._selected_at + 1
-            if adjacent or (selected_pid == victim.pid and _same_kill(selected_stamp, stamp)):
+            if (adjacent or selected_pid == victim.pid) and _same_kill(selected_stamp, stamp):
                 score, constraint = selected_score, constraint or selected_constraint
                 self._selection = None
             else:
