@@ -108,10 +108,13 @@ class MediaSettings(_Section):
     breaker: BreakerSettings = BreakerSettings()
     ffmpeg_path: str | None = None
     ffprobe_path: str | None = None
-    max_duration_s: float = Field(600, gt=0)
+    # A 1080p30 reversal runs at about real time on 2 vCPUs: 300 s fits the 600 s timeout.
+    max_duration_s: float = Field(300, gt=0)
     max_pixels: int = Field(1920 * 1080, gt=0)
-    max_size_bytes: int = Field(2 * 1024**3, gt=0)
-    memory_budget_mb: int = Field(256, gt=0)
+    max_size_bytes: int = Field(1024**3, gt=0)
+    # Decoded frames held per piece of a reversal (the rest of its memory is one decoder and one
+    # encoder): 96 MiB is 31 frames of 1080p or 69 of 720p. Less re-decodes GOPs more often.
+    memory_budget_mb: int = Field(96, gt=0)
     worker_memory_limit_mb: int = Field(1024, gt=0)
     concurrency: int = Field(1, ge=1)
     max_attempts: int = Field(3, ge=1)
@@ -135,6 +138,15 @@ class HealthSettings(_Section):
     check_timeout_s: float = Field(5, gt=0)
     recover_timeout_s: float = Field(90, gt=0)
     recover_attempts: int = Field(3, ge=1)
+    # Seconds before the second attempt of a recovery action; doubled for each one after.
+    recover_backoff_s: float = Field(2, ge=0)
+    # Who brings PM2 back: "systemd" (the unit pm2.unit), "pm2" (`pm2 resurrect`), or "auto"
+    # (systemd when it is PID 1). Tests set "systemd" with a stand-in systemctl.
+    supervisor: str = Field("auto", pattern="^(auto|systemd|pm2)$")
+    systemctl: str = "systemctl"
+    # An OOM kill in the kernel log this recent counts as evidence for `recover`.
+    oom_lookback: str = "-1h"
+    log_lines: int = Field(100, ge=1, le=100_000)
 
 
 class DiagnoseSettings(_Section):

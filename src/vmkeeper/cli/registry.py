@@ -8,6 +8,7 @@ import typer
 
 # (module under vmkeeper.cli, group name or None for top-level commands)
 GROUPS: list[tuple[str, str | None]] = [
+    ("media", "media"),
     ("sandbox", "sandbox"),
     ("diagnose", "diagnose"),
 ]

@@ -1,0 +1,1 @@
+"""Media: probing, input limits and video reversal in flat memory (PyAV in a worker process)."""

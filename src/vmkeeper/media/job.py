@@ -1,0 +1,63 @@
+"""What the parent hands the reversal worker, and what the worker hands back (plain JSON).
+
+Kept free of PyAV and pydantic so the parent stays small: the parent's memory counts in the
+reversal's process tree, and the tree must stay within 1.25x of a forward transcode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+# DST suffix -> FFmpeg muxer. MP4 is the default the issue asks for; MOV and Matroska carry PCM,
+# which the frame- and sample-exact tests need.
+CONTAINERS: dict[str, str] = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    video_codec: str = "libx264"
+    preset: str = "veryfast"
+    crf: int = 23
+    audio_codec: str = "aac"
+    audio_bitrate: str = "128k"
+
+
+@dataclass(frozen=True)
+class ReverseJob:
+    source: str
+    output: str  # the temporary name beside DST; the parent renames it when verified
+    container: str  # FFmpeg muxer name
+    temp_dir: str  # private; the parent removes it whatever happens
+    frame_budget_bytes: int
+    encoder: EncoderSpec = EncoderSpec()
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ReverseJob:
+        data = json.loads(text)
+        data["encoder"] = EncoderSpec(**data.get("encoder", {}))
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ReverseStats:
+    frames: int
+    pieces: int
+    frames_per_piece: int
+    frames_decoded: int  # > frames when pieces are shorter than the GOP (re-decoding)
+    video_duration_s: float
+    audio_samples: int
+    output_frames: int
+    output_video_duration_s: float
+    output_audio_samples: int
+    worker_peak_rss_bytes: int
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReverseStats:
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in names})

@@ -1,0 +1,76 @@
+"""The media worker process: ``python -m vmkeeper.media.worker probe FILE | reverse JOB_JSON``.
+
+FFmpeg's libraries run in-process through PyAV and cannot be interrupted from Python, so they
+run here, in a child the parent can kill whole on FFPROBE_TIMEOUT_MS / FFMPEG_REVERSE_TIMEOUT_MS
+(and that a job service can start under a memory limit). It speaks JSON lines on stdout:
+``{"type": "progress", ...}``, then one ``{"type": "result", ...}`` or ``{"type": "error", ...}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+_PROGRESS_INTERVAL_S = 0.5
+
+
+def _say(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def _probe(path: str) -> int:
+    from vmkeeper.media.avprobe import ProbeFailed, probe_file
+
+    try:
+        data = probe_file(path)
+    except ProbeFailed as error:
+        _say({"type": "error", "message": str(error)})
+        return 1
+    sys.stdout.write(json.dumps(data) + "\n")
+    return 0
+
+
+def _reverse(job_json: str) -> int:
+    import av
+
+    from vmkeeper.media.job import ReverseJob
+    from vmkeeper.media.reverse import ReversalFailed, reverse_file
+
+    job = ReverseJob.from_json(job_json)
+    last = 0.0
+
+    def progress(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= _PROGRESS_INTERVAL_S or done == total:
+            last = now
+            _say({"type": "progress", "done": done, "total": total})
+
+    try:
+        stats = reverse_file(job, progress)
+    except ReversalFailed as error:
+        _say({"type": "error", "message": str(error)})
+        return 1
+    except av.error.FFmpegError as error:
+        _say({"type": "error", "message": f"FFmpeg failed: {error}"})
+        return 1
+    _say({"type": "result", **dataclasses.asdict(stats)})
+    return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    if len(argv) == 2 and argv[0] == "probe":
+        return _probe(argv[1])
+    if len(argv) == 2 and argv[0] == "reverse":
+        return _reverse(argv[1])
+    sys.stderr.write("usage: python -m vmkeeper.media.worker probe FILE | reverse JOB_JSON\n")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
