@@ -1,0 +1,40 @@
+"""`vmkeeper redact [FILE | -] [--check]`: a document with every secret replaced."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from vmkeeper.cli.common import stdout_console
+from vmkeeper.redact import read_text, redact_document
+
+
+def redact(
+    source: Optional[str] = typer.Argument(  # noqa: UP007 - typer needs Optional on 3.11
+        "-", metavar="[FILE | -]", help="dump.pm2, `pm2 jlist` output, an env file or a log."
+    ),
+    check: bool = typer.Option(
+        False, "--check", help="List what would be redacted (kind and place, never the value); "
+        "exit 1 if anything."
+    ),
+) -> None:
+    """Write the document with every secret replaced by «redacted:<kind>»."""
+    from pathlib import Path
+
+    text = sys.stdin.read() if source in (None, "-") else read_text(Path(source))
+    result = redact_document(text)
+    if check:
+        console = stdout_console()
+        for finding in result.findings:
+            console.print(f"{finding.kind}\t{finding.location}", markup=False)
+        if result.findings:
+            raise typer.Exit(1)
+        console.print(f"nothing to redact ({result.kind.value})")
+        return
+    sys.stdout.write(result.text)
+    sys.stdout.flush()
+
+
+COMMANDS = [redact]
