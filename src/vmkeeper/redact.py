@@ -78,7 +78,7 @@ _KEY_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
 _KEY_HARMLESS = re.compile(
     r"(?:[_.-](?:url|uri|host|hostname|port|path|file|dir|expires(?:[_.-]?in)?|ttl|timeout|enabled|"
     r"header|name|domain|algorithm|length|type|method|mode|provider|strategy|issuer|audience|"
-    r"max[_.-]?age|secure|same[_.-]?site|http[_.-]?only)$)|^(?:auth|session|cookie)$",
+    r"max[_.-]?age|secure|same[_.-]?site|http[_.-]?only)$)|^(?:auth|session|cookie|pwd|oldpwd)$",
     re.I,
 )
 _HARMLESS_VALUES = {"", "true", "false", "null", "none", "undefined", "0", "1", "bearer", "basic",

@@ -7,7 +7,6 @@ from typing import Optional
 
 import typer
 
-from vmkeeper.cli.common import stdout_console
 from vmkeeper.redact import read_text, redact_document
 
 
@@ -26,12 +25,12 @@ def redact(
     text = sys.stdin.read() if source in (None, "-") else read_text(Path(source))
     result = redact_document(text)
     if check:
-        console = stdout_console()
+        # Plain writes: tab-separated for `cut`/`awk`, which rich would turn into spaces.
         for finding in result.findings:
-            console.print(f"{finding.kind}\t{finding.location}", markup=False)
+            sys.stdout.write(f"{finding.kind}\t{finding.location}\n")
         if result.findings:
             raise typer.Exit(1)
-        console.print(f"nothing to redact ({result.kind.value})")
+        sys.stdout.write(f"nothing to redact ({result.kind.value})\n")
         return
     sys.stdout.write(result.text)
     sys.stdout.flush()
