@@ -47,6 +47,9 @@ class ReleasesSettings(_Section):
     build_timeout_s: float = Field(1200, gt=0)
     ready_timeout_s: float = Field(60, gt=0)
     nice: int = Field(10, ge=0, le=19)
+    # Free space a new release needs beyond the previous release's size (node_modules varies).
+    disk_margin_mb: int = Field(200, ge=0)
+    git_timeout_s: float = Field(120, gt=0)
 
 
 class AppSettings(_Section):

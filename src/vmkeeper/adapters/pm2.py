@@ -43,6 +43,10 @@ class Pm2App:
     memory_bytes: int | None
     cpu_percent: float | None
     env: Mapping[str, str] = field(default_factory=dict)
+    # The Node version PM2 recorded for the app's interpreter, and its log files.
+    node_version: str | None = None
+    out_log: Path | None = None
+    err_log: Path | None = None
 
     @property
     def online(self) -> bool:
@@ -102,6 +106,9 @@ def app_from_entry(entry: Mapping[str, Any]) -> Pm2App:
         memory_bytes=_as_int(monit.get("memory")) if monit else None,
         cpu_percent=float(monit["cpu"]) if monit and monit.get("cpu") is not None else None,
         env=env,
+        node_version=str(env_source["node_version"]) if env_source.get("node_version") else None,
+        out_log=Path(env_source["pm_out_log_path"]) if env_source.get("pm_out_log_path") else None,
+        err_log=Path(env_source["pm_err_log_path"]) if env_source.get("pm_err_log_path") else None,
     )
 
 

@@ -1,0 +1,216 @@
+"""Everything health looks at, gathered concurrently: each source in its own thread with its own
+timeout, failures kept as values. The judging (checks.py) is pure and runs on these facts.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, TypeVar
+from urllib.parse import urlsplit
+
+import psutil
+
+from vmkeeper import proc
+from vmkeeper.adapters import host, http, systemd
+from vmkeeper.adapters.pm2 import Pm2, Pm2App, from_settings
+from vmkeeper.errors import VmkeeperError
+from vmkeeper.settings import Settings
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Got(Generic[T]):
+    """One gathered fact: its value, or why it could not be had, and how long it took."""
+
+    value: T | None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class Pm2Snapshot:
+    daemon_pid: int | None
+    apps: list[Pm2App] | None  # None when the daemon is down (jlist would start one)
+    # Every pid in each app's process tree: `npm run start` listens from a grandchild.
+    trees: dict[str, set[int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Facts:
+    filesystems: Got[list[host.FsUsage]]
+    memory: Got[host.MemoryUsage]
+    listeners: Got[list[host.Listener]]
+    probes: dict[str, Got[http.Probe]]
+    pm2: Got[Pm2Snapshot]
+    unit: Got[systemd.UnitState] | None  # None where PM2 is not supervised by systemd
+    dump: Got[list[Pm2App]]
+    node_version: Got[str]
+    proxy_config: Got[list[str]]  # ProxyPass/BalancerMember lines of Apache's config
+    previous_restarts: dict[str, int]
+    now: float
+
+
+def health_pm2(settings: Settings) -> Pm2:
+    # A health run must not wait PM2's default 30 s on a wedged daemon.
+    timeout = min(settings.pm2.timeout_s, settings.health.check_timeout_s)
+    return from_settings(settings.pm2.bin, settings.pm2.home, timeout)
+
+
+def supervisor_mode(settings: Settings) -> str:
+    mode = settings.health.supervisor
+    if mode == "auto":
+        return "systemd" if systemd.available(settings.health.systemctl) else "pm2"
+    return mode
+
+
+def probe_urls(settings: Settings) -> dict[str, tuple[str, dict[str, str]]]:
+    """name -> (url, headers). The proxy is asked locally too unless the public URL is local."""
+    apps = settings.apps
+    urls: dict[str, tuple[str, dict[str, str]]] = {}
+    for role in ("frontend", "backend"):
+        app = getattr(apps, role)
+        if app.port and app.health_path is not None:
+            urls[role] = (f"http://127.0.0.1:{app.port}{app.health_path}", {})
+    public = settings.public_url.rstrip("/") + "/"
+    urls["public"] = (public, {})
+    parts = urlsplit(public)
+    local = f"http://127.0.0.1:{settings.proxy.port}/"
+    if not (parts.hostname in ("127.0.0.1", "localhost") and
+            (parts.port or 80) == settings.proxy.port):
+        # Ask Apache directly with the public Host, so Cloudflare or DNS trouble is told apart.
+        urls["proxy"] = (local, {"Host": parts.netloc or "localhost"})
+    return urls
+
+
+def watched_ports(settings: Settings) -> dict[int, str]:
+    """port -> role for every port health expects a listener on."""
+    ports = {settings.proxy.port: "proxy"}
+    for role, app in settings.app_roles().items():
+        if app.port:
+            ports[app.port] = role
+        for extra in app.extra_ports:
+            ports[extra] = role
+    return ports
+
+
+def watched_paths(settings: Settings) -> list[Path]:
+    return [settings.workspace.path, settings.releases.root, settings.pm2.home / "logs",
+            settings.proxy.error_log.parent]
+
+
+def _filesystems(paths: list[Path]) -> list[host.FsUsage]:
+    seen: dict[int, host.FsUsage] = {}
+    for path in paths:
+        usage = host.fs_usage(path)
+        seen.setdefault(usage.device, usage)  # one filesystem reported once
+    return list(seen.values())
+
+
+def _tree(pid: int | None) -> set[int]:
+    if not pid:
+        return set()
+    try:
+        process = psutil.Process(pid)
+        return {pid, *(child.pid for child in process.children(recursive=True))}
+    except psutil.Error:
+        return {pid}
+
+
+def pm2_snapshot(pm2: Pm2) -> Pm2Snapshot:
+    daemon = pm2.daemon_pid()
+    if daemon is None:
+        # Every pm2 command would spawn a fresh daemon and hide the outage it is asked about.
+        return Pm2Snapshot(None, None)
+    apps = pm2.jlist()
+    return Pm2Snapshot(daemon, apps, {app.name: _tree(app.pid) for app in apps})
+
+
+def node_version(timeout: float) -> str:
+    return proc.run(["node", "-v"], timeout=timeout).stdout.strip()
+
+
+def proxy_lines(config: Path) -> list[str]:
+    """ProxyPass-like lines of Apache's config and the files it includes next to it (Debian's
+    sites-enabled/ and conf-enabled/)."""
+    files = [config]
+    for folder in ("sites-enabled", "conf-enabled", "mods-enabled"):
+        directory = config.parent / folder
+        if directory.is_dir():
+            files.extend(sorted(p for p in directory.iterdir() if p.suffix == ".conf"))
+    lines: list[str] = []
+    for file in files:
+        for line in file.read_text(errors="replace").splitlines():
+            stripped = line.strip()
+            if stripped.lower().startswith(("proxypass ", "balancermember ", "proxyset ")):
+                lines.append(stripped)
+    return lines
+
+
+def _timed(function: Callable[[], T]) -> Got[T]:
+    started = time.monotonic()
+    try:
+        return Got(function(), None, time.monotonic() - started)
+    except (VmkeeperError, OSError, psutil.Error, ValueError) as error:
+        return Got(None, str(error) or type(error).__name__, time.monotonic() - started)
+
+
+def gather(settings: Settings, *, previous_restarts: dict[str, int] | None = None,
+           pm2: Pm2 | None = None, mode: str | None = None) -> Facts:
+    """Gather every fact at once; no source may take longer than health.check_timeout_s."""
+    timeout = settings.health.check_timeout_s
+    pm2 = pm2 or health_pm2(settings)
+    mode = mode or supervisor_mode(settings)
+    systemctl = systemd.Systemctl(settings.health.systemctl, timeout=timeout)
+    jobs: dict[str, Callable[[], object]] = {
+        "filesystems": lambda: _filesystems(watched_paths(settings)),
+        "memory": host.memory,
+        "listeners": lambda: host.listeners(watched_ports(settings), timeout=timeout)[0],
+        "pm2": lambda: pm2_snapshot(pm2),
+        "dump": pm2.read_dump,
+        "node": lambda: node_version(timeout),
+        "proxy_config": lambda: proxy_lines(settings.proxy.config),
+    }
+    for name, (url, headers) in probe_urls(settings).items():
+        jobs[f"probe:{name}"] = (
+            lambda url=url, headers=headers: http.probe(url, timeout=timeout, headers=headers)
+        )
+    if mode == "systemd":
+        jobs["unit"] = lambda: systemctl.show(settings.pm2.unit)
+    results: dict[str, Got[object]] = {}
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(jobs),
+                                                 thread_name_prefix="health")
+    try:
+        futures = {name: pool.submit(_timed, job) for name, job in jobs.items()}
+        # Every source carries its own timeout; this deadline only guards against one that
+        # does not (a hung filesystem in statvfs), with a margin for the slowest honest one.
+        deadline = time.monotonic() + timeout + 2
+        for name, future in futures.items():
+            try:
+                results[name] = future.result(timeout=max(deadline - time.monotonic(), 0.01))
+            except concurrent.futures.TimeoutError:
+                results[name] = Got(None, f"no answer within {timeout:g} s", timeout)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return Facts(
+        filesystems=results["filesystems"],  # type: ignore[arg-type]
+        memory=results["memory"],  # type: ignore[arg-type]
+        listeners=results["listeners"],  # type: ignore[arg-type]
+        probes={k.removeprefix("probe:"): v for k, v in results.items()  # type: ignore[misc]
+                if k.startswith("probe:")},
+        pm2=results["pm2"],  # type: ignore[arg-type]
+        unit=results.get("unit"),  # type: ignore[arg-type]
+        dump=results["dump"],  # type: ignore[arg-type]
+        node_version=results["node"],  # type: ignore[arg-type]
+        proxy_config=results["proxy_config"],  # type: ignore[arg-type]
+        previous_restarts=dict(previous_restarts or {}),
+        now=time.time(),
+    )

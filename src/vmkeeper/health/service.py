@@ -1,0 +1,97 @@
+"""`vmkeeper health` and `vmkeeper status`: gather, judge, chain into a verdict."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from vmkeeper.adapters.pm2 import Pm2
+from vmkeeper.health import checks as judge
+from vmkeeper.health import facts as gathering
+from vmkeeper.health.model import HealthReport, Layer, worst
+from vmkeeper.health.report import load_restarts, prometheus_text, save_restarts, write_atomic
+from vmkeeper.health.verdict import verdict
+from vmkeeper.releases import store
+from vmkeeper.settings import Settings
+
+
+def run_health(settings: Settings, *, prometheus: Path | None = None, remember: bool = True,
+               pm2: Pm2 | None = None) -> HealthReport:
+    """Every runbook check, concurrently; ``remember`` keeps restart counts for next time."""
+    started = time.monotonic()
+    mode = gathering.supervisor_mode(settings)
+    facts = gathering.gather(settings, previous_restarts=load_restarts(settings.state_dir),
+                             pm2=pm2, mode=mode)
+    checks = judge.evaluate(facts, settings, mode)
+    found = verdict(checks)
+    report = HealthReport(
+        status=worst(c.status for c in checks),
+        verdict=found.line,
+        first_broken_layer=found.layer.value if found.layer and found.layer is not Layer.HOST
+        else None,
+        advice=found.advice,
+        checks=checks,
+        seconds=time.monotonic() - started,
+        supervisor=mode,
+    )
+    if remember:
+        save_restarts(settings.state_dir, report)
+    if prometheus is not None:
+        write_atomic(prometheus, prometheus_text(report))
+    return report
+
+
+@dataclass(frozen=True)
+class AppStatus:
+    name: str
+    role: str | None
+    status: str
+    pid: int | None
+    cwd: str | None
+    restarts: int
+    memory_bytes: int | None
+    ports: list[int]
+    release: str | None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    apps: list[AppStatus]
+    pm2_daemon_pid: int | None
+    supervisor: str
+    proxy_port: int
+    public_url: str
+    active_release: str | None
+    note: str | None
+
+
+def run_status(settings: Settings, pm2: Pm2 | None = None) -> StatusReport:
+    """The topology and each PM2 app's state, without ever starting a PM2 daemon."""
+    pm2 = pm2 or gathering.health_pm2(settings)
+    snapshot = gathering.pm2_snapshot(pm2)
+    roles = {app.name: role for role, app in settings.app_roles().items()}
+    ports = {role: ([app.port] if app.port else []) + list(app.extra_ports)
+             for role, app in settings.app_roles().items()}
+    apps: list[AppStatus] = []
+    active: str | None = None
+    seen = set()
+    for app in snapshot.apps or []:
+        role = roles.get(app.name)
+        release = None
+        if role == "frontend":
+            release = store.release_containing(settings.releases.root, app.cwd,
+                                               settings.workspace.frontend_dir)
+            active = release
+        seen.add(app.name)
+        apps.append(AppStatus(app.name, role, app.status, app.pid,
+                              str(app.cwd) if app.cwd else None, app.restarts,
+                              app.memory_bytes, ports.get(role or "", []), release))
+    for name, role in roles.items():
+        if name not in seen:
+            apps.append(AppStatus(name, role, "not running" if snapshot.apps is None
+                                  else "missing", None, None, 0, None, ports.get(role, []), None))
+    note = None if snapshot.daemon_pid else (
+        "the PM2 daemon is not running (vmkeeper did not start one): run `vmkeeper recover`")
+    return StatusReport(apps, snapshot.daemon_pid, gathering.supervisor_mode(settings),
+                        settings.proxy.port, settings.public_url, active, note)
