@@ -264,6 +264,12 @@ def decode_audio_to_pcm(source: str, pcm: Path, start_s: float, span_s: float) -
         layout = stream.codec_context.layout.name
         channels = stream.codec_context.channels
         total = round(span_s * rate)
+        # Samples past the audio track's declared end are encoder padding that FFmpeg's own
+        # decode drops too (PyAV does not): treat them as absent.
+        end = total
+        if stream.duration and stream.time_base is not None:
+            declared = float((stream.duration + (stream.start_time or 0)) * stream.time_base)
+            end = min(total, max(0, round((declared - start_s) * rate)))
         width = 4 * channels
         resampler = av.AudioResampler(format="flt", layout=layout, rate=rate)
         written = 0
@@ -283,10 +289,10 @@ def decode_audio_to_pcm(source: str, pcm: Path, start_s: float, span_s: float) -
                     data = bytes(chunk.planes[0])[: chunk.samples * width]
                     skip = max(0, written - position)
                     if position > written:
-                        gap = min(position, total) - written
+                        gap = max(0, min(position, end) - written)
                         out.write(bytes(gap * width))
                         written += gap
-                    room = max(0, total - written)
+                    room = max(0, end - written)
                     data = data[skip * width:][: room * width]
                     out.write(data)
                     written += len(data) // width

@@ -10,6 +10,7 @@ has checked frame count, duration and audio length; one JSON log record per reve
 from __future__ import annotations
 
 import json
+import logging
 import os
 import selectors
 import shutil
@@ -56,6 +57,7 @@ def _json_log() -> Any:
     # command's own (`--json` prints one object there and nothing else).
     return structlog.wrap_logger(
         structlog.PrintLogger(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         processors=[structlog.processors.add_log_level,
                     structlog.processors.TimeStamper(fmt="iso", utc=True),
                     structlog.processors.JSONRenderer()],

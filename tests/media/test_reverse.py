@@ -1,0 +1,139 @@
+"""media reverse against real FFmpeg: frame order, samples, durations, guardrails."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.media.conftest import Clips
+from tests.media.helpers import (LOSSLESS, audio_offset_and_span, frame_md5s, reversed_samples, run, samples,
+                                 video_pts_seconds)
+from vmkeeper.settings import MediaSettings
+
+pytestmark = pytest.mark.slow
+
+EVEN = "pad=ceil(iw/2)*2:ceil(ih/2)*2,format=yuv420p"
+
+
+@pytest.mark.parametrize("name", ["basic", "qvga", "long_gop", "rotated", "odd", "offset",
+                                  "tiny", "silent", "vfr"])
+def test_reverse_output_frames_are_input_frames_backwards(clips: Clips, tmp_path: Path,
+                                                          name: str) -> None:
+    src = getattr(clips, name)
+    result = run(LOSSLESS, src, tmp_path / "out.mov")
+    assert result.ok, result.error
+    expected = frame_md5s(src, EVEN if name == "odd" else None)[::-1]
+    assert frame_md5s(tmp_path / "out.mov") == expected
+    assert result.stats is not None and result.stats.output_frames == len(expected)
+
+
+def test_reverse_in_pieces_shorter_than_the_gop_still_exact(clips: Clips, tmp_path: Path) -> None:
+    result = run(LOSSLESS, clips.long_gop, tmp_path / "out.mov")
+    assert result.stats is not None
+    assert result.stats.pieces > 1  # 1 MiB budget: pieces of 54 frames in a 120-frame GOP
+
+
+def test_reverse_one_piece_when_the_budget_holds_the_clip(clips: Clips, tmp_path: Path) -> None:
+    settings = LOSSLESS.model_copy(update={"memory_budget_mb": 64})
+    result = run(settings, clips.basic, tmp_path / "out.mov")
+    assert result.stats is not None and result.stats.pieces == 1
+    assert result.stats.frames_decoded == result.stats.frames
+    assert frame_md5s(tmp_path / "out.mov") == frame_md5s(clips.basic)[::-1]
+
+
+@pytest.mark.parametrize("name", ["basic", "long_gop", "offset", "tiny"])
+def test_reverse_audio_is_input_audio_backwards_sample_exact(clips: Clips, tmp_path: Path,
+                                                             name: str) -> None:
+    src = getattr(clips, name)
+    assert run(LOSSLESS, src, tmp_path / "out.mov").ok
+    data, channels = samples(src)
+    got, got_channels = samples(tmp_path / "out.mov")
+    assert channels == got_channels == 2
+    # The reversed sound covers the picture's span: with a start offset the AAC priming sits
+    # before the first frame (1024 samples here) and is not part of it.
+    skip, span = audio_offset_and_span(src)
+    assert len(got) == span * channels
+    assert got == reversed_samples(data[skip * channels:(skip + span) * channels], channels)
+
+
+def test_reverse_audio_shorter_than_video_starts_with_silence(clips: Clips,
+                                                              tmp_path: Path) -> None:
+    assert run(LOSSLESS, clips.short_audio, tmp_path / "out.mov").ok
+    data, channels = samples(clips.short_audio)  # 2 s of sound under 3 s of picture
+    got, _ = samples(tmp_path / "out.mov")
+    silence = 48000 * channels
+    assert len(got) == 3 * 48000 * channels
+    assert not any(got[:silence])
+    assert got[silence:] == reversed_samples(data, channels)
+
+
+def test_reverse_audio_longer_than_video_is_cut_to_the_video(clips: Clips,
+                                                             tmp_path: Path) -> None:
+    assert run(LOSSLESS, clips.long_audio, tmp_path / "out.mov").ok
+    data, channels = samples(clips.long_audio)  # 3 s of sound over 2 s of picture
+    got, _ = samples(tmp_path / "out.mov")
+    span = 2 * 48000 * channels
+    assert got == reversed_samples(data[:span], channels)
+
+
+def test_reverse_vfr_is_a_true_time_mirror(clips: Clips, tmp_path: Path) -> None:
+    assert run(LOSSLESS, clips.vfr, tmp_path / "out.mov").ok
+    forward = video_pts_seconds(clips.vfr)
+    backward = video_pts_seconds(tmp_path / "out.mov")
+    end = forward[-1] + (forward[-1] - forward[-2])
+    expected = sorted(end - t for t in forward[1:] + [end])
+    assert backward == pytest.approx([t - expected[0] for t in expected], abs=1e-3)
+    durations = [b - a for a, b in zip(forward, forward[1:])]
+    assert len({round(d, 4) for d in durations}) > 1  # the input really is VFR
+    # Output frame k is input frame n-1-k and lasts as long: durations mirrored.
+    mirrored = (durations + [end - forward[-1]])[::-1][:-1]
+    assert [b - a for a, b in zip(backward, backward[1:])] == pytest.approx(mirrored, abs=1e-4)
+
+
+def test_reverse_default_output_is_h264_aac_mp4_faststart(clips: Clips, tmp_path: Path) -> None:
+    dst = tmp_path / "out.mp4"
+    result = run(MediaSettings(), clips.basic, dst)
+    assert result.ok and result.stats is not None
+    head = dst.read_bytes()
+    assert 0 <= head.find(b"moov") < head.find(b"mdat")  # +faststart: index first
+    assert result.stats.output_frames == 90
+    assert result.stats.output_video_duration_s == pytest.approx(3.0, abs=1 / 30)
+    assert abs(result.stats.output_audio_samples - 3 * 48000) <= 1024
+    data, channels = samples(dst)
+    assert len(data) == 3 * 48000 * channels  # FFmpeg's own decode: exact length
+    assert result.input is not None and result.input.video is not None
+    assert result.output_size_bytes == dst.stat().st_size
+
+
+def _our_processes() -> list[psutil.Process]:
+    return psutil.Process().children(recursive=True)
+
+
+def test_reverse_timeout_kills_the_worker_and_leaves_nothing(clips: Clips, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    settings = MediaSettings(reverse_timeout_ms=400)
+    dst = tmp_path / "out" / "reversed.mp4"
+    result = run(settings, clips.slow, dst, deadline=None)
+    assert not result.ok and not result.rejected
+    assert result.error is not None and "FFMPEG_REVERSE_TIMEOUT_MS" in result.error
+    assert _our_processes() == []
+    assert not dst.exists()
+    assert os.listdir(dst.parent) == []  # no partial file beside DST
+    assert os.listdir(private) == []  # the private temp dir is gone
+
+
+def test_reverse_failure_leaves_no_destination(clips: Clips, tmp_path: Path) -> None:
+    settings = MediaSettings(video_codec="no_such_encoder")
+    dst = tmp_path / "out.mp4"
+    result = run(settings, clips.tiny, dst)
+    assert not result.ok and result.error and "failed" in result.error
+    assert list(tmp_path.iterdir()) == []
+    assert _our_processes() == []
