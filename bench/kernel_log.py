@@ -62,10 +62,11 @@ def generate(path: Path, megabytes: int) -> None:
 
 _PARSER_CHILD = """
 import json, resource, sys, time
-from vmkeeper.diagnose.oom import scan
+from vmkeeper.diagnose.oom import OomParser
 start = time.perf_counter()
-with open(sys.argv[1], encoding="utf-8", errors="replace") as handle:
-    parser = scan(handle)
+parser = OomParser()
+with open(sys.argv[1], "rb") as handle:
+    parser.feed_chunks(iter(lambda: handle.read(1 << 20), b""))
 events, _units = parser.finish()
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "events": len(events),

@@ -32,7 +32,7 @@ def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_journal_is_read_when_it_has_entries(fake_bin: Path) -> None:
     _script(fake_bin, "journalctl", f"echo \"$@\" >&2; cat {CORPUS / 'ab-av1-189.log'}")
     with open_kernel_log(since="2026-06-12 03:00", until="2026-06-12 04:00") as log:
-        lines = list(log.lines)
+        lines = b"".join(log.chunks).splitlines()
     assert log.source.startswith("journalctl -k --no-pager -o short-iso --since 2026-06-12 03:00")
     assert log.local is True
     assert len(lines) == 4
@@ -45,7 +45,7 @@ def test_empty_or_refused_sources_fall_through_to_syslog_files(fake_bin: Path,
     kern = tmp_path / "kern.log"
     kern.write_text((CORPUS / "docker-for-linux-1001.log").read_text())
     with open_kernel_log(syslog_files=[tmp_path / "missing.log", kern]) as log:
-        count = sum(1 for _ in log.lines)
+        count = sum(chunk.count(b"\n") for chunk in log.chunks)
     assert log.source == str(kern)
     assert count == 8
     assert log.skipped == [
@@ -58,7 +58,7 @@ def test_empty_or_refused_sources_fall_through_to_syslog_files(fake_bin: Path,
 def test_journal_with_no_entries_in_the_window_is_an_answer(fake_bin: Path) -> None:
     _script(fake_bin, "journalctl", "echo '-- No entries --'")
     with open_kernel_log() as log:
-        assert list(log.lines) == []
+        assert list(log.chunks) == []
     assert log.source.startswith("journalctl")
 
 

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from vmkeeper import proc
 from vmkeeper.errors import CommandError, VmkeeperError
@@ -49,7 +49,7 @@ class KernelLog:
 
     source: str
     local: bool
-    lines: Iterator[str]
+    chunks: Iterator[bytes]  # raw log bytes; lines may span chunks
     skipped: list[str] = field(default_factory=list)
 
 
@@ -67,13 +67,26 @@ def dmesg_argv() -> list[str]:
     return ["dmesg", "--time-format", "iso"]
 
 
-def _decoded(stream: IO[bytes]) -> Iterator[str]:
-    for raw in stream:
-        yield raw.decode("utf-8", errors="replace")
+_CHUNK = 1 << 20
+
+
+def _read_chunks(stream: IO[bytes]) -> Iterator[bytes]:
+    while chunk := stream.read(_CHUNK):
+        yield chunk
+
+
+def _stream_chunks(stream: IO[Any]) -> Iterator[bytes]:
+    """Bytes from a binary stream, or from a text one (a test's StringIO) re-encoded."""
+    binary = getattr(stream, "buffer", None)
+    if binary is not None:
+        yield from _read_chunks(binary)
+        return
+    while chunk := stream.read(_CHUNK):
+        yield chunk.encode("utf-8") if isinstance(chunk, str) else chunk
 
 
 @contextlib.contextmanager
-def _program(argv: Sequence[str], timeout: float) -> Iterator[tuple[Iterator[str] | None, str]]:
+def _program(argv: Sequence[str], timeout: float) -> Iterator[tuple[Iterator[bytes] | None, str]]:
     """Start ``argv``; yield its stdout lines if it produced any, else None and why it failed."""
     with tempfile.TemporaryFile() as errors, proc.start(
         argv, timeout=timeout, stdout=proc.PIPE, stderr=errors
@@ -83,14 +96,14 @@ def _program(argv: Sequence[str], timeout: float) -> Iterator[tuple[Iterator[str
         timer.daemon = True
         timer.start()
         try:
-            assert running.stdout is not None
-            lines = _decoded(running.stdout)
+            stdout = running.stdout
+            assert stdout is not None
             # journalctl frames its output with `-- No entries --`/`-- Logs begin …`: look past
             # them before deciding whether the source said anything at all.
-            first = next(lines, None)
-            while first is not None and first.startswith("-- "):
-                first = next(lines, None)
-            if first is None:
+            first = stdout.readline()
+            while first.startswith(b"-- "):
+                first = stdout.readline()
+            if not first:
                 code = running.wait()
                 errors.seek(0)
                 message = errors.read().decode("utf-8", errors="replace").strip()
@@ -101,9 +114,9 @@ def _program(argv: Sequence[str], timeout: float) -> Iterator[tuple[Iterator[str
                 yield iter(()), ""
                 return
 
-            def everything() -> Iterator[str]:
+            def everything() -> Iterator[bytes]:
                 yield first
-                yield from lines
+                yield from _read_chunks(stdout)
 
             yield everything(), ""
         finally:
@@ -115,8 +128,8 @@ def _why(program: str, code: int, message: str) -> str:
     return f"{program}: {last}"
 
 
-def _open_file(path: Path) -> IO[str]:
-    return path.open("r", encoding="utf-8", errors="replace")
+def _open_file(path: Path) -> IO[bytes]:
+    return path.open("rb")
 
 
 @contextlib.contextmanager
@@ -125,7 +138,7 @@ def open_kernel_log(
     since: str | None = None,
     until: str | None = None,
     file: Path | None = None,
-    stdin: IO[str] | None = None,
+    stdin: IO[Any] | None = None,
     timeout_s: float = 300.0,
     syslog_files: Sequence[Path] = SYSLOG_FILES,
 ) -> Iterator[KernelLog]:
@@ -136,7 +149,7 @@ def open_kernel_log(
     no source can.
     """
     if stdin is not None:
-        yield KernelLog("stdin", local=False, lines=iter(stdin))
+        yield KernelLog("stdin", local=False, chunks=_stream_chunks(stdin))
         return
     if file is not None:
         try:
@@ -150,7 +163,7 @@ def open_kernel_log(
                 f"{file} is not readable by this user: run with sudo or copy it."
             ) from None
         with handle:
-            yield KernelLog(f"file:{file}", local=False, lines=_checked(handle, file))
+            yield KernelLog(f"file:{file}", local=False, chunks=_checked(handle, file))
         return
 
     skipped: list[str] = []
@@ -158,7 +171,7 @@ def open_kernel_log(
         try:
             with _program(argv, timeout_s) as (lines, why):
                 if lines is not None:
-                    yield KernelLog(" ".join(argv), local=True, lines=lines, skipped=skipped)
+                    yield KernelLog(" ".join(argv), local=True, chunks=lines, skipped=skipped)
                     return
                 skipped.append(why)
         except CommandError as error:
@@ -173,7 +186,7 @@ def open_kernel_log(
             skipped.append(f"{path}: {error.strerror or error}")
             continue
         with handle:
-            yield KernelLog(str(path), local=True, lines=_checked(handle, path), skipped=skipped)
+            yield KernelLog(str(path), local=True, chunks=_checked(handle, path), skipped=skipped)
         return
     raise KernelLogUnavailable(
         "no kernel log could be read (" + "; ".join(skipped) + "): run with sudo, or pass a "
@@ -181,10 +194,9 @@ def open_kernel_log(
     )
 
 
-def _checked(handle: IO[str], path: Path) -> Iterator[str]:
-    # A binary file is not a log; failing on its first bad read beats a page of garbage events.
+def _checked(handle: IO[bytes], path: Path) -> Iterator[bytes]:
     try:
-        yield from handle
+        yield from _read_chunks(handle)
     except OSError as error:
         raise KernelLogFileError(f"{path} could not be read: {error.strerror or error}.") from None
 

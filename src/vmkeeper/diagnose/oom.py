@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from vmkeeper.adapters import kernel_log
 from vmkeeper.errors import UsageError
@@ -23,6 +23,14 @@ from vmkeeper.settings import Settings
 # A cheap test every line passes before any regex runs: nearly all of a kernel log is noise, and
 # every line we care about carries one of these words (case as the kernel prints them).
 _CANDIDATE = re.compile(r"oom|OOM|Kill|killed as a result|pages RAM")
+
+_KEYWORDS = (b"oom", b"OOM", b"Kill", b"killed as a result", b"pages RAM")
+_MAX_LINE_BYTES = 1 << 20
+# A selection's own `Killed process` line follows within a line or two (another CPU's printk
+# may slip in between).
+_SELECTION_REACH = 3
+_PHRASES = ("invoked oom-killer", "oom-kill:", "or sacrifice child", "Killed process",
+            "oom_reaper: reaped", "killed as a result", "OOM killer", "'oom-kill'", "pages RAM")
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -314,13 +322,14 @@ class OomParser:
         self._units: list[UnitOom] = []
         self.total_ram_kb: int | None = None
         self._seq = 0
-        self._candidates = 0  # candidate lines seen, to tell which line came right after which
+        self._line_number = 0  # of the line being handled, to tell which came right after which
         self._selected_at = 0
         self.lines = 0
         self.dropped = 0
 
     def feed(self, line: str) -> None:
         self.lines += 1
+        self._line_number = self.lines
         if _CANDIDATE.search(line) is None:
             return
         self._feed_candidate(line)
@@ -329,15 +338,55 @@ class OomParser:
         # The hot loop of a 500 MB scan: the prefilter inlined, no attribute lookups per line.
         search = _CANDIDATE.search
         handle = self._feed_candidate
-        count = 0
+        count = self.lines
         for line in lines:
             count += 1
             if search(line) is not None:
+                self._line_number = count
                 handle(line)
-        self.lines += count
+        self.lines = count
+
+    def feed_chunks(self, chunks: Iterable[bytes]) -> None:
+        """Feed raw log bytes in chunks of any size: the fast path for files and pipes."""
+        tail = b""
+        for chunk in chunks:
+            data = tail + chunk if tail else chunk
+            cut = data.rfind(b"\n") + 1
+            if cut == 0 and len(data) < _MAX_LINE_BYTES:
+                tail = data
+                continue
+            cut = cut or len(data)  # a runaway line without newline: take it as one line
+            self._scan_block(data[:cut])
+            tail = data[cut:]
+        if tail:
+            self._scan_block(tail + b"\n")
+
+    def _scan_block(self, block: bytes) -> None:
+        # Find the few candidate lines with bytes.find (memchr speed) instead of running a
+        # regex over every line: nearly all of a kernel log is noise.
+        base = self.lines
+        self.lines += block.count(b"\n")
+        starts: set[int] = set()
+        for word in _KEYWORDS:
+            position = block.find(word)
+            while position != -1:
+                starts.add(block.rfind(b"\n", 0, position) + 1)
+                end = block.find(b"\n", position)
+                position = block.find(word, end) if end != -1 else -1
+        line_number, previous = base, 0
+        for start in sorted(starts):
+            line_number += block.count(b"\n", previous, start)
+            previous = start
+            self._line_number = line_number + 1
+            end = block.find(b"\n", start)
+            self._feed_candidate(block[start:end if end != -1 else None].decode(
+                "utf-8", errors="replace"))
 
     def _feed_candidate(self, line: str) -> None:
-        self._candidates += 1
+        # Call traces (`oom_kill_process+0x…`) and task tables pass the cheap test; only lines
+        # carrying one of these phrases are worth a prefix parse.
+        if not any(phrase in line for phrase in _PHRASES):
+            return
         stamp, message = split_prefix(line, self._now)
         if "Mem-Info" not in message and "pages RAM" in message:
             match = _PAGES_RAM.match(message.strip())
@@ -414,7 +463,7 @@ class OomParser:
         if match is None:
             return
         self._flush_selection()
-        self._selected_at = self._candidates
+        self._selected_at = self._line_number
         self._selection = (
             stamp, int(match.group("pid")), match.group("name"), int(match.group("score")),
             _scope_constraint(match.group("scope")),
@@ -451,7 +500,7 @@ class OomParser:
                 self._selection
             # The selection names the parent; the kill on the very next line may be a sacrificed
             # child. Any later kill belongs to another OOM: the selection was a kill of its own.
-            adjacent = self._candidates == self._selected_at + 1
+            adjacent = self._line_number - self._selected_at <= _SELECTION_REACH
             if (adjacent or selected_pid == victim.pid) and _same_kill(selected_stamp, stamp):
                 score, constraint = selected_score, constraint or selected_constraint
                 self._selection = None
@@ -723,7 +772,7 @@ def diagnose_oom(
     since: str | None = None,
     until: str | None = None,
     file: Path | None = None,
-    stdin: IO[str] | None = None,
+    stdin: IO[Any] | None = None,
     app_by_pid: Mapping[int, str] | None = None,
     now: datetime | None = None,
 ) -> OomReport:
@@ -739,7 +788,8 @@ def diagnose_oom(
         since=since, until=until, file=file, stdin=stdin,
         timeout_s=settings.diagnose.read_timeout_s,
     ) as log:
-        parser = scan(log.lines, now)
+        parser = OomParser(now=now)
+        parser.feed_chunks(log.chunks)
         source, skipped, local = log.source, list(log.skipped), log.local
     return build_report(
         parser,
