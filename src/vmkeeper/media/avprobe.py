@@ -23,16 +23,29 @@ def _fraction(value: Fraction | None) -> str:
 
 def _check_complete(container: Any, path: str) -> None:
     # An MP4 whose moov atom came first (+faststart) opens fine even when the media data was cut
-    # short; the index then points past the end of the file. Read the last packets to find out.
+    # short: the index promises samples the file no longer has. Read the packets after the last
+    # keyframe and check they reach the stream's declared end, inside the file.
     size = os.path.getsize(path)
     stream = container.streams.video[0]
-    if stream.duration is not None and stream.duration > 0:
-        container.seek((stream.start_time or 0) + stream.duration, stream=stream, backward=True)
+    if not stream.duration or stream.duration <= 0:
+        return
+    start = stream.start_time or 0
+    expected_end = start + stream.duration
+    slack = stream.duration // max(stream.frames or 1, 1) + 1  # about one frame
+    container.seek(expected_end, stream=stream, backward=True)
+    reached = None
     for packet in container.demux(stream):
-        if packet.size and packet.pos is not None and packet.pos >= 0 \
-                and packet.pos + packet.size > size:
-            raise ProbeFailed(f"the file is truncated (media data ends at byte {size}, "
-                              f"the index expects {packet.pos + packet.size})")
+        if not packet.size or packet.pts is None:
+            continue
+        if packet.pos is not None and packet.pos >= 0 and packet.pos + packet.size > size:
+            reached = None
+            break
+        end = packet.pts + (packet.duration or 0)
+        reached = end if reached is None else max(reached, end)
+    if reached is None or reached < expected_end - slack:
+        raise ProbeFailed(f"the file is truncated (its index promises video up to "
+                          f"{float(expected_end * stream.time_base):.3f} s that the data "
+                          "does not hold)")
 
 
 def probe_file(path: str) -> dict[str, Any]:

@@ -262,10 +262,12 @@ class JobStore:
         assert job is not None
         return job
 
-    def requeue(self, job_id: str) -> Job:
+    def requeue(self, job_id: str, *, refund: bool = False) -> Job:
+        """Back in the queue at its old place; ``refund``: the stop was ours, not the job's."""
         with self._transaction() as db:
             db.execute("UPDATE jobs SET state = 'queued', started_at = NULL, worker_pid = NULL, "
-                       "worker_create_time = NULL, worker_cgroup = NULL WHERE id = ?", (job_id,))
+                       "worker_create_time = NULL, worker_cgroup = NULL, "
+                       "attempts = attempts - ? WHERE id = ?", (int(refund), job_id))
         job = self.get(job_id)
         assert job is not None
         return job
