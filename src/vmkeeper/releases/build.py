@@ -17,16 +17,13 @@ BUILD_ENV = {"NEXT_TELEMETRY_DISABLED": "1", "NODE_ENV": "production"}
 
 def archive_frontend(settings: Settings, ref: str, release_dir: Path) -> Path:
     """Step 2: ``git archive`` the frontend of ``ref`` into ``release_dir``; return the app dir."""
-    git = Git(settings.workspace.path)
+    git = Git(settings.workspace.path, timeout=settings.releases.git_timeout_s)
     frontend = settings.workspace.frontend_dir
-    release_dir.mkdir(parents=True, exist_ok=False)
+    # The deploy creates the directory first (with its "building" record); the sandbox does not.
+    release_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=release_dir.parent, prefix=".archive-") as scratch:
         tar_path = Path(scratch) / "head.tar"
-        proc.run(
-            ["git", "-C", str(git.repo), "archive", "--format=tar", "-o", str(tar_path),
-             ref, "--", frontend],
-            timeout=git.timeout,
-        )
+        git.archive_to(ref, tar_path, frontend)
         with tarfile.open(tar_path) as archive:
             archive.extractall(release_dir, filter="data")
     return release_dir / frontend
@@ -54,17 +51,20 @@ def run_step(
     return proc.run(argv, timeout=timeout, cwd=app_dir, env=full_env, nice=settings.releases.nice)
 
 
-def install(settings: Settings, app_dir: Path) -> proc.Result:
+def install(
+    settings: Settings, app_dir: Path, env: Mapping[str, str] | None = None
+) -> proc.Result:
     # npm ci needs devDependencies (next's build toolchain): not NODE_ENV=production here.
     return run_step(
         settings, settings.releases.install_command, app_dir,
-        settings.releases.install_timeout_s, env={"NODE_ENV": "development"},
+        settings.releases.install_timeout_s, env={**(env or {}), "NODE_ENV": "development"},
     )
 
 
-def build(settings: Settings, app_dir: Path) -> proc.Result:
+def build(settings: Settings, app_dir: Path, env: Mapping[str, str] | None = None) -> proc.Result:
     return run_step(
-        settings, settings.releases.build_command, app_dir, settings.releases.build_timeout_s
+        settings, settings.releases.build_command, app_dir, settings.releases.build_timeout_s,
+        env=env,
     )
 
 

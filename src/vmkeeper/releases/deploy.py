@@ -1,0 +1,345 @@
+"""`vmkeeper deploy`: the runbook's eight "Frontend Release Deploys" steps, safe under failure.
+
+Steps 1–6 touch only the workspace's git refs and a new release directory, so a failure there
+removes that directory and nothing live changed. Step 7 switches PM2 and reverts to the
+previous release if the new one does not answer. Step 8 saves PM2 and prunes — only after a
+healthy switch, so a failed release never pushes out a good one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from vmkeeper.adapters import git as git_adapter
+from vmkeeper.adapters.pm2 import Pm2
+from vmkeeper.errors import DeployError, VmkeeperError
+from vmkeeper.releases import build, cleanup, history, live, lock, plan, store, switch, testhook
+from vmkeeper.releases.results import (
+    STEP_TITLES,
+    STEPS,
+    DeployResult,
+    Progress,
+    StepEvent,
+    StepResult,
+    no_progress,
+)
+from vmkeeper.settings import Settings
+
+
+class StepFailed(Exception):
+    """A step's failure, already worded for the operator."""
+
+
+class _Run:
+    def __init__(self, settings: Settings, branch: str, progress: Progress, pm2: Pm2) -> None:
+        self.settings = settings
+        self.branch = branch
+        self.progress = progress
+        self.pm2 = pm2
+        self.root = settings.releases.root
+        self.git = git_adapter.Git(settings.workspace.path, settings.releases.git_timeout_s)
+        self.run_id = uuid.uuid4().hex[:12]
+        self.steps: list[StepResult] = []
+        self.notes: list[str] = []
+        self.sha: str | None = None
+        self.release_id: str | None = None
+        self.release_path: Path | None = None
+        self.previous_dir: Path | None = None
+        self.previous_id: str | None = None
+        self.live_state: live.LiveState | None = None
+        self.reverted = False
+        self.watch: switch.TrafficWatch | None = None
+        self.dump_agrees: bool | None = None
+        self.pruned: list[str] = []
+        self.cleaned: list[str] = []
+
+    @property
+    def app_dir(self) -> Path:
+        assert self.release_path is not None
+        return self.release_path / self.settings.workspace.frontend_dir
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[list[str]]:
+        """Time one step, report it, pause there for the SIGKILL tests; details go in the list."""
+        index = STEPS.index(name) + 1
+        started = time.monotonic()
+        details: list[str] = []
+        self.progress(StepEvent(name, index, "started"))
+        testhook.pause_if_requested(name, "start")
+        try:
+            yield details
+            testhook.pause_if_requested(name, "end")
+        except (VmkeeperError, OSError, StepFailed) as error:
+            seconds = time.monotonic() - started
+            self.steps.append(StepResult(name, False, seconds, "; ".join(details)))
+            self.progress(StepEvent(name, index, "failed", seconds, str(error)))
+            raise StepFailed(f"step {index} ({name}) failed: {_sentence(error)}") from None
+        seconds = time.monotonic() - started
+        self.steps.append(StepResult(name, True, seconds, "; ".join(details)))
+        self.progress(StepEvent(name, index, "done", seconds, "; ".join(details)))
+
+    # --- steps 1-6 -----------------------------------------------------------------------------
+
+    def pull(self, details: list[str]) -> None:
+        remote, branch = self.settings.workspace.remote, self.branch
+        dirty = self.git.dirty_paths()
+        if dirty:
+            shown = ", ".join(dirty[:5]) + (" …" if len(dirty) > 5 else "")
+            raise DeployError(
+                f"the workspace {self.git.repo} has uncommitted changes ({shown}); commit or "
+                "stash them yourself — vmkeeper never resets or cleans the workspace"
+            )
+        if remote not in self.git.remotes():
+            raise DeployError(
+                f"the workspace has no git remote {remote!r} to pull from: add it "
+                f"(`git remote add {remote} URL`) or set workspace.remote"
+            )
+        self.git.fetch(remote, branch)
+        if self.git.current_branch() != branch:
+            self.git.switch(branch)
+            details.append(f"switched the workspace to {branch}")
+        divergence = self.git.divergence(remote, branch)
+        if divergence.diverged:
+            raise DeployError(
+                f"{branch} in the workspace and {remote}/{branch} have diverged "
+                f"({divergence.ahead} local, {divergence.behind} remote commits); reconcile them "
+                "by hand — vmkeeper only fast-forwards"
+            )
+        if divergence.behind:
+            self.git.merge_ff_only(remote, branch)
+            details.append(f"fast-forwarded {divergence.behind} commit(s)")
+        if divergence.ahead:
+            details.append(f"{divergence.ahead} local commit(s) not on {remote}")
+        self.sha = self.git.head_sha()
+        details.append(f"{branch} at {self.sha[:12]}")
+
+    def archive(self, details: list[str]) -> None:
+        assert self.sha is not None
+        self.check_disk(details)
+        release_id = store.new_release_id(self.sha)
+        while (self.root / release_id).exists():  # same sha redeployed within one second
+            time.sleep(1)
+            release_id = store.new_release_id(self.sha)
+        self.release_id = release_id
+        self.release_path = self.root / release_id
+        self.release_path.mkdir(parents=True)
+        store.write_meta(self.release_path, store.ReleaseMeta(
+            release_id, self.sha, self.branch, store.ReleaseState.BUILDING))
+        build.archive_frontend(self.settings, self.sha, self.release_path)
+        if not (self.app_dir / "package.json").is_file():
+            raise DeployError(
+                f"{self.settings.workspace.frontend_dir}/package.json is not in {self.sha[:12]}"
+            )
+        details.append(str(self.release_path))
+
+    def check_disk(self, details: list[str]) -> None:
+        """Refuse before building when the previous release's size would not fit."""
+        previous_size = 0
+        if self.previous_id:
+            meta = store.read_meta(self.root / self.previous_id)
+            previous_size = (meta.size_bytes if meta and meta.size_bytes else None) \
+                or store.directory_size(self.root / self.previous_id)
+        margin = self.settings.releases.disk_margin_mb * 1024 * 1024
+        free = shutil.disk_usage(self.root).free
+        needed = previous_size + margin
+        if free < needed:
+            raise DeployError(
+                f"not enough free disk space in {self.root}: {_mb(free)} free, a release needs "
+                f"about {_mb(needed)} (the previous release's {_mb(previous_size)} plus "
+                f"{_mb(margin)} margin); free some space (old releases: `vmkeeper releases`)"
+            )
+        details.append(f"{_mb(free)} free, need {_mb(needed)}")
+
+    def build_env(self) -> dict[str, str]:
+        assert self.sha is not None and self.release_id is not None
+        return {"GIT_SHA": self.sha, "RELEASE_ID": self.release_id}
+
+    def clean(self, details: list[str]) -> None:
+        assert self.release_path is not None
+        removed = build.remove_caches(self.settings, self.app_dir)
+        details.append("removed " + (", ".join(removed) or "nothing"))
+        if not build.has_build_output(self.settings, self.app_dir):
+            raise DeployError(
+                f"the build left no {self.settings.releases.build_output}/ in {self.app_dir}"
+            )
+        size = store.directory_size(self.release_path)
+        store.set_state(self.release_path, store.ReleaseState.BUILT, size_bytes=size)
+        details.append(f"release is {_mb(size)}")
+
+    # --- steps 7-8 -----------------------------------------------------------------------------
+
+    def switch(self, details: list[str]) -> None:
+        assert self.release_path is not None
+        # Requests through the proxy during the switch: the operator's view of its cost.
+        with switch.TrafficWatch(self.settings.public_url.rstrip("/") + "/") as watch:
+            self.watch = watch
+            error: str | None = None
+            try:
+                switch.activate(self.settings, self.pm2, self.app_dir, self.build_env())
+                ready = switch.wait_until_serving(
+                    self.settings, pm2=self.pm2, app_dir=self.app_dir)
+                if not ready.ok:
+                    error = (f"the new release did not answer "
+                             f"{self.settings.apps.frontend.expected_status} within "
+                             f"{ready.seconds:.0f} s (last: {ready.last})")
+                else:
+                    details.append(f"serving after {ready.seconds:.1f} s")
+            except VmkeeperError as failed:
+                error = f"starting the new release failed: {_sentence(failed)}"
+            if error is not None:
+                raise DeployError(error + "; " + self.revert())
+        store.set_state(self.release_path, store.ReleaseState.GOOD)
+
+    def revert(self) -> str:
+        """Automatic revert: stop the new release, start the previous one, save, say how it went."""
+        assert self.release_path is not None
+        store.set_state(self.release_path, store.ReleaseState.FAILED)
+        self.reverted = True
+        if self.previous_dir is None:
+            self.pm2.delete(self.settings.apps.frontend.name, check=False)
+            self.pm2.save(force=True)
+            return "there was no previous frontend to go back to, so frontend-dev was stopped"
+        name = self.previous_id or str(self.previous_dir)
+        try:
+            switch.activate(self.settings, self.pm2, self.previous_dir)
+            ready = switch.wait_until_serving(self.settings, pm2=self.pm2,
+                                              app_dir=self.previous_dir)
+            self.pm2.save(force=True)
+        except VmkeeperError as error:
+            return f"REVERT FAILED, the site may be down: restarting {name} failed ({error})"
+        if not ready.ok:
+            return f"reverted to {name}, but it does not answer either ({ready.last})"
+        return f"reverted: {name} is serving again"
+
+    def save(self, details: list[str]) -> None:
+        assert self.release_id is not None
+        self.pm2.save()
+        agrees, why = live.dump_matches(self.settings, self.pm2, self.app_dir)
+        self.dump_agrees = agrees
+        if not agrees:
+            raise DeployError(f"pm2 save did not record the new release ({why})")
+        state = live.read_live(self.settings, self.pm2)
+        self.pruned = cleanup.prune(self.root, self.settings.releases.keep, state)
+        details.append("pruned " + (", ".join(self.pruned) or "nothing"))
+
+    # --- the whole run -------------------------------------------------------------------------
+
+    def execute(self, held: lock.DeployLock) -> DeployResult:
+        started = time.monotonic()
+        for record in history.unfinished(self.root):
+            self.notes.append(
+                f"an earlier {record.get('command', 'run')} (pid {record.get('pid')}, "
+                f"{record.get('time')}) did not finish; cleaning up after it"
+            )
+        history.append(self.root, {"run": self.run_id, "phase": "started", "command": "deploy",
+                                   "branch": self.branch})
+        self.live_state = live.read_live(self.settings, self.pm2, start_daemon=True)
+        self.previous_id = self.live_state.active_id
+        self.previous_dir = self.live_state.active_dir
+        self.cleaned = cleanup.remove_leftovers(self.root, self.live_state)
+        failed_step: str | None = None
+        error: str | None = None
+        try:
+            with self.step("pull") as details:
+                self.pull(details)
+            held.update(sha=self.sha)
+            with self.step("archive") as details:
+                self.archive(details)
+            held.update(release=self.release_id)
+            with self.step("env") as details:
+                details.append("copied " + (", ".join(
+                    build.copy_env_files(self.settings, self.app_dir)) or "none"))
+            with self.step("install"):
+                build.install(self.settings, self.app_dir, self.build_env())
+            with self.step("build"):
+                build.build(self.settings, self.app_dir, self.build_env())
+            with self.step("clean") as details:
+                self.clean(details)
+            with self.step("switch") as details:
+                self.switch(details)
+            with self.step("save") as details:
+                self.save(details)
+        except StepFailed as failure:
+            failed_step = self.steps[-1].name if self.steps else None
+            error = f"Deploy failed at {failure}"
+            self.discard_failed(failed_step)
+        except BaseException:
+            # Ctrl-C or a bug: a half-built release must not stay behind looking like one.
+            self.discard_failed(None)
+            history.append(self.root, {"run": self.run_id, "phase": "finished",
+                                       "command": "deploy", "result": "interrupted"})
+            raise
+        return self.finish(failed_step, error, time.monotonic() - started)
+
+    def discard_failed(self, failed_step: str | None) -> None:
+        if self.release_id is None:
+            return
+        state = live.read_live(self.settings, self.pm2)
+        if failed_step == "save" and state.active_id == self.release_id:
+            return  # the new release serves; only the save or the prune failed
+        with contextlib.suppress(OSError, VmkeeperError):
+            if cleanup.remove(self.root, self.release_id, state):
+                self.notes.append(f"removed the failed release {self.release_id}")
+
+    def finish(self, failed_step: str | None, error: str | None, seconds: float) -> DeployResult:
+        state = live.read_live(self.settings, self.pm2)
+        watch = self.watch
+        result = DeployResult(
+            ok=error is None, release=self.release_id, previous=self.previous_id,
+            active=state.active_id, failed_step=failed_step, steps=self.steps,
+            pruned=self.pruned, error=error, branch=self.branch, sha=self.sha,
+            cleaned=self.cleaned, reverted=self.reverted,
+            failed_requests=watch.failed if watch else None,
+            longest_gap_s=round(watch.longest_gap_s, 3) if watch else None,
+            dump_agrees=self.dump_agrees, seconds=round(seconds, 3), notes=self.notes,
+            history=history.history_path(self.root),
+        )
+        history.append(self.root, {
+            "run": self.run_id, "phase": "finished", "command": "deploy",
+            "branch": self.branch, "sha": self.sha, "release": self.release_id,
+            "previous": self.previous_id, "active": state.active_id,
+            "result": "ok" if result.ok else ("reverted" if self.reverted else "failed"),
+            "failed_step": failed_step, "error": error,
+            "steps": {s.name: round(s.seconds, 3) for s in self.steps},
+            "failed_requests": result.failed_requests, "longest_gap_s": result.longest_gap_s,
+            "pruned": self.pruned, "seconds": result.seconds,
+        })
+        return result
+
+
+def _sentence(error: BaseException) -> str:
+    return str(error).rstrip(".")
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1024 / 1024:.0f} MB"
+
+
+def deploy(
+    settings: Settings,
+    *,
+    branch: str | None = None,
+    dry_run: bool = False,
+    wait_s: float = 0.0,
+    progress: Progress = no_progress,
+    pm2: Pm2 | None = None,
+) -> DeployResult:
+    """Deploy ``branch`` (default workspace.branch) as a new release.
+
+    Raises LockHeld if another deploy or rollback holds the lock (after ``wait_s``). A failed
+    step is not an exception: the result says which step failed, why, and what was undone.
+    """
+    chosen = branch or settings.workspace.branch
+    client = pm2 or live.pm2_client(settings)
+    if dry_run:
+        return plan.dry_run(settings, chosen, client)
+    with lock.acquire(settings.releases.root, "deploy", wait_s=wait_s, branch=chosen) as held:
+        return _Run(settings, chosen, progress, client).execute(held)
+
+
+__all__ = ["STEP_TITLES", "Progress", "deploy", "no_progress"]

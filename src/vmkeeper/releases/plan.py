@@ -1,0 +1,100 @@
+"""`deploy --dry-run`: the commands and paths a deploy would use, and what it would refuse.
+
+Read-only: no fetch (it would move remote-tracking refs), no lock, no directory, no PM2 call
+that could start the daemon. The sha shown is what the workspace knows of the branch now.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from vmkeeper import proc
+from vmkeeper.adapters import git as git_adapter
+from vmkeeper.adapters.pm2 import Pm2
+from vmkeeper.errors import CommandError
+from vmkeeper.releases import cleanup, live, lock, retention, store, switch
+from vmkeeper.releases.results import STEP_TITLES, DeployResult, PlannedStep
+from vmkeeper.settings import Settings
+
+
+def _cmd(argv: list[str], cwd: object | None = None, env: dict[str, str] | None = None) -> str:
+    prefix = " ".join(f"{k}={v}" for k, v in (env or {}).items())
+    text = proc.display(argv)
+    text = f"{prefix} {text}" if prefix else text
+    return f"(cd {cwd} && {text})" if cwd else text
+
+
+def _niced(settings: Settings, argv: list[str]) -> list[str]:
+    # What proc.run's ``nice`` does in-process, spelled as the equivalent commands.
+    return ["nice", "-n", str(settings.releases.nice), "ionice", "-c2", "-n7", *argv]
+
+
+def dry_run(settings: Settings, branch: str, pm2: Pm2) -> DeployResult:
+    repo = settings.workspace.path
+    remote = settings.workspace.remote
+    root = settings.releases.root
+    git = git_adapter.Git(repo, settings.releases.git_timeout_s)
+    notes: list[str] = []
+    sha: str | None = None
+    try:
+        dirty = git.dirty_paths()
+        if dirty:
+            notes.append(f"would refuse: the workspace has uncommitted changes ({', '.join(dirty)})")
+        sha = git.rev_parse(f"{remote}/{branch}") or git.rev_parse(branch)
+    except CommandError as error:
+        notes.append(f"cannot read the workspace: {error}")
+    holder = lock.read_holder(root / lock.LOCK_NAME)
+    if holder is not None:
+        notes.append(f"the lock file names a holder ({holder.describe()}); it may be running")
+    state = live.read_live(settings, pm2)
+    notes.extend(state.warnings(settings.apps.frontend.name))
+    release_id = store.new_release_id(sha or "0" * 12)
+    release_dir = root / release_id
+    app_dir = release_dir / settings.workspace.frontend_dir
+    if root.exists():
+        notes.append(f"{shutil.disk_usage(root).free / 1024 / 1024:.0f} MB free in {root}")
+    env_files = [name for name in settings.releases.env_files
+                 if (settings.frontend_workspace / name).is_file()]
+    leftovers = retention.plan_leftovers(cleanup.candidates(root), cleanup.protected_ids(state))
+    after = [*cleanup.candidates(root),
+             retention.Candidate(release_id, store.ReleaseState.GOOD)]
+    prunable = retention.plan_prune(
+        [c for c in after if c.id not in leftovers], settings.releases.keep,
+        frozenset({release_id}))
+    app = settings.apps.frontend
+    steps = [
+        PlannedStep("pull", STEP_TITLES["pull"], [
+            _cmd(git_adapter.fetch_argv(repo, remote, branch)),
+            _cmd(git_adapter.switch_argv(repo, branch)) + "   (only if not on it)",
+            _cmd(git_adapter.merge_ff_only_argv(repo, remote, branch)),
+        ], [str(repo)]),
+        PlannedStep("archive", STEP_TITLES["archive"], [
+            _cmd(git_adapter.archive_argv(repo, sha or "HEAD", root / "<tmp>.tar",
+                                          settings.workspace.frontend_dir)),
+        ], [str(release_dir)]),
+        PlannedStep("env", STEP_TITLES["env"], [f"copy {settings.frontend_workspace / n}"
+                                                for n in env_files]),
+        PlannedStep("install", STEP_TITLES["install"],
+                    [_cmd(_niced(settings, settings.releases.install_command), app_dir)]),
+        PlannedStep("build", STEP_TITLES["build"],
+                    [_cmd(_niced(settings, settings.releases.build_command), app_dir)]),
+        PlannedStep("clean", STEP_TITLES["clean"],
+                    [f"remove {app_dir / p}" for p in settings.releases.remove_paths]),
+        PlannedStep("switch", STEP_TITLES["switch"], [
+            _cmd([pm2.bin, "delete", app.name]),
+            _cmd(switch.start_argv(settings, pm2), app_dir, {"FRONT_PORT": str(app.port)}),
+            (f"wait up to {settings.releases.ready_timeout_s:g} s for "
+             f"{switch.frontend_url(settings)} → {app.expected_status or 200}"),
+        ]),
+        PlannedStep("save", STEP_TITLES["save"], [
+            _cmd([pm2.bin, "save"]),
+            *[f"remove {root / r}" for r in prunable],
+        ]),
+    ]
+    if leftovers:
+        notes.append("would first remove leftovers of failed runs: " + ", ".join(leftovers))
+    return DeployResult(
+        ok=True, release=release_id, previous=state.active_id, active=state.active_id,
+        failed_step=None, steps=[], pruned=prunable, error=None, branch=branch, sha=sha,
+        dry_run=True, plan=steps, notes=notes,
+    )

@@ -1,0 +1,116 @@
+"""The values deploy, rollback and releases return (rendered by the CLI, serialised by --json)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+# The runbook's eight steps, in order; these names are `failed_step` and `steps[].name`.
+STEPS: tuple[str, ...] = (
+    "pull", "archive", "env", "install", "build", "clean", "switch", "save",
+)
+
+STEP_TITLES: dict[str, str] = {
+    "pull": "pull the branch into the workspace",
+    "archive": "archive HEAD into a new release",
+    "env": "copy env files",
+    "install": "npm ci",
+    "build": "npm run build",
+    "clean": "remove build caches",
+    "switch": "switch frontend-dev and wait until it serves",
+    "save": "pm2 save, remove old releases",
+}
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """One progress event: a step started, finished or failed (``seconds`` since it started)."""
+
+    name: str
+    index: int
+    phase: str  # "started" | "done" | "failed" | "note"
+    seconds: float = 0.0
+    detail: str = ""
+
+
+Progress = Callable[[StepEvent], None]
+
+
+def no_progress(_event: StepEvent) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class StepResult:
+    name: str
+    ok: bool
+    seconds: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    name: str
+    title: str
+    commands: list[str]
+    paths: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    ok: bool
+    release: str | None
+    previous: str | None
+    active: str | None
+    failed_step: str | None
+    steps: list[StepResult]
+    pruned: list[str]
+    error: str | None
+    branch: str
+    sha: str | None = None
+    dry_run: bool = False
+    plan: list[PlannedStep] = field(default_factory=list)
+    cleaned: list[str] = field(default_factory=list)
+    reverted: bool = False
+    failed_requests: int | None = None
+    longest_gap_s: float | None = None
+    dump_agrees: bool | None = None
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    history: Path | None = None
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    ok: bool
+    active: str | None
+    previous: str | None
+    error: str | None
+    target: str | None = None
+    reverted: bool = False
+    dump_agrees: bool | None = None
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReleaseRow:
+    id: str
+    sha: str
+    created_at: datetime
+    path: Path
+    size_bytes: int | None
+    state: str
+    active: bool
+    in_dump: bool
+    has_build: bool
+
+
+@dataclass(frozen=True)
+class ReleasesReport:
+    active: str | None
+    dump_active: str | None
+    releases: list[ReleaseRow]
+    warnings: list[str] = field(default_factory=list)
