@@ -246,6 +246,13 @@ def ensure_workspace(layout: Layout) -> None:
     git = Git(workspace)
     git.init()
     git.commit_all("sandbox: the standard VM's workspace")
+    # A bare "origin" beside it, so `vmkeeper deploy` can fetch and fast-forward as on the VM.
+    origin = layout.dir / "origin.git"
+    proc.run(["git", "clone", "-q", "--bare", str(workspace), str(origin)], timeout=60)
+    proc.run(["git", "-C", str(workspace), "remote", "add", "origin", str(origin)], timeout=30)
+    proc.run(["git", "-C", str(workspace), "fetch", "-q", "origin"], timeout=60)
+    proc.run(["git", "-C", str(workspace), "branch", "-q", "--set-upstream-to=origin/main"],
+             timeout=30)
     # Env files live in the live workspace only (never in git): the deploy copies them.
     env_file = workspace / "frontend" / ".env.production"
     env_file.write_text(
