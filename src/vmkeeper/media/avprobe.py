@@ -61,7 +61,7 @@ def probe_file(path: str) -> dict[str, Any]:
             entry: dict[str, Any] = {"index": stream.index, "codec_type": stream.type,
                                      "codec_name": stream.codec_context.name}
             if stream.type == "video":
-                context = stream.codec_context
+                context: Any = stream.codec_context
                 entry.update(width=context.width, height=context.height,
                              pix_fmt=context.pix_fmt,
                              avg_frame_rate=_fraction(stream.average_rate),

@@ -170,7 +170,7 @@ class _Converter:
 
     @property
     def frame_bytes(self) -> int:
-        return self.width * self.height * 3 // 2
+        return int(self.width * self.height * 3 // 2)
 
     def convert(self, frame: Any) -> Any:
         self.graph.push(frame)
@@ -324,7 +324,7 @@ class _Output:
         encoder = job.encoder
         options = {"preset": encoder.preset, "crf": str(encoder.crf)} \
             if encoder.video_codec.startswith("libx264") else {}
-        video = self.container.add_stream(encoder.video_codec, rate=rate, options=options)
+        video: Any = self.container.add_stream(encoder.video_codec, rate=rate, options=options)
         video.width = reader.converter.width
         video.height = reader.converter.height
         video.pix_fmt = "yuv420p"
@@ -336,7 +336,7 @@ class _Output:
         self.audio = audio
         self.audio_done = 0
         if audio is not None:
-            stream = self.container.add_stream(encoder.audio_codec, rate=audio.sample_rate,
+            stream: Any = self.container.add_stream(encoder.audio_codec, rate=audio.sample_rate,
                                                layout=audio.layout)
             if not encoder.audio_codec.startswith("pcm_"):
                 stream.codec_context.bit_rate = _bit_rate(encoder.audio_bitrate)
@@ -389,7 +389,9 @@ def measure_output(path: str) -> OutputFacts:
     """Count what the output holds: video packets, video span, decoded audio samples."""
     with av.open(path) as container:
         stream = container.streams.video[0]
-        frames, low, high = 0, None, None
+        frames = 0
+        low: int | None = None
+        high: int | None = None
         for packet in container.demux(stream):
             if packet.size == 0 or packet.pts is None:
                 continue
@@ -397,7 +399,9 @@ def measure_output(path: str) -> OutputFacts:
             end = packet.pts + (packet.duration or 0)
             low = packet.pts if low is None else min(low, packet.pts)
             high = end if high is None else max(high, end)
-        duration = float((high - low) * stream.time_base) if frames and stream.time_base else 0.0
+        duration = 0.0
+        if low is not None and high is not None and stream.time_base is not None:
+            duration = float((high - low) * stream.time_base)
         samples = 0
         if container.streams.audio:
             container.seek(0)

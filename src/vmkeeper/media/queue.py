@@ -1,0 +1,234 @@
+"""The reverse-video job service: storage keys, dedup, the breaker at the door, the runner loop.
+
+What the HTTP agent and the CLI call. A storage key is a relative path under
+``media.storage_root``; the reversed output of key K is ``<storage_root>/<output_dir>/K``.
+The runbook's TourPagesService deduplicated by key for one caller; here every caller shares it:
+one active job per key, and an output newer than its source is answered without running.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+import structlog
+
+from vmkeeper.errors import BreakerOpen, LockHeld, MediaRejected, VmkeeperError
+from vmkeeper.media.breaker import Breaker, BreakerStatus
+from vmkeeper.media.isolation import Isolation, IsolationInfo, detect
+from vmkeeper.media.job import CONTAINERS
+from vmkeeper.media.jobs import Job, JobState, JobStore
+from vmkeeper.media.runner import Executor, IsolatedExecutor, JobRunner, Log, RunnerLoop
+from vmkeeper.settings import Settings
+
+
+class KeyRefused(MediaRejected):
+    """A storage key that is absolute, climbs with ``..`` or resolves outside the root."""
+
+    exit_code = 2
+
+
+class SourceMissing(MediaRejected):
+    pass
+
+
+class JobNotFound(VmkeeperError):
+    pass
+
+
+class BreakerRefused(BreakerOpen):
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Disposition(str, Enum):
+    QUEUED = "queued"  # a new job
+    DEDUPLICATED = "deduplicated"  # the key's queued or running job
+    CACHED = "cached"  # the output is already newer than its source
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job as callers see it: the store's row plus its place in the queue."""
+
+    job: Job
+    position: int | None
+    disposition: Disposition | None = None
+
+
+@dataclass(frozen=True)
+class Health:
+    status: str
+    pid: int
+    breaker: BreakerStatus
+    isolation: IsolationInfo
+    counts: dict[str, int]
+    concurrency: int
+
+
+def resolve_key(root: Path, output_dir: str, key: str) -> tuple[Path, Path]:
+    """(source, destination) for ``key``; KeyRefused unless both stay inside ``root``.
+
+    Checked on the text first (no absolute path, no ``..``, no NUL) so an escaping key never
+    reaches the disk; then resolved through symlinks and compared with the resolved root.
+    """
+    if not key or "\x00" in key or "\\" in key:
+        raise KeyRefused(f"Storage key {key!r} is empty or has a NUL or backslash.")
+    pure = PurePosixPath(key)
+    if pure.is_absolute() or ".." in pure.parts:
+        raise KeyRefused(f"Storage key {key!r} must be a relative path without '..'.")
+    real_root = root.resolve()
+    source = (real_root / pure).resolve()
+    if not source.is_relative_to(real_root) or source == real_root:
+        raise KeyRefused(f"Storage key {key!r} resolves outside the storage root.")
+    relative = source.relative_to(real_root)
+    suffix = relative.suffix.lower() if relative.suffix.lower() in CONTAINERS else ".mp4"
+    destination = (real_root / output_dir / relative).with_suffix(suffix)
+    if not destination.resolve().is_relative_to(real_root):
+        raise KeyRefused(f"The output for {key!r} would land outside the storage root.")
+    return source, destination
+
+
+def json_logger(stream: IO[str] = sys.stderr) -> Log:
+    """One JSON line per event on stderr (PM2 and journald keep it)."""
+    logger = structlog.wrap_logger(
+        structlog.PrintLogger(stream),
+        processors=[structlog.processors.add_log_level,
+                    structlog.processors.TimeStamper(fmt="iso", utc=True),
+                    structlog.processors.JSONRenderer()],
+    )
+
+    def log(event: str, **fields: Any) -> None:
+        logger.info(event, **fields)
+
+    return log
+
+
+def store_path(settings: Settings) -> Path:
+    return settings.state_dir / "media" / "jobs.sqlite3"
+
+
+class MediaQueue:
+    def __init__(self, settings: Settings, *, store: JobStore, breaker: Breaker,
+                 executor: Executor, isolation: IsolationInfo, log: Log) -> None:
+        self.settings = settings
+        self.media = settings.media
+        self.store = store
+        self.breaker = breaker
+        self.isolation = isolation
+        self.log = log
+        self.runner = JobRunner(store, breaker, executor, self.resolve, log,
+                                self.media.max_attempts)
+        self.loop = RunnerLoop(self.runner, self.media.concurrency)
+        self.deduplicated = 0
+        self.cached = 0
+        self.refused = 0
+
+    def resolve(self, key: str) -> tuple[Path, Path]:
+        return resolve_key(self.media.storage_root, self.media.output_dir, key)
+
+    def view(self, job: Job, disposition: Disposition | None = None) -> JobView:
+        return JobView(job, self.store.position(job), disposition)
+
+    def submit(self, key: str, *, force: bool = False) -> JobView:
+        """Queue ``key``; KeyRefused, SourceMissing, or BreakerRefused while the breaker is open."""
+        source, destination = self.resolve(key)
+        if not source.is_file():
+            raise SourceMissing(f"No source video for key {key!r} under the storage root.")
+        active = self.store.active_for(key)
+        if active is not None:
+            self.deduplicated += 1
+            return self.view(active, Disposition.DEDUPLICATED)
+        from vmkeeper.media.runner import up_to_date
+
+        if not force and up_to_date(source, destination):
+            self.cached += 1
+            job = self.store.record_cached(key, str(destination), {
+                "output_size_bytes": destination.stat().st_size,
+                "input_size_bytes": source.stat().st_size})
+            self.runner.log_job(job, cached=True)
+            return self.view(job, Disposition.CACHED)
+        status = self.breaker.status()
+        if not self.breaker.admits_new_work():
+            self.refused += 1
+            retry = status.retry_after_s or 0.0
+            raise BreakerRefused(
+                f"The FFmpeg circuit breaker is open after {status.consecutive_failures} media "
+                f"failures: new jobs are refused for {retry:.0f} s more.", retry)
+        submitted = self.store.submit(key)
+        if not submitted.created:
+            self.deduplicated += 1
+            return self.view(submitted.job, Disposition.DEDUPLICATED)
+        self.runner.log_job(submitted.job)
+        self.loop.wake.set()
+        return self.view(submitted.job, Disposition.QUEUED)
+
+    def get(self, job_id: str) -> JobView:
+        job = self.store.get(job_id)
+        if job is None:
+            raise JobNotFound(f"No job {job_id!r}.")
+        return self.view(job)
+
+    def jobs(self, state: JobState | None = None, limit: int = 100) -> list[JobView]:
+        return [self.view(job) for job in self.store.list(state, limit)]
+
+    def health(self) -> Health:
+        return Health("ok", os.getpid(), self.breaker.status(), self.isolation,
+                      {state.value: count for state, count in self.store.counts().items()},
+                      self.media.concurrency)
+
+    def start(self) -> None:
+        self.runner.recover()
+        self.loop.start()
+
+    def stop(self) -> None:
+        executor = self.runner.executor
+        if isinstance(executor, IsolatedExecutor):
+            executor.cancel.set()
+        self.loop.stop(timeout=15)
+        self.store.close()
+
+
+@dataclass
+class ServiceLock:
+    """One service per job store: a second would run the same queue twice at once."""
+
+    path: Path
+    handle: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise LockHeld(f"Another media service already runs on {self.path.parent}: stop it "
+                           "first (one service per job store).") from None
+        self.handle = handle
+
+    def release(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+
+def open_queue(settings: Settings, *, clock: Callable[[], float] = time.time,
+               isolation: Isolation | None = None, executor: Executor | None = None,
+               log: Log | None = None) -> MediaQueue:
+    """The queue over the settings' job store, its breaker restored from the store."""
+    store = JobStore(store_path(settings), clock)
+    isolation = isolation or detect(settings.media.worker_memory_limit_mb * 1024 * 1024)
+    breaker = Breaker(settings.media.breaker, clock, memo=store.load_breaker(),
+                      on_change=store.save_breaker)
+    return MediaQueue(settings, store=store, breaker=breaker,
+                      executor=executor or IsolatedExecutor(settings.media, isolation),
+                      isolation=isolation.info, log=log or json_logger())
