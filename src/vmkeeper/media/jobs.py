@@ -171,7 +171,7 @@ class JobStore:
         found = self._select("WHERE key = ? AND state = 'done' ORDER BY seq DESC LIMIT 1", (key,))
         return found[0] if found else None
 
-    def list(self, state: JobState | None = None, limit: int = 100) -> list[Job]:
+    def select(self, state: JobState | None = None, limit: int = 100) -> list[Job]:
         if state is None:
             return self._select("ORDER BY seq DESC LIMIT ?", (limit,))
         order = "ASC" if state is JobState.QUEUED else "DESC"  # the queue in the order it runs

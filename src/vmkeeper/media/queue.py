@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, TextIO
 
 import structlog
 
@@ -25,7 +25,14 @@ from vmkeeper.media.breaker import Breaker, BreakerStatus
 from vmkeeper.media.isolation import Isolation, IsolationInfo, detect
 from vmkeeper.media.job import CONTAINERS
 from vmkeeper.media.jobs import Job, JobState, JobStore
-from vmkeeper.media.runner import Executor, IsolatedExecutor, JobRunner, Log, RunnerLoop
+from vmkeeper.media.runner import (
+    Executor,
+    IsolatedExecutor,
+    JobRunner,
+    Log,
+    RunnerLoop,
+    up_to_date,
+)
 from vmkeeper.settings import Settings
 
 
@@ -97,7 +104,7 @@ def resolve_key(root: Path, output_dir: str, key: str) -> tuple[Path, Path]:
     return source, destination
 
 
-def json_logger(stream: IO[str] = sys.stderr) -> Log:
+def json_logger(stream: TextIO = sys.stderr) -> Log:
     """One JSON line per event on stderr (PM2 and journald keep it)."""
     logger = structlog.wrap_logger(
         structlog.PrintLogger(stream),
@@ -147,8 +154,6 @@ class MediaQueue:
         if active is not None:
             self.deduplicated += 1
             return self.view(active, Disposition.DEDUPLICATED)
-        from vmkeeper.media.runner import up_to_date
-
         if not force and up_to_date(source, destination):
             self.cached += 1
             job = self.store.record_cached(key, str(destination), {
@@ -178,7 +183,7 @@ class MediaQueue:
         return self.view(job)
 
     def jobs(self, state: JobState | None = None, limit: int = 100) -> list[JobView]:
-        return [self.view(job) for job in self.store.list(state, limit)]
+        return [self.view(job) for job in self.store.select(state, limit)]
 
     def health(self) -> Health:
         return Health("ok", os.getpid(), self.breaker.status(), self.isolation,

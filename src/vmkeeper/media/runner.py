@@ -135,26 +135,26 @@ class IsolatedExecutor:
                             "input_size_bytes": (answer.get("input") or {}).get("size_bytes"),
                             "output_size_bytes": answer.get("output_size_bytes"),
                             "stats": answer.get("stats")})
-        error = str((answer or {}).get("error") or stderr_tail or f"worker exited with {code}")
+        message = str((answer or {}).get("error") or stderr_tail or f"worker exited with {code}")
         if self.cancel.is_set() and not (answer and answer.get("ok")):
             return Outcome(False, reason=Reason.CANCELLED, error="The service stopped.")
         if timed_out:
             return Outcome(False, reason=Reason.TIMEOUT, details=details, error=(
                 f"The job took longer than {timeout_s:g} s and its worker tree was killed."))
-        if confinement.memory_exceeded(code, error + "\n" + stderr_tail):
+        if confinement.memory_exceeded(code, message + "\n" + stderr_tail):
             limit_mb = self.media.worker_memory_limit_mb
             return Outcome(False, reason=Reason.MEMORY_LIMIT, details=details, error=(
                 f"The reversal needed more than the worker memory limit of {limit_mb} MiB "
-                f"(media.worker_memory_limit_mb) and was stopped: {error}"))
+                f"(media.worker_memory_limit_mb) and was stopped: {message}"))
         if answer and answer.get("ok"):
             return Outcome(True, details=details)
         if answer and answer.get("rejected"):
-            return Outcome(False, rejected=True, reason=Reason.REJECTED, error=error,
+            return Outcome(False, rejected=True, reason=Reason.REJECTED, error=message,
                            details=details)
-        if answer and "took longer than" in error:
-            return Outcome(False, reason=Reason.TIMEOUT, error=error, details=details)
+        if answer and "took longer than" in message:
+            return Outcome(False, reason=Reason.TIMEOUT, error=message, details=details)
         reason = Reason.MEDIA_ERROR if answer else Reason.CRASH
-        return Outcome(False, reason=reason, error=error, details=details)
+        return Outcome(False, reason=reason, error=message, details=details)
 
 
 def _answer(stdout: str) -> dict[str, Any] | None:
