@@ -52,3 +52,8 @@ def reverse_cmd(ctx: typer.Context, src: Path, dst: Path, as_json: bool = JsonOp
     emit(result, as_json, human)
     if not result.ok:
         raise typer.Exit(1)
+
+
+from vmkeeper.cli import media_jobs  # noqa: E402 - the job service commands (issue 7)
+
+media_jobs.register(app)
