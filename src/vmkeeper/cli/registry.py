@@ -11,6 +11,7 @@ GROUPS: list[tuple[str, str | None]] = [
     ("media", "media"),
     ("sandbox", "sandbox"),
     ("diagnose", "diagnose"),
+    ("health", None),
     ("deploy", None),
     ("redact", None),
 ]

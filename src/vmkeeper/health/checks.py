@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from vmkeeper.adapters import http
 from vmkeeper.adapters.pm2 import Pm2App
@@ -30,7 +31,7 @@ def _level(value: float, warn: float, crit: float, *, higher_is_worse: bool = Tr
     return Status.CRITICAL if value <= crit else Status.WARN if value <= warn else Status.OK
 
 
-def _unknown(name: str, got: Got[object], layer: Layer, expected: object = None) -> Check:
+def _unknown(name: str, got: Got[Any], layer: Layer, expected: object = None) -> Check:
     return Check(name, Status.UNKNOWN, f"could not check: {got.error}", None, expected, layer,
                  got.seconds, "unavailable")
 
@@ -239,7 +240,7 @@ def supervisor_check(facts: Facts, settings: Settings, mode: str) -> Check:
     if mode == "systemd" and facts.unit is not None:
         unit = facts.unit.value
         if unit is None:
-            return _unknown("supervisor", facts.unit, Layer.SUPERVISOR)  # type: ignore[arg-type]
+            return _unknown("supervisor", facts.unit, Layer.SUPERVISOR)
         observed = {"unit": unit.unit, "active_state": unit.active_state,
                     "sub_state": unit.sub_state, "result": unit.result,
                     "main_pid": unit.main_pid, "restarts": unit.restarts, "daemon_pid": daemon}

@@ -155,6 +155,10 @@ def proxy_lines(config: Path) -> list[str]:
     return lines
 
 
+def _prober(url: str, headers: dict[str, str], timeout: float) -> Callable[[], http.Probe]:
+    return lambda: http.probe(url, timeout=timeout, headers=headers)
+
+
 def _timed(function: Callable[[], T]) -> Got[T]:
     started = time.monotonic()
     try:
@@ -180,9 +184,7 @@ def gather(settings: Settings, *, previous_restarts: dict[str, int] | None = Non
         "proxy_config": lambda: proxy_lines(settings.proxy.config),
     }
     for name, (url, headers) in probe_urls(settings).items():
-        jobs[f"probe:{name}"] = (
-            lambda url=url, headers=headers: http.probe(url, timeout=timeout, headers=headers)
-        )
+        jobs[f"probe:{name}"] = _prober(url, headers, timeout)
     if mode == "systemd":
         jobs["unit"] = lambda: systemctl.show(settings.pm2.unit)
     results: dict[str, Got[object]] = {}

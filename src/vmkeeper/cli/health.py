@@ -1,0 +1,147 @@
+"""`vmkeeper status | health | recover | logs | doctor`: the runbook's checks and its 503 path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from vmkeeper.cli.common import JsonOption, emit, progress_printer, state
+from vmkeeper.health.doctor import run_doctor
+from vmkeeper.health.logs import read_logs
+from vmkeeper.health.model import Check, Status
+from vmkeeper.health.service import run_health, run_status
+from vmkeeper.recover import recover as run_recover
+
+_COLOURS = {Status.OK: "green", Status.WARN: "yellow", Status.CRITICAL: "red",
+            Status.UNKNOWN: "magenta"}
+
+
+def _checks_table(console: Console, checks: list[Check]) -> None:
+    table = Table("status", "check", "observed", box=None, pad_edge=False)
+    for check in checks:
+        colour = _COLOURS[check.status]
+        table.add_row(f"[{colour}]{check.status.value}[/{colour}]", escape(check.name),
+                      escape(check.summary))
+    console.print(table)
+
+
+def status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+    """The topology and each PM2 app's state (like `pm2 status`, with ports and the release)."""
+    report = run_status(state(ctx).settings)
+
+    def human(console: Console) -> None:
+        console.print(f"public {report.public_url} → Apache :{report.proxy_port} → apps "
+                      f"(supervisor: {report.supervisor}, PM2 daemon pid "
+                      f"{report.pm2_daemon_pid or '-'})")
+        table = Table("app", "status", "pid", "ports", "restarts", "memory", "cwd",
+                      box=None, pad_edge=False)
+        for app in report.apps:
+            memory = f"{app.memory_bytes / 1024**2:.0f} MiB" if app.memory_bytes else "-"
+            cwd = app.cwd or "-"
+            if app.release:
+                cwd += f"  (release {app.release})"
+            table.add_row(app.name, app.status, str(app.pid or "-"),
+                          ",".join(map(str, app.ports)) or "-", str(app.restarts), memory,
+                          escape(cwd))
+        console.print(table)
+        if report.note:
+            console.print(f"[yellow]{report.note}[/yellow]")
+
+    emit(report, as_json, human)
+
+
+def health(
+    ctx: typer.Context,
+    as_json: bool = JsonOption,
+    prometheus: Optional[Path] = typer.Option(  # noqa: UP007 - typer needs Optional on 3.11
+        None, "--prometheus", help="Also write the results here in the Prometheus text format "
+        "(atomically, for node_exporter's textfile collector)."
+    ),
+) -> None:
+    """Every runbook check, concurrently. Exit 0 ok, 1 warn, 2 critical, 3 unknown."""
+    report = run_health(state(ctx).settings, prometheus=prometheus)
+
+    def human(console: Console) -> None:
+        colour = _COLOURS[report.status]
+        console.print(f"[{colour}]{report.status.value.upper()}[/{colour}] "
+                      f"{escape(report.verdict)}")
+        _checks_table(console, report.checks)
+        console.print(f"[dim]{len(report.checks)} checks in {report.seconds:.2f} s[/dim]")
+
+    emit(report, as_json, human)
+    raise typer.Exit(report.exit_code)
+
+
+def recover(
+    ctx: typer.Context,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing."),
+    as_json: bool = JsonOption,
+) -> None:
+    """The runbook's 503 decision tree, acted on and verified. Exit 0 healed or healthy."""
+    result = run_recover(state(ctx).settings, dry_run=dry_run,
+                         progress=progress_printer(as_json))
+
+    def human(console: Console) -> None:
+        console.print(escape(result.diagnosis))
+        for note in result.notes:
+            console.print(f"[yellow]note:[/yellow] {escape(note)}")
+        for action in result.actions:
+            mark = {"planned": "[cyan]plan[/cyan]", "done": "[green]done[/green]",
+                    "failed": "[red]failed[/red]"}[action.outcome]
+            console.print(f"{mark} {escape(action.command)}"
+                          + (f" ({action.seconds:.1f} s)" if action.seconds else ""))
+            if action.outcome == "failed" and action.output:
+                console.print(f"[dim]{escape(action.output)}[/dim]")
+        if result.health_after is not None and not result.dry_run:
+            console.print(f"after: {escape(result.health_after.verdict)}")
+        verdict = ("dry run: nothing changed" if result.dry_run else
+                   "healthy" if result.ok else "NOT healed")
+        console.print(f"[bold]{verdict}[/bold] in {result.seconds:.1f} s")
+
+    emit(result, as_json, human)
+    raise typer.Exit(0 if result.ok or (result.dry_run and result.plan) else 1)
+
+
+def logs(
+    ctx: typer.Context,
+    app: Optional[str] = typer.Argument(  # noqa: UP007
+        None, help="One PM2 app (or 'apache'); every app and Apache's error log if omitted."
+    ),
+    lines: Optional[int] = typer.Option(  # noqa: UP007
+        None, "--lines", "-n", min=1, help="Lines per log file (default health.log_lines)."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """The last lines of each log, redacted; never tails forever (unlike `pm2 logs`)."""
+    report = read_logs(state(ctx).settings, app, lines)
+
+    def human(console: Console) -> None:
+        for source in report.sources:
+            if not source.found:
+                console.print(f"[dim]== {source.source}: {source.path} (absent)[/dim]")
+                continue
+            console.print(f"[bold]== {source.source}[/bold] [dim]{source.path}[/dim]")
+            for line in report.lines:
+                if line.source == source.source:
+                    console.print(escape(line.text))
+
+    emit(report, as_json, human)
+
+
+def doctor(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+    """Node, PM2, FFmpeg, Apache and paths checked. Exit 0 ok, 1 warn, 2 critical, 3 unknown."""
+    report = run_doctor(state(ctx).settings)
+
+    def human(console: Console) -> None:
+        _checks_table(console, report.checks)
+
+    emit(report, as_json, human)
+    raise typer.Exit(report.exit_code)
+
+
+COMMANDS = [status, health, recover, logs, doctor]

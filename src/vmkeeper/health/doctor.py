@@ -1,0 +1,155 @@
+"""`vmkeeper doctor`: is this machine fit to run the VM? Node, PM2, FFmpeg, Apache, paths.
+
+Nothing here starts a PM2 daemon: the PM2 version comes from its package.json.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from vmkeeper import proc
+from vmkeeper.adapters import apache as apache_adapter
+from vmkeeper.errors import VmkeeperError
+from vmkeeper.health import checks as judge
+from vmkeeper.health.facts import Got, node_version, proxy_lines
+from vmkeeper.health.model import Check, Layer, Status, worst
+from vmkeeper.settings import Settings
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    status: Status
+    checks: list[Check]
+
+    @property
+    def exit_code(self) -> int:
+        return self.status.exit_code
+
+
+def _got(function: Callable[[], object]) -> Got[object]:
+    try:
+        return Got(function())
+    except (VmkeeperError, OSError, ValueError) as error:
+        return Got(None, str(error) or type(error).__name__)
+
+
+def node_check(settings: Settings, timeout: float) -> Check:
+    got = _got(lambda: node_version(timeout))
+    if got.value is None:
+        return Check("node", Status.CRITICAL, f"node not usable: {got.error}", None,
+                     f"v{settings.node_major}.x", Layer.RUNTIME)
+    version = str(got.value)
+    ok = version.lstrip("v").split(".")[0] == str(settings.node_major)
+    where = shutil.which("node")
+    return Check("node", Status.OK if ok else Status.WARN,
+                 f"node -v → {version} at {where}" + ("" if ok else
+                 f"; the project requires {settings.node_major}.x"),
+                 {"version": version, "path": where}, f"v{settings.node_major}.x", Layer.RUNTIME)
+
+
+def pm2_version(pm2_bin: str) -> str | None:
+    found = shutil.which(pm2_bin) or (pm2_bin if os.access(pm2_bin, os.X_OK) else None)
+    if not found:
+        return None
+    real = Path(found).resolve()
+    for parent in real.parents:
+        package = parent / "package.json"
+        if package.is_file():
+            data = json.loads(package.read_text())
+            if data.get("name") == "pm2":
+                return str(data.get("version"))
+            break
+    return "?"
+
+
+def pm2_check(settings: Settings) -> Check:
+    version = pm2_version(settings.pm2.bin)
+    if version is None:
+        return Check("pm2", Status.CRITICAL, f"`{settings.pm2.bin}` not found: install PM2 or "
+                     "set pm2.bin", None, "pm2 installed", Layer.SUPERVISOR)
+    return Check("pm2", Status.OK, f"PM2 {version} ({settings.pm2.bin}), PM2_HOME "
+                 f"{settings.pm2.home}", {"version": version}, "pm2 installed", Layer.SUPERVISOR)
+
+
+def ffmpeg_check(settings: Settings, timeout: float) -> Check:
+    try:
+        from vmkeeper.adapters.ffmpeg import ffmpeg_binary
+
+        binary = ffmpeg_binary(settings.media.ffmpeg_path)
+        first = proc.run([binary, "-hide_banner", "-version"], timeout=timeout).stdout
+    except (ImportError, VmkeeperError, OSError) as error:
+        return Check("ffmpeg", Status.WARN, f"FFmpeg not usable: {error}", None,
+                     "ffmpeg from the PyPI package or media.ffmpeg_path", Layer.RUNTIME)
+    line = first.splitlines()[0] if first else "?"
+    return Check("ffmpeg", Status.OK, f"{line} ({binary})", {"path": binary},
+                 "ffmpeg runs", Layer.RUNTIME)
+
+
+def _path_check(name: str, path: Path, *, writable: bool = False, file: bool = False,
+                required: bool = True) -> Check:
+    missing = Status.CRITICAL if required else Status.WARN
+    if not path.exists():
+        return Check(f"path:{name}", missing, f"{path} does not exist", None, "exists",
+                     Layer.HOST)
+    if file and not os.access(path, os.R_OK):
+        return Check(f"path:{name}", missing, f"{path} is not readable by this user",
+                     None, "readable", Layer.HOST)
+    if writable and not os.access(path, os.W_OK):
+        return Check(f"path:{name}", missing, f"{path} is not writable by this user",
+                     None, "writable", Layer.HOST)
+    return Check(f"path:{name}", Status.OK, f"{path}", str(path), "exists", Layer.HOST)
+
+
+def apache_check(settings: Settings) -> Check:
+    binary = apache_adapter.find_binary(settings.proxy.bin)
+    if binary is None:
+        return Check("apache", Status.CRITICAL, f"`{settings.proxy.bin}` not found", None,
+                     "apache2 installed", Layer.APACHE)
+    return Check("apache", Status.OK, f"Apache at {binary}", binary, "apache2 installed",
+                 Layer.APACHE)
+
+
+def run_doctor(settings: Settings) -> DoctorReport:
+    timeout = settings.health.check_timeout_s
+    jobs: list[Callable[[], list[Check]]] = [
+        lambda: [node_check(settings, timeout)],
+        lambda: [pm2_check(settings)],
+        lambda: [ffmpeg_check(settings, timeout)],
+        lambda: [apache_check(settings)],
+        lambda: [_proxy_retry(settings)],
+        lambda: [
+            _path_check("workspace", settings.workspace.path),
+            _path_check("frontend", settings.frontend_workspace),
+            _path_check("releases", settings.releases.root, writable=True),
+            _path_check("pm2_home", settings.pm2.home),
+            _path_check("dump", settings.pm2.home / "dump.pm2", file=True),
+            _path_check("apache_error_log", settings.proxy.error_log, file=True,
+                        required=False),
+            _path_check("apache_config", settings.proxy.config, file=True),
+            _path_check("state_dir", settings.state_dir, writable=True, required=False),
+        ],
+    ]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        checks = [c for part in pool.map(lambda job: job(), jobs) for c in part]
+    return DoctorReport(worst(c.status for c in checks), checks)
+
+
+def _proxy_retry(settings: Settings) -> Check:
+    got: Got[list[str]]
+    try:
+        got = Got(proxy_lines(settings.proxy.config))
+    except OSError as error:
+        got = Got(None, str(error))
+    # The same judgement health makes, on the same lines.
+    return judge.proxy_config_check(_ProxyOnly(got), settings)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class _ProxyOnly:
+    proxy_config: Got[list[str]]
