@@ -102,12 +102,15 @@ def deploy(
 
 
 def _render_releases(report: ReleasesReport, console: Console) -> None:
-    table = Table("", "id", "sha", "created (UTC)", "size", "state", "dump", box=None,
-                  pad_edge=False)
+    # The id already holds the UTC time and the short sha; an 80-column terminal fits the rest.
+    table = Table(box=None, pad_edge=False)
+    table.add_column("")
+    table.add_column("id", no_wrap=True, min_width=29)
+    for column in ("size", "state", "dump"):
+        table.add_column(column, no_wrap=True)
     for row in report.releases:
         size = f"{row.size_bytes / 1024 / 1024:.0f} MB" if row.size_bytes is not None else "-"
-        table.add_row("*" if row.active else "", row.id, row.sha[:12],
-                      row.created_at.strftime("%Y-%m-%d %H:%M:%S"), size,
+        table.add_row("*" if row.active else "", row.id, size,
                       row.state + ("" if row.has_build else " (no build)"),
                       "saved" if row.in_dump else "")
     console.print(table)
