@@ -33,7 +33,8 @@ _KILL_WAIT_S = 5.0
 
 # What an allocation failure under RLIMIT_AS looks like from Python, FFmpeg and C++ code.
 _ALLOCATION_FAILED = re.compile(
-    r"MemoryError|Cannot allocate memory|ENOMEM|bad_alloc|out of memory", re.IGNORECASE)
+    r"MemoryError|Cannot allocate memory|ENOMEM|bad_alloc|out of memory|failed to map segment",
+    re.IGNORECASE)
 
 
 class Mechanism(str, Enum):

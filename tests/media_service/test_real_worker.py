@@ -1,0 +1,132 @@
+"""The real worker path: PyAV reversals in memory-limited job children (slow: real FFmpeg)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import psutil
+import pytest
+
+from vmkeeper.media import runner as runner_module
+from vmkeeper.media.breaker import BreakerState
+from vmkeeper.media.isolation import Mechanism, detect
+from vmkeeper.media.jobs import JobState
+from vmkeeper.media.queue import BreakerRefused, MediaQueue, open_queue
+from vmkeeper.media.runner import Reason
+from vmkeeper.settings import Settings
+
+from .helpers import FakeClock, Records, corrupt, make_video, settings_for
+
+pytestmark = pytest.mark.slow
+
+
+def _descendants() -> list[psutil.Process]:
+    return [p for p in psutil.Process(os.getpid()).children(recursive=True) if p.is_running()
+            and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def _workers(folder: Path) -> list[psutil.Process]:
+    """Live processes working on this test's files (other runs on the machine are not ours)."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline", "status"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if str(folder) in cmdline and process.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(process)
+    return found
+
+
+def _queue(settings: Settings, clock: FakeClock | None = None,
+           mechanisms: tuple[Mechanism, ...] = tuple(Mechanism)) -> tuple[MediaQueue, Records]:
+    records = Records()
+    isolation = detect(settings.media.worker_memory_limit_mb * 1024 * 1024, allowed=mechanisms)
+    return open_queue(settings, clock=clock or FakeClock(), isolation=isolation,
+                      log=records), records
+
+
+def test_a_reversal_runs_in_a_worker_and_reports_sizes_and_peak_memory(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    make_video(tmp_path / "uploads" / "clip.mp4")
+    queue, records = _queue(settings)
+    job = queue.submit("clip.mp4").job
+    done = queue.runner.run_once()
+    assert done is not None and done.state is JobState.DONE, done
+    assert Path(done.output or "").is_file()
+    assert done.details["input"]["video"]["width"] == 160
+    assert done.details["output_size_bytes"] > 0 and done.details["peak_memory_bytes"] > 0
+    assert records.states(job.id) == ["queued", "running", "done"]
+    assert _descendants() == []
+
+
+@pytest.mark.parametrize("mechanism", [Mechanism.CGROUP_V1, Mechanism.RLIMIT_AS])
+def test_a_job_over_the_memory_limit_fails_alone_with_memory_limit(
+        tmp_path: Path, mechanism: Mechanism) -> None:
+    # 30 MiB: less than one Python with PyAV needs (cgroup), or can even map (RLIMIT_AS).
+    settings = settings_for(tmp_path, worker_memory_limit_mb=30 if mechanism is
+                            Mechanism.CGROUP_V1 else 100)
+    if mechanism is Mechanism.CGROUP_V1 and detect(1 << 30).info.mechanism is not mechanism:
+        pytest.skip("no writable cgroup v1 memory controller here")
+    make_video(tmp_path / "uploads" / "clip.mp4")
+    queue, _ = _queue(settings, mechanisms=(mechanism,))
+    assert queue.isolation.mechanism is mechanism
+    queue.submit("clip.mp4")
+    job = queue.runner.run_once()
+    assert job is not None and job.state is JobState.FAILED, job
+    assert job.reason == Reason.MEMORY_LIMIT, job.error
+    assert queue.health().status == "ok"
+    assert _descendants() == [] and _workers(tmp_path) == []
+
+
+def test_a_timeout_leaves_no_ffmpeg_process(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, reverse_timeout_ms=2500)
+    make_video(tmp_path / "uploads" / "long.mp4", seconds=30, size="640x360", rate=30)
+    queue, _ = _queue(settings)
+    queue.submit("long.mp4")
+    job = queue.runner.run_once()
+    assert job is not None and job.state is JobState.FAILED
+    assert job.reason == Reason.TIMEOUT, job.error
+    assert _descendants() == [] and _workers(tmp_path) == []
+    assert not (tmp_path / "uploads" / "reversed" / "long.mp4").exists()
+
+
+def test_a_hung_worker_and_an_escaped_grandchild_are_killed_at_the_deadline(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner_module, "JOB_CHILD_MODULE", "tests.media_service.hang_child")
+    monkeypatch.setattr(runner_module, "_GRACE_S", 0.0)
+    monkeypatch.chdir(Path(__file__).parents[2])
+    settings = settings_for(tmp_path, reverse_timeout_ms=1500)
+    make_video(tmp_path / "uploads" / "clip.mp4")
+    for mechanism in (Mechanism.CGROUP_V1, Mechanism.RLIMIT_AS):
+        queue, _ = _queue(settings, mechanisms=(mechanism,))
+        queue.submit("clip.mp4", force=True)
+        job = queue.runner.run_once()
+        assert job is not None and job.reason == Reason.TIMEOUT, job
+        assert _workers(tmp_path) == [], f"left behind under {queue.isolation.mechanism}"
+        queue.store.close()
+
+
+def test_corrupt_inputs_open_the_breaker_and_a_trial_success_closes_it(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, breaker={"failure_threshold": 2, "cooldown_ms": 60_000,
+                                               "success_threshold": 1})
+    good = make_video(tmp_path / "uploads" / "good.mp4", seconds=4)
+    for name in ("bad1.mp4", "bad2.mp4"):
+        corrupt(good, tmp_path / "uploads" / name)
+    (tmp_path / "uploads" / "empty.mp4").write_bytes(b"")  # rejected: does not count
+    clock = FakeClock()
+    queue, _ = _queue(settings, clock)
+    outcomes = []
+    for name in ("bad1.mp4", "empty.mp4", "bad2.mp4"):
+        queue.submit(name)
+        job = queue.runner.run_once()
+        assert job is not None
+        outcomes.append((job.state, job.reason))
+    assert outcomes == [(JobState.FAILED, Reason.MEDIA_ERROR), (JobState.REJECTED, "rejected"),
+                        (JobState.FAILED, Reason.MEDIA_ERROR)]
+    assert queue.breaker.status().state is BreakerState.OPEN
+    with pytest.raises(BreakerRefused):
+        queue.submit("good.mp4")
+    clock.advance(60)
+    queue.submit("good.mp4")
+    trial = queue.runner.run_once()
+    assert trial is not None and trial.state is JobState.DONE
+    assert queue.breaker.status().state is BreakerState.CLOSED
