@@ -14,6 +14,7 @@ GROUPS: list[tuple[str, str | None]] = [
     ("health", None),
     ("deploy", None),
     ("redact", None),
+    ("bundle", None),
 ]
 
 

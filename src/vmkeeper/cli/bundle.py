@@ -1,0 +1,58 @@
+"""`vmkeeper bundle [-o FILE]`: one redacted tar.gz with the evidence of an incident."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from vmkeeper import __version__
+from vmkeeper.cli.common import JsonOption, emit, progress_printer, state
+from vmkeeper.diagnose.bundle import BundleOptions, BundleResult, create_bundle
+from vmkeeper.diagnose.bundle_sources import default_sources
+
+
+def bundle(
+    ctx: typer.Context,
+    output: Optional[Path] = typer.Option(  # noqa: UP007 - typer needs Optional on 3.11
+        None, "--output", "-o", help="Archive to write (a folder gets the default name); "
+        "default ./vmkeeper-bundle-<UTC stamp>.tar.gz."
+    ),
+    timeout: float = typer.Option(
+        30.0, "--timeout", min=1.0, help="Seconds each source may take before it is skipped."
+    ),
+    lines: Optional[int] = typer.Option(  # noqa: UP007
+        None, "--lines", "-n", min=1, help="Log lines per file (default health.log_lines)."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Collect health, PM2, logs, OOM kills and the host into one redacted tar.gz (mode 0600)."""
+    loaded = state(ctx).loaded
+    result = create_bundle(
+        default_sources(loaded, timeout_s=timeout, log_lines=lines),
+        BundleOptions(output=output, timeout_s=timeout,
+                      extra_manifest={"vmkeeper_version": __version__,
+                                      "config_file": loaded.config_file}),
+        progress=progress_printer(as_json),
+    )
+    emit(result, as_json, lambda console: _human(console, result))
+
+
+def _human(console: Console, result: BundleResult) -> None:
+    for file in result.files:
+        redacted = f", {file.redactions} redacted" if file.redactions else ""
+        console.print(f"[green]collected[/green] {escape(file.name)} "
+                      f"[dim]({file.bytes} bytes{redacted})[/dim]")
+    for skipped in result.skipped:
+        console.print(f"[yellow]skipped[/yellow] {escape(skipped.source)}: "
+                      f"{escape(skipped.reason)}")
+    console.print(f"wrote [bold]{escape(str(result.path))}[/bold] ({result.bytes} bytes, "
+                  f"{len(result.files)} files, {len(result.skipped)} skipped) in "
+                  f"{result.seconds:.1f} s. Every file is redacted; still check it before "
+                  "sharing: `tar -xzf` and `vmkeeper redact --check`.")
+
+
+COMMANDS = [bundle]
