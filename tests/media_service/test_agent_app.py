@@ -84,7 +84,7 @@ def test_open_breaker_is_503_with_retry_after(setup) -> None:  # type: ignore[no
 
 
 def test_health_and_metrics(setup) -> None:  # type: ignore[no-untyped-def]
-    client, queue, _, _ = setup
+    client, _queue, _, _ = setup
     client.post("/reverse", json={"key": "a.mp4"}, headers=AUTH)
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["isolation"]["mechanism"] == "rlimit-as"

@@ -9,16 +9,17 @@ one active job per key, and an output newer than its source is answered without 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, TextIO
-
-import structlog
 
 from vmkeeper.errors import BreakerOpen, LockHeld, MediaRejected, VmkeeperError
 from vmkeeper.media.breaker import Breaker, BreakerStatus
@@ -105,16 +106,16 @@ def resolve_key(root: Path, output_dir: str, key: str) -> tuple[Path, Path]:
 
 
 def json_logger(stream: TextIO = sys.stderr) -> Log:
-    """One JSON line per event on stderr (PM2 and journald keep it)."""
-    logger = structlog.wrap_logger(
-        structlog.PrintLogger(stream),
-        processors=[structlog.processors.add_log_level,
-                    structlog.processors.TimeStamper(fmt="iso", utc=True),
-                    structlog.processors.JSONRenderer()],
-    )
+    """One JSON line per event on stderr (PM2 and journald keep it), whatever level the CLI's
+    own logging filters at: these records are the service's audit trail, not debug output."""
+    lock = threading.Lock()
 
     def log(event: str, **fields: Any) -> None:
-        logger.info(event, **fields)
+        stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        line = json.dumps({"timestamp": stamp, "event": event, **fields}, default=str)
+        with lock:
+            stream.write(line + "\n")
+            stream.flush()
 
     return log
 
