@@ -7,8 +7,8 @@ from the settings, so they show what the running service sees.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
-from typing import Any, Optional
+from datetime import UTC, datetime
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -24,7 +24,7 @@ _POLL_S = 0.5
 
 def serve(
     ctx: typer.Context,
-    port: Optional[int] = typer.Option(  # noqa: UP007 - typer needs Optional on 3.11
+    port: int | None = typer.Option(
         None, "--port", help="Listen on this loopback port (default: apps.media.port)."),
 ) -> None:
     """Run the reverse-video service on loopback until stopped (SIGINT or SIGTERM)."""
@@ -36,7 +36,7 @@ def serve(
 def _when(stamp: Any) -> str:
     if not isinstance(stamp, (int, float)):
         return "-"
-    return datetime.fromtimestamp(stamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _job_line(job: dict[str, Any]) -> str:
@@ -78,7 +78,7 @@ def submit(
 
 def jobs(
     ctx: typer.Context,
-    state_filter: Optional[str] = typer.Option(  # noqa: UP007
+    state_filter: str | None = typer.Option(
         None, "--state", help="Only jobs in this state: queued, running, done, failed, rejected."),
     limit: int = typer.Option(50, "--limit", min=1, max=1000),
     as_json: bool = JsonOption,

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, TextIO
@@ -111,7 +111,7 @@ def json_logger(stream: TextIO = sys.stderr) -> Log:
     lock = threading.Lock()
 
     def log(event: str, **fields: Any) -> None:
-        stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
         line = json.dumps({"timestamp": stamp, "event": event, **fields}, default=str)
         with lock:
             stream.write(line + "\n")
