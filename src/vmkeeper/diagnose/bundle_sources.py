@@ -130,8 +130,9 @@ def logs(settings: Settings, lines: int | None) -> Gathered:
 def unit_journal(settings: Settings, timeout_s: float) -> Gathered:
     unit = systemd.unit_name(settings.pm2.unit)
     if facts.supervisor_mode(settings) != "systemd":
-        return [Skipped("pm2 unit journal", f"systemd does not run here (PID 1 is "
-                        f"{systemd.pid1_name()}), so there is no journal of {unit}")]
+        return [Skipped("pm2 unit journal", "systemd does not supervise PM2 here (PID 1 is "
+                        f"{systemd.pid1_name()}, health.supervisor is "
+                        f"{settings.health.supervisor}), so there is no journal of {unit}")]
     argv = host_commands.unit_journal_argv(unit, UNIT_JOURNAL_LINES)
     return [Piece(f"journal/{_file_name(unit)}.log",
                   host_commands.output(argv, timeout=timeout_s))]
