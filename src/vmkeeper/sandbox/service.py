@@ -100,7 +100,20 @@ home = {q(layout.pm2_home)}
 
 [media]
 storage_root = {q(layout.uploads)}
+token = {q(media_token(layout))}
 """
+
+
+def media_token(layout: Layout) -> str:
+    """The media service's bearer token: made once, kept, so running apps keep matching it."""
+    path = layout.state / "media.token"
+    if not path.exists():
+        import secrets
+
+        layout.state.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def sandbox_settings(layout: Layout) -> Settings:
@@ -295,6 +308,9 @@ def app_env(layout: Layout, settings: Settings) -> dict[str, str]:
             "BACKEND_PORT": str(settings.apps.backend.port),
             "DATABASE_URL": f"postgres://app:{PLANTED_SECRETS['DB_PASSWORD']}@127.0.0.1:5432/app",
             "NEXT_TELEMETRY_DISABLED": "1",
+            # The backend hands reversals to the media service (issue 7) with this token.
+            "MEDIA_URL": f"http://127.0.0.1:{settings.apps.media.port}",
+            "MEDIA_TOKEN": settings.media.token or "",
         }
     )
     return env
@@ -326,10 +342,27 @@ def ensure_apps(layout: Layout, settings: Settings, pm2: Pm2, frontend_dir: Path
             executor.name, workspace / "executor" / "executor.js", cwd=workspace / "executor",
             env=env,
         )
+    media = settings.apps.media
+    if not _online(apps, media.name):
+        pm2.delete(media.name, check=False)
+        pm2.start_file(media.name, media_launcher(layout), cwd=layout.dir, env=env)
     frontend = apps.get(settings.apps.frontend.name)
     if frontend is None or not frontend.online or frontend.cwd != frontend_dir:
         switch.start_frontend(settings, pm2, frontend_dir, extra_env=env)
     pm2.save(force=True)
+
+
+def media_launcher(layout: Layout) -> Path:
+    """`vmkeeper media serve` for PM2 (whose start takes a script, not an argv): exec, so PM2
+    watches the service's own pid."""
+    import shlex
+    import sys
+
+    script = layout.dir / "media-service.sh"
+    argv = [sys.executable, "-m", "vmkeeper", "--config", str(layout.config), "media", "serve"]
+    script.write_text("#!/bin/sh\nexec " + shlex.join(argv) + "\n")
+    script.chmod(0o755)
+    return script
 
 
 def _online(apps: dict[str, object], name: str) -> bool:
