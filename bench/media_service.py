@@ -27,8 +27,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.media_service.helpers import TOKEN, corrupt, make_video  # noqa: E402
-from vmkeeper import proc  # noqa: E402
+from tests.media_service.helpers import TOKEN, corrupt, make_video
+from vmkeeper import proc
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
