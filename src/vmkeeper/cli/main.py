@@ -13,10 +13,11 @@ from typing import Optional
 
 import typer
 
-try:  # typer 0.2x vendors click; older typers use the click package
-    from typer._click.exceptions import ClickException  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover
-    from click.exceptions import ClickException
+# typer 0.2x vendors click (typer._click); the base of its usage errors is found from a public
+# name so this works with either layout.
+ClickException: type[Exception] = next(
+    base for base in typer.BadParameter.__mro__ if base.__name__ == "ClickException"
+)
 
 from vmkeeper.cli import config as config_cli
 from vmkeeper.cli.common import CliState, stderr_console
@@ -96,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stderr_console().print("aborted.")
         return 130
     except ClickException as error:
-        error.show(file=sys.stderr)
+        error.show(file=sys.stderr)  # type: ignore[attr-defined]
         return 2
     except SystemExit as done:  # rich exits 1 on a closed pipe (`vmkeeper … | head`)
         return done.code if isinstance(done.code, int) else 1

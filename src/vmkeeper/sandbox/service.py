@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,7 @@ from vmkeeper import proc
 from vmkeeper.adapters import apache as apache_adapter
 from vmkeeper.adapters import http
 from vmkeeper.adapters.git import Git
-from vmkeeper.adapters.pm2 import Pm2
+from vmkeeper.adapters.pm2 import Pm2, Pm2App
 from vmkeeper.errors import SandboxError, VmkeeperError
 from vmkeeper.releases import build, store, switch
 from vmkeeper.sandbox.layout import ASSETS, PLANTED_SECRETS, Layout
@@ -365,9 +365,9 @@ def media_launcher(layout: Layout) -> Path:
     return script
 
 
-def _online(apps: dict[str, object], name: str) -> bool:
+def _online(apps: Mapping[str, Pm2App], name: str) -> bool:
     app = apps.get(name)
-    return bool(app is not None and getattr(app, "online", False))
+    return app is not None and app.online
 
 
 def ensure_apache_running(layout: Layout, apache: apache_adapter.Apache) -> None:
