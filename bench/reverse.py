@@ -19,8 +19,12 @@ from pathlib import Path
 import psutil
 
 from vmkeeper import proc
-from vmkeeper.adapters.ffmpeg import (build_forward_transcode_argv, build_whole_clip_reverse_argv,
-                                      encoder_args, ffmpeg_binary)
+from vmkeeper.adapters.ffmpeg import (
+    build_forward_transcode_argv,
+    build_whole_clip_reverse_argv,
+    encoder_args,
+    ffmpeg_binary,
+)
 from vmkeeper.settings import MediaSettings
 
 SIZES = {"720p": "1280x720", "1080p": "1920x1080"}

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import av
 
+from tests.media.conftest import FFMPEG
 from vmkeeper import proc
 from vmkeeper.media.service import ReverseResult, reverse
 from vmkeeper.settings import MediaSettings
-from tests.media.conftest import FFMPEG
 
 # Lossless video (x264 crf 0) and float PCM in MOV: the output can then be compared exactly.
 LOSSLESS = MediaSettings(crf=0, audio_codec="pcm_f32le", memory_budget_mb=1)

@@ -10,8 +10,15 @@ import psutil
 import pytest
 
 from tests.media.conftest import Clips
-from tests.media.helpers import (LOSSLESS, audio_offset_and_span, frame_md5s, reversed_samples, run, samples,
-                                 video_pts_seconds)
+from tests.media.helpers import (
+    LOSSLESS,
+    audio_offset_and_span,
+    frame_md5s,
+    reversed_samples,
+    run,
+    samples,
+    video_pts_seconds,
+)
 from vmkeeper.settings import MediaSettings
 
 pytestmark = pytest.mark.slow
