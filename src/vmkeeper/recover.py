@@ -90,9 +90,16 @@ def _reasons(report: HealthReport, layer: Layer) -> set[str | None]:
 
 
 def plan_recovery(report: HealthReport, settings: Settings, pm2: Pm2,
-                  systemctl: systemd.Systemctl) -> Plan:
-    """The decision tree, top to bottom, as the runbook walks it."""
+                  systemctl: systemd.Systemctl, looping: list[str] | None = None) -> Plan:
+    """The decision tree, top to bottom, as the runbook walks it. ``looping`` names apps seen
+    restarting between two checks (online in each, crashing in between)."""
     broken = chain_broken(report)
+    if not broken and looping:
+        return Plan(f"{', '.join(looping)} keeps restarting (crash loop) while PM2 shows it "
+                    "online; restarting it once more, then read `vmkeeper logs "
+                    f"{looping[0]}`.",
+                    [Step(f"{pm2.bin} restart {name}", _restarter(pm2, name))
+                     for name in looping])
     if not broken:
         return Plan("healthy: nothing to do (" + report.verdict + ")", [], healthy=True)
     apache = _reasons(report, Layer.APACHE)
@@ -182,21 +189,33 @@ class _Run:
         self.actions.append(action)
         return action
 
-    def settled(self, deadline: float) -> HealthReport:
+    def settled(self, deadline: float) -> tuple[HealthReport, list[str]]:
         """Re-check until the chain is healthy twice in a row with no new restarts (a crash
-        loop looks online between crashes), or the deadline passes."""
+        loop looks online between crashes), or the deadline passes. Returns the last report
+        and the apps whose restarts were still growing."""
         last = self.health()
+        looping: list[str] = []
         while True:
             if not chain_broken(last):
                 self.sleep(1.5)
                 again = self.health()
-                if not chain_broken(again) and _restarts(again) == _restarts(last):
-                    return again
+                looping = growing(last, again)
+                if not chain_broken(again) and not looping:
+                    return again, []
                 last = again
             if self.clock() >= deadline:
-                return last
+                return last, looping
             self.sleep(1.0)
             last = self.health()
+
+
+def growing(first: HealthReport, second: HealthReport) -> list[str]:
+    """Apps whose PM2 restart count grew between two reports: crash-looping while they look
+    online."""
+    before, after = _restarts(first), _restarts(second)
+    return sorted(name.removeprefix("pm2:") for name, count in after.items()
+                  if isinstance(count, int) and isinstance(before.get(name), int)
+                  and count > before[name])  # type: ignore[operator]
 
 
 def _restarts(report: HealthReport) -> dict[str, object]:
@@ -237,7 +256,14 @@ def recover(settings: Settings, *, dry_run: bool = False, progress: Progress = l
                                   timeout=max(settings.health.check_timeout_s, 30))
     run = _Run(settings, pm2, systemctl, progress, sleep, clock)
     before = run.health()
-    first = plan_recovery(before, settings, pm2, systemctl)
+    looping: list[str] = []
+    if not chain_broken(before):
+        # One look cannot see a crash loop between crashes: look twice.
+        sleep(1.5)
+        again = run.health()
+        looping = growing(before, again)
+        before = again
+    first = plan_recovery(before, settings, pm2, systemctl, looping)
     notes = oom_evidence(settings, before) if not first.healthy else []
     planned = [step.command for step in first.steps]
     for step in first.steps:
@@ -253,17 +279,19 @@ def recover(settings: Settings, *, dry_run: bool = False, progress: Progress = l
         for step in plan.steps:
             run.act(step)
         window = min(deadline, clock() + settings.health.recover_timeout_s / attempts)
-        report = run.settled(window)
-        if not chain_broken(report):
+        report, looping = run.settled(window)
+        if not chain_broken(report) and not looping:
             return RecoverResult(first.diagnosis, True, False, run.actions, notes, attempt,
                                  clock() - started, before, report, planned)
-        plan = plan_recovery(report, settings, pm2, systemctl)
+        plan = plan_recovery(report, settings, pm2, systemctl, looping)
         if plan.refused or plan.healthy or attempt == attempts or clock() >= deadline:
             break
         backoff = settings.health.recover_backoff_s * 2 ** (attempt - 1)
         progress(f"not healed yet ({report.verdict}); next attempt in {backoff:g} s")
         sleep(backoff)
+    still = f" ({', '.join(looping)} still restarting)" if looping else ""
     diagnosis = (f"{first.diagnosis} Not healed after {attempt} attempt(s): {report.verdict}"
+                 f"{still}"
                  + (f" ({plan.diagnosis})" if plan.refused else ""))
     return RecoverResult(diagnosis, False, False, run.actions, notes, attempt,
                          clock() - started, before, report, planned)

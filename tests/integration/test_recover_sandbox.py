@@ -88,7 +88,7 @@ def test_a_crash_looping_app_stops_after_bounded_attempts_with_evidence(
         assert 1 <= len(result["actions"]) <= 2  # type: ignore[arg-type]
         assert all(c.endswith("restart fl-executor") for c in commands(result))
         assert result["attempts"] == 2 and "Not healed" in str(result["diagnosis"])
-        assert "fl-executor" in str(result["health_after"]["verdict"])  # type: ignore[index]
+        assert "fl-executor" in str(result["diagnosis"])
         assert not any("git" in c or "executor.js" in c for c in commands(result))
     finally:
         sandbox.restore()
