@@ -288,3 +288,37 @@ def test_sigkill_at_each_step_leaves_the_site_serving_and_the_next_deploy_cleans
     assert len(listed["releases"]) == 2
     assert listed["active"] == listed["dump_active"] == data["release"]
     assert not [p for p in bed.releases.iterdir() if p.name.startswith((".trash-", ".archive-"))]
+
+
+def test_sigkill_mid_build_kills_the_orphaned_build_on_the_next_deploy(
+    bed: DeployBed, tmp_path: Path
+) -> None:
+    import psutil
+
+    old = bed.releases_json()["active"]
+    bed.commit("slow build killed")
+    flag = tmp_path / "paused"
+    env = {**child_env("none", flag), "BUILD_DELAY_MS": "60000"}
+    builders: list[psutil.Process] = []
+
+    def build_running() -> bool:
+        builders[:] = [
+            p for p in psutil.process_iter(["cmdline", "cwd"])
+            if "build.js" in " ".join(p.info.get("cmdline") or [])
+            and str(bed.releases) in (p.info.get("cwd") or "")
+        ]
+        return bool(builders)
+
+    with proc.start(bed.child_argv("deploy", "--json"), timeout=300, env=env) as child:
+        wait_for(build_running, 60, "npm run build to run in the new release")
+        proc.kill_group(child.pid, signal.SIGKILL)
+        child.wait()
+    assert all(p.is_running() for p in builders)  # the build outlived its deploy
+    assert httpx.get(bed.site, timeout=10).status_code == 200
+    assert bed.releases_json()["active"] == old
+    run, data = bed.deploy()
+    assert run.code == 0, run.stderr
+    assert data["cleaned"], data
+    psutil.wait_procs(builders, timeout=10)
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in builders)
+    assert all(r["state"] == "good" for r in bed.releases_json()["releases"])
