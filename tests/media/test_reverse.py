@@ -38,10 +38,38 @@ def test_reverse_output_frames_are_input_frames_backwards(clips: Clips, tmp_path
     assert result.stats is not None and result.stats.output_frames == len(expected)
 
 
-def test_reverse_in_pieces_shorter_than_the_gop_still_exact(clips: Clips, tmp_path: Path) -> None:
+def test_a_gop_over_the_budget_is_spooled_whole_and_decoded_once(clips: Clips,
+                                                                 tmp_path: Path) -> None:
+    # 1 MiB budget, 120-frame GOP: the frames go to the spool (most of them pushed out of the
+    # page cache), never re-decoded from the keyframe per part.
     result = run(LOSSLESS, clips.long_gop, tmp_path / "out.mov")
-    assert result.stats is not None
-    assert result.stats.pieces > 1  # 1 MiB budget: pieces of 54 frames in a 120-frame GOP
+    assert result.ok, result.error
+    assert result.stats is not None and result.stats.pieces == 1
+    assert result.stats.frames_decoded == result.stats.frames
+    assert frame_md5s(tmp_path / "out.mov") == frame_md5s(clips.long_gop)[::-1]
+
+
+def test_a_spool_that_would_not_fit_is_refused_before_decoding(
+        clips: Clips, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vmkeeper.media import reverse as reverse_module
+
+    stats = os.statvfs(tmp_path)
+    full = type("Full", (), {"f_bavail": 1, "f_frsize": stats.f_frsize})()
+    reverse_module.check_spool_space(str(tmp_path), 2**20)  # a real disk: fits
+    monkeypatch.setattr(reverse_module.os, "statvfs", lambda _path: full)
+    with pytest.raises(reverse_module.ReversalFailed, match="spool needs 0 MiB .* only 0 MiB"):
+        reverse_module.check_spool_space(str(tmp_path), 1)
+
+
+def test_the_spool_leaves_a_ram_filesystem_for_the_output_directory(tmp_path: Path) -> None:
+    from vmkeeper.media.reverse import filesystem_type, spool_directory
+
+    if filesystem_type("/dev/shm") != "tmpfs":
+        pytest.skip("no tmpfs at /dev/shm")
+    output = str(tmp_path / "out.mp4")
+    if filesystem_type(str(tmp_path)) not in ("tmpfs", "ramfs"):
+        assert spool_directory(str(tmp_path), output) == str(tmp_path)
+    assert spool_directory("/dev/shm", output) == str(tmp_path)
 
 
 def test_reverse_one_piece_when_the_budget_holds_the_clip(clips: Clips, tmp_path: Path) -> None:

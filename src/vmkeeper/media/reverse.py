@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import array
 import bisect
+import os
 import resource
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -28,7 +30,6 @@ from typing import Any
 
 import av
 import av.filter
-from av.video.frame import PictureType
 
 from vmkeeper.media.job import ReverseJob, ReverseStats
 
@@ -114,27 +115,24 @@ def index_video(source: str) -> VideoIndex:
 
 
 def plan_pieces(index: VideoIndex, frames_per_piece: int) -> list[Piece]:
-    """Whole GOPs merged up to the budget; a GOP over the budget split evenly (re-decoded)."""
+    """Whole GOPs, merged while they fit ``frames_per_piece``; a bigger GOP is a piece alone.
+
+    A piece is never cut inside a GOP: its frames go to a spool file, not RAM, so a long GOP
+    costs disk (and page cache beyond the budget is pushed out), never a re-decode from the
+    keyframe for each part.
+    """
     bounds = [*index.keyframe_positions, index.frames]
     pieces: list[Piece] = []
     current: Piece | None = None
     for gop, (first, stop) in enumerate(zip(bounds, bounds[1:])):
-        size = stop - first
-        if size <= 0:
+        if stop <= first:
             continue
         if current is not None and stop - current.first <= frames_per_piece:
             current = Piece(current.first, stop, current.gop)
             continue
         if current is not None:
             pieces.append(current)
-            current = None
-        if size <= frames_per_piece:
-            current = Piece(first, stop, gop)
-            continue
-        parts = -(-size // frames_per_piece)
-        step = -(-size // parts)
-        for start in range(first, stop, step):
-            pieces.append(Piece(start, min(start + step, stop), gop))
+        current = Piece(first, stop, gop)
     if current is not None:
         pieces.append(current)
     return pieces
@@ -200,16 +198,18 @@ class _VideoReader:
     def close(self) -> None:
         self.container.close()
 
-    def read(self, piece: Piece) -> list[Any]:
-        """The piece's frames, converted, in presentation order; exactly stop - first of them."""
+    def read(self, piece: Piece, sink: Callable[[Any], None]) -> None:
+        """Hand ``sink`` the piece's frames, converted, in presentation order; exactly
+        stop - first of them, one at a time (the caller spools them: nothing is kept here)."""
         pts = self.index.pts
         start = pts[piece.first]
         stop = pts[piece.stop] if piece.stop < len(pts) else None
         # Seek to the piece's keyframe; if the demuxer lands later than that (an index that
-        # disagrees with the packets), fall back one keyframe at a time.
+        # disagrees with the packets), fall back one keyframe at a time. Nothing has reached
+        # the sink when that is detected: the first decoded frame is already past the start.
         for gop in range(piece.gop, -1, -1):
             _seek(self.container, self.stream, self.index.keyframe_seek[gop])
-            kept: list[Any] = []
+            kept = 0
             landed_late = False
             for frame in _decoded(self.container, self.stream):
                 self.decoded += 1
@@ -222,16 +222,141 @@ class _VideoReader:
                     continue
                 if stop is not None and frame.pts >= stop:
                     break
-                kept.append(self.converter.convert(frame))
+                if kept == piece.stop - piece.first:
+                    break  # more frames than the index holds: reported below
+                sink(self.converter.convert(frame))
+                kept += 1
             if landed_late:
                 continue
-            if len(kept) != piece.stop - piece.first:
+            if kept != piece.stop - piece.first:
                 raise ReversalFailed(
-                    f"frames {piece.first}-{piece.stop - 1} decoded as {len(kept)} frames, "
+                    f"frames {piece.first}-{piece.stop - 1} decoded as {kept} frames, "
                     f"expected {piece.stop - piece.first}: the file is damaged"
                 )
-            return kept
+            return
         raise ReversalFailed(f"no keyframe before frame {piece.first} could be decoded")
+
+
+_TMPFS = {"tmpfs", "ramfs"}
+_ADVISE_STEP = 8 * 1024 * 1024  # push spooled pages out in 8 MiB steps, not per frame
+
+
+def filesystem_type(path: str) -> str:
+    """The type of the filesystem holding ``path`` (longest mount point in mountinfo)."""
+    target = os.path.realpath(path)
+    best, kind = "", ""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mounts:
+            for line in mounts:
+                fields = line.split()
+                if " - " not in line or len(fields) < 5:
+                    continue
+                point = fields[4].replace("\\040", " ")
+                inside = target == point or target.startswith(point.rstrip("/") + "/")
+                if inside and len(point) >= len(best):
+                    best, kind = point, line.split(" - ", 1)[1].split()[0]
+    except OSError:
+        return ""
+    return kind
+
+
+def spool_directory(temp_dir: str, output: str) -> str:
+    """Where a piece's frames are spooled: the private temp dir, unless that is RAM.
+
+    A spool on tmpfs is shared memory: counted like the frames it replaces and not
+    reclaimable without swap. The output's directory is on the disk DST goes to.
+    """
+    if filesystem_type(temp_dir) in _TMPFS:
+        return os.path.dirname(os.path.abspath(output)) or "."
+    return temp_dir
+
+
+class _Spool:
+    """One piece's converted yuv420p frames in an unnamed file: written forward, read back
+    newest first, the file truncated behind each frame read.
+
+    Why a file and not a list: a GOP of 1080p is ~190 MiB of decoded frames, and anonymous
+    memory cannot be reclaimed on a VM without swap; page cache can. The worker's own memory
+    then holds about one frame. ``cache_bytes`` caps the page cache a piece may hold: pages
+    older than that are handed to writeback and dropped (POSIX_FADV_DONTNEED) as the piece is
+    written, and truncating from the end as frames are read back drops pages without writing
+    them out at all — a piece that fits the cap never touches the disk.
+    """
+
+    def __init__(self, directory: str, width: int, height: int, cache_bytes: int) -> None:
+        self.width, self.height = width, height
+        self.cache_bytes = max(cache_bytes, 0)
+        # (plane width in bytes, rows) of yuv420p, stored tightly: no line padding on disk.
+        self.planes = [(width, height), (width // 2, height // 2), (width // 2, height // 2)]
+        self.frame_bytes = sum(w * h for w, h in self.planes)
+        try:
+            # O_TMPFILE: no name ever exists, and the kernel frees it if the worker is killed.
+            self.fd = os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        except (OSError, AttributeError):
+            handle, name = tempfile.mkstemp(prefix=".vmkeeper-spool-", dir=directory)
+            os.unlink(name)
+            self.fd = handle
+        self.count = 0
+        self.advised = 0
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def write(self, frame: Any) -> None:
+        buffers: list[Any] = []
+        for plane, (width, rows) in zip(frame.planes, self.planes):
+            view = memoryview(plane)
+            if plane.line_size == width:
+                buffers.append(view[: width * rows])
+            else:
+                buffers.extend(view[row * plane.line_size: row * plane.line_size + width]
+                               for row in range(rows))
+        offset = self.count * self.frame_bytes
+        if os.pwritev(self.fd, buffers, offset) != self.frame_bytes:
+            raise ReversalFailed("the frame spool could not be written (disk full?)")
+        self.count += 1
+        end = offset + self.frame_bytes
+        if end > self.cache_bytes and end - self.advised >= _ADVISE_STEP:
+            # Dirty pages start writeback here and are dropped by a later call once clean.
+            os.posix_fadvise(self.fd, 0, end - self.cache_bytes, os.POSIX_FADV_DONTNEED)
+            self.advised = end
+
+    def pop(self) -> Any:
+        """The newest frame still in the spool, as a new frame the encoder may keep."""
+        self.count -= 1
+        offset = self.count * self.frame_bytes
+        frame = av.VideoFrame(self.width, self.height, "yuv420p")
+        if all(plane.line_size == width for plane, (width, _) in zip(frame.planes, self.planes)):
+            targets = [memoryview(plane)[: w * h] for plane, (w, h) in zip(frame.planes,
+                                                                         self.planes)]
+            got = os.preadv(self.fd, targets, offset)
+        else:
+            data = os.pread(self.fd, self.frame_bytes, offset)
+            got, at = len(data), 0
+            for plane, (width, rows) in zip(frame.planes, self.planes):
+                view = memoryview(plane)
+                for row in range(rows):
+                    view[row * plane.line_size: row * plane.line_size + width] = \
+                        data[at: at + width]
+                    at += width
+        if got != self.frame_bytes:
+            raise ReversalFailed("the frame spool was cut short")
+        os.ftruncate(self.fd, offset)  # drops this frame's pages, never written back
+        self.advised = min(self.advised, offset)
+        return frame
+
+
+def check_spool_space(directory: str, piece_bytes: int) -> None:
+    """Refuse before decoding anything if the biggest piece's spool cannot fit."""
+    stats = os.statvfs(directory)
+    free = stats.f_bavail * stats.f_frsize
+    margin = 16 * 1024 * 1024
+    if piece_bytes + margin > free:
+        raise ReversalFailed(
+            f"the frame spool needs {piece_bytes / 2**20:,.0f} MiB in {directory} for the "
+            f"longest GOP but only {free / 2**20:,.0f} MiB is free; free some disk space "
+            "(or point TMPDIR at a bigger disk)"
+        )
 
 
 def _bit_rate(text: str) -> int:
@@ -437,26 +562,33 @@ def reverse_file(job: ReverseJob, progress: Progress) -> ReverseStats:
     span_s = index.seconds(index.end_pts - index.pts[0])
     audio = decode_audio_to_pcm(job.source, Path(job.temp_dir) / "audio.f32", start_s, span_s)
     reader = _VideoReader(job.source, index)
-    frames_per_piece = max(1, job.frame_budget_bytes // reader.converter.frame_bytes)
+    converter = reader.converter
+    frames_per_piece = max(1, job.frame_budget_bytes // converter.frame_bytes)
     pieces = plan_pieces(index, frames_per_piece)
+    directory = spool_directory(job.temp_dir, job.output)
+    check_spool_space(directory, max(p.stop - p.first for p in pieces) * converter.frame_bytes)
     rate = reader.stream.average_rate or reader.stream.base_rate
     output = _Output(job, reader, audio, rate)
+    spool = _Spool(directory, converter.width, converter.height, job.frame_budget_bytes)
     done = 0
     try:
         for piece in reversed(pieces):
-            frames = reader.read(piece)
+            reader.read(piece, spool.write)
             for position in range(piece.stop - 1, piece.first - 1, -1):
-                frame = frames.pop()
+                frame = spool.pop()
                 # A true time mirror: frame i shows from end - t(i+1), so VFR stays VFR.
                 frame.pts = index.end_pts - index.next_pts(position)
                 frame.time_base = index.time_base
-                frame.pict_type = PictureType.NONE  # else x264 forces the input's keyframes
                 output.encode_video(frame)
+                del frame  # x264 copied it: free the buffer before the next read
             done += piece.stop - piece.first
             output.encode_audio_until(index.seconds(index.end_pts - index.pts[piece.first]))
             progress(done, index.frames)
         output.close()
+    except OSError as error:
+        raise ReversalFailed(f"the frame spool in {directory} failed: {error.strerror}") from None
     finally:
+        spool.close()
         reader.close()
     audio_frame = 1024 if job.encoder.audio_codec not in ("pcm_s16le", "pcm_f32le") else 0
     facts = measure_output(job.output)
