@@ -31,7 +31,7 @@ class ReverseJob:
     output: str  # the temporary name beside DST; the parent renames it when verified
     container: str  # FFmpeg muxer name
     temp_dir: str  # private; the parent removes it whatever happens
-    frame_budget_bytes: int
+    frame_budget_bytes: int  # page cache a piece's spool may hold; sizes merged pieces
     encoder: EncoderSpec = EncoderSpec()
 
     def to_json(self) -> str:
@@ -49,7 +49,7 @@ class ReverseStats:
     frames: int
     pieces: int
     frames_per_piece: int
-    frames_decoded: int  # > frames when pieces are shorter than the GOP (re-decoding)
+    frames_decoded: int  # = frames: pieces are whole GOPs; more only past open-GOP ends
     video_duration_s: float
     audio_samples: int
     output_frames: int

@@ -2,16 +2,17 @@
 
 Why this shape (docs/media.md, shared notes on video reversal): FFmpeg's ``reverse`` filter keeps
 every decoded frame (3.3 GiB for ~35 s of 1080p30: the June 2026 OOM). Here the video is cut into
-pieces of whole GOPs where the memory budget allows (frames per piece = budget / bytes of one
-decoded frame after rotation and padding); pieces are decoded from the end, each from its own
-keyframe, their frames kept and fed newest-first into a single encoder. No process start per
-piece, no second process holding a second copy of FFmpeg, and each frame decoded about once.
+pieces of whole GOPs (merged while they fit the memory budget, never split); pieces are decoded
+from the end, each from its own keyframe, their converted frames written to an unnamed spool file
+and read back newest-first into a single encoder. The worker holds about one decoded frame; the
+spool's page cache is capped by the budget. No process start per piece, no second process
+holding a second copy of FFmpeg, and each frame decoded once.
 
 Audio is decoded forward once to raw PCM in a temporary file (constant memory), trimmed or padded
 to the video's span, then read backwards in chunks and encoded once: encoding per piece adds AAC
 priming at every join (the 0.7 s per 30 s drift).
 
-Runs inside ``python -m vmkeeper.media.worker`` so the parent can kill it on the runbook's
+Runs inside the worker process (``media/worker.py``) so the parent can kill it on the runbook's
 FFMPEG_REVERSE_TIMEOUT_MS; nothing here prints.
 """
 

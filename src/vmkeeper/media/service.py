@@ -1,10 +1,11 @@
 """`media reverse`: check the input, reverse it in a killable worker, put DST in place verified.
 
 The runbook's guardrails, in order: input limits before any FFmpeg starts; the reversal in a
-child process (``python -m vmkeeper.media.worker``) run through :func:`vmkeeper.proc.start`, so
-FFMPEG_REVERSE_TIMEOUT_MS kills its whole process group; a private temporary directory removed
-whatever happens; DST written under a temporary name beside it and renamed only once the worker
-has checked frame count, duration and audio length; one JSON log record per reversal.
+child process (``python -P …/media/worker.py``) run through :func:`vmkeeper.proc.start`, so
+FFMPEG_REVERSE_TIMEOUT_MS kills its whole process group; a private temporary directory (PCM,
+frame spool) removed whatever happens; DST written under a temporary name beside it and renamed
+only once the worker has checked frame count, duration and audio length; one JSON log record per
+reversal.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ from vmkeeper.settings import MediaSettings
 Progress = Callable[[str], None]
 
 _POLL_S = 0.2
+# PyAV's decoder and x264 run with one thread each, but glibc would still give every thread
+# that ever mallocs its own arena (64 MiB of address space, pages kept after free): two arenas
+# bound that, at no cost for a single-threaded worker.
+_WORKER_ENV = {"MALLOC_ARENA_MAX": "2"}
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,8 @@ def _run_worker(job: ReverseJob, media: MediaSettings, progress: Progress,
     argv = ffmpeg.build_worker_argv(job.to_json())
     timeout = max(deadline - time.monotonic(), 0.001)
     with stderr_path.open("wb") as stderr, \
-            proc.start(argv, timeout=timeout, stdout=proc.PIPE, stderr=stderr) as running:
+            proc.start(argv, timeout=timeout, env=_WORKER_ENV, stdout=proc.PIPE,
+                       stderr=stderr) as running:
         follower = _WorkerRun(running, progress, deadline)
         try:
             follower.follow()

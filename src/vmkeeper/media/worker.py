@@ -4,14 +4,23 @@ FFmpeg's libraries run in-process through PyAV and cannot be interrupted from Py
 run here, in a child the parent can kill whole on FFPROBE_TIMEOUT_MS / FFMPEG_REVERSE_TIMEOUT_MS
 (and that a job service can start under a memory limit). It speaks JSON lines on stdout:
 ``{"type": "progress", ...}``, then one ``{"type": "result", ...}`` or ``{"type": "error", ...}``.
+
+The parent runs this file as a script (``python -P .../media/worker.py``, see
+``adapters/ffmpeg.py``) rather than with ``-m``: ``-m`` imports the ``vmkeeper`` package first,
+whose ``__init__`` configures structlog (~13 MiB of imports the worker never uses, and the
+worker's memory counts in the reversal's tree). As a script it registers ``vmkeeper`` as a bare
+package and imports only PyAV and the modules it runs. ``-P`` keeps this file's folder off
+``sys.path``, where ``queue.py`` would shadow the standard library's.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 import time
+import types
 from collections.abc import Sequence
 from typing import Any
 
@@ -72,5 +81,15 @@ def main(argv: Sequence[str]) -> int:
     return 2
 
 
+def _bare_package() -> None:
+    """Make ``vmkeeper`` importable without running its ``__init__`` (see the module doc)."""
+    if "vmkeeper" in sys.modules:  # run with -m: the package is already imported
+        return
+    package = types.ModuleType("vmkeeper")
+    package.__path__ = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+    sys.modules["vmkeeper"] = package
+
+
 if __name__ == "__main__":
+    _bare_package()
     sys.exit(main(sys.argv[1:]))
