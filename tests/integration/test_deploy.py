@@ -208,7 +208,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(bed: DeployBed) -> None:
     workspace_head = git(bed.workspace, "rev-parse", "HEAD")
     run, data = bed.deploy("--dry-run")
     assert run.code == 0 and data["dry_run"] is True
-    assert [p["name"] for p in data["plan"]][0] == "pull"
+    assert data["plan"][0]["name"] == "pull"
     commands = "\n".join(c for p in data["plan"] for c in p["commands"])
     assert "pm2 start npm --name frontend-dev -- run start" in commands
     assert "npm ci" in commands and "ionice" in commands and "merge --ff-only" in commands

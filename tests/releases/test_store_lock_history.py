@@ -6,7 +6,7 @@ import multiprocessing
 import os
 import signal
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,7 @@ def test_release_ids_with_separators_or_dotdot_are_refused(hostile: str) -> None
 
 
 def test_new_release_id_is_utc_stamp_and_12_char_sha() -> None:
-    moment = datetime(2026, 6, 12, 3, 14, 15, tzinfo=timezone.utc)
+    moment = datetime(2026, 6, 12, 3, 14, 15, tzinfo=UTC)
     release_id = store.new_release_id("0123456789abcdef0123", moment)
     assert release_id == "20260612T031415Z-0123456789ab"
     assert store.parse_release_id(release_id)[1] == "0123456789ab"
@@ -73,9 +73,8 @@ def test_lock_refuses_a_second_holder_naming_the_first(tmp_path: Path) -> None:
     holder.start()
     try:
         assert ready.wait(10)
-        with pytest.raises(LockHeld) as raised:
-            with lock.acquire(tmp_path, "rollback"):
-                pass
+        with pytest.raises(LockHeld) as raised, lock.acquire(tmp_path, "rollback"):
+            pass
         message = str(raised.value)
         assert f"pid {holder.pid}" in message and "branch main" in message
         assert "sha ffffffffffff" in message and "--wait" in message
