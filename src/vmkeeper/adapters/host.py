@@ -107,7 +107,7 @@ def _process_name(pid: int | None) -> str | None:
     if not pid:
         return None
     try:
-        return psutil.Process(pid).name()
+        return str(psutil.Process(pid).name())
     except psutil.Error:
         return None
 

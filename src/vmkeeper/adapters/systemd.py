@@ -170,6 +170,6 @@ def available(systemctl: str = "systemctl") -> bool:
 
 def pid1_name() -> str:
     try:
-        return psutil.Process(1).name()
+        return str(psutil.Process(1).name())
     except psutil.Error:
         return "?"
