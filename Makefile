@@ -37,7 +37,7 @@ lint: venv
 	$(VENV)/bin/mypy
 
 demo: venv system-deps
-	$(PY) -m vmkeeper.sandbox.demo --dir $(SANDBOX)
+	$(PY) -m vmkeeper.cli.demo --dir $(SANDBOX)
 
 demo-down: venv
 	$(VMK) sandbox down --dir $(SANDBOX)

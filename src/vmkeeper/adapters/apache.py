@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 
 from vmkeeper import proc
+from vmkeeper.adapters.host import kill_processes
 from vmkeeper.errors import CommandFailed, CommandNotFound, CommandTimeout
 
 MODULES_DIR = Path("/usr/lib/apache2/modules")
@@ -125,9 +126,4 @@ class Apache:
         except (CommandNotFound, CommandFailed, CommandTimeout):
             os.kill(pid, signal.SIGTERM)
         _gone, alive = psutil.wait_procs(children, timeout=self.timeout)
-        for process in alive:
-            try:
-                process.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(alive, timeout=5)
+        kill_processes(alive, timeout=5)

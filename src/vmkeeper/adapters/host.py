@@ -174,3 +174,25 @@ def listeners(ports: Iterable[int], *, timeout: float, runner: Runner = proc.run
     except CommandError:
         return [], "none"
     return [item for item in parse_ss(text) if item.port in set(wanted)], "ss"
+
+
+def kill_processes(processes: list[psutil.Process], timeout: float = 10) -> list[int]:
+    """SIGKILL each process (gone ones are fine) and wait until all have exited; their pids."""
+    for process in processes:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(processes, timeout=timeout)
+    return [process.pid for process in processes]
+
+
+def processes_working_in(folder: Path) -> list[psutil.Process]:
+    """Processes (other than this one) whose working directory is ``folder`` or below it."""
+    inside = str(folder.resolve()) + os.sep
+    found = []
+    for process in psutil.process_iter(["pid", "cwd"]):
+        cwd = process.info.get("cwd") or ""
+        if (cwd + os.sep).startswith(inside) and process.info["pid"] != os.getpid():
+            found.append(process)
+    return found

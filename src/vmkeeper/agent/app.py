@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
 from vmkeeper.agent import metrics
-from vmkeeper.cli.common import to_jsonable
+from vmkeeper.jsonable import to_jsonable
 from vmkeeper.media.jobs import JobState
 from vmkeeper.media.queue import (
     BreakerRefused,

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import typer
-from pydantic import BaseModel
 from rich.console import Console
 
+from vmkeeper.jsonable import to_jsonable
 from vmkeeper.settings import LoadedSettings, Settings, load_settings
 
 JsonOption = typer.Option(False, "--json", help="Print one JSON object on stdout, nothing else.")
@@ -51,25 +48,6 @@ def stdout_console() -> Console:
 
 def stderr_console() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def to_jsonable(value: Any) -> Any:
-    """Dataclasses, pydantic models, enums, paths and datetimes as plain JSON values."""
-    if isinstance(value, BaseModel):
-        return to_jsonable(value.model_dump(mode="json"))
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return to_jsonable(value.value)
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
 
 
 def print_json(value: Any) -> None:

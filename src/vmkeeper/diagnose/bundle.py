@@ -10,8 +10,6 @@ temporary file beside the target, mode 0600, then renamed into place.
 from __future__ import annotations
 
 import base64
-import dataclasses
-import enum
 import io
 import json
 import os
@@ -28,9 +26,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from pydantic import BaseModel
 
 from vmkeeper.errors import VmkeeperError
+from vmkeeper.jsonable import to_jsonable
 from vmkeeper.redact import DocumentKind, key_kind, marker, redact_document, redact_text
 
 Progress = Callable[[str], None]
@@ -88,27 +86,8 @@ class BundleResult:
     seconds: float
 
 
-def jsonable(value: Any) -> Any:
-    """Result objects as plain JSON values (the shape `--json` prints for the same object)."""
-    if isinstance(value, BaseModel):
-        return jsonable(value.model_dump(mode="json"))
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return jsonable(value.value)
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
 def json_piece(name: str, value: Any) -> Piece:
-    return Piece(name, json.dumps(jsonable(value), indent=2, ensure_ascii=False) + "\n",
+    return Piece(name, json.dumps(to_jsonable(value), indent=2, ensure_ascii=False) + "\n",
                  DocumentKind.JSON)
 
 
@@ -384,9 +363,9 @@ def create_bundle(sources: Sequence[Source], options: BundleOptions = BundleOpti
         "host": socket.gethostname(),
         "redacted": "every file passed through vmkeeper's redactor; secrets read as "
                     "«redacted:<kind>»",
-        "files": jsonable(files),
-        "skipped": jsonable(skipped),
-        **jsonable(dict(options.extra_manifest)),
+        "files": to_jsonable(files),
+        "skipped": to_jsonable(skipped),
+        **to_jsonable(dict(options.extra_manifest)),
     }
     text, count = redact_piece(json_piece(MANIFEST, manifest), secrets)
     data = text.encode("utf-8")

@@ -7,11 +7,9 @@ release" is the failure operators fear most.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import psutil
-
+from vmkeeper.adapters import host
 from vmkeeper.releases import retention, store
 from vmkeeper.releases.live import LiveState
 
@@ -27,19 +25,7 @@ def protected_ids(live: LiveState) -> frozenset[str]:
 def stop_orphans(release_path: Path) -> list[int]:
     """Kill processes still working inside ``release_path`` (an `npm ci` or a build whose
     deploy was SIGKILLed keeps running in its own session and would write into a deleted tree)."""
-    inside = str(release_path.resolve()) + os.sep
-    victims = []
-    for process in psutil.process_iter(["pid", "cwd"]):
-        cwd = process.info.get("cwd") or ""
-        if (cwd + os.sep).startswith(inside) and process.info["pid"] != os.getpid():
-            victims.append(process)
-    for process in victims:
-        try:
-            process.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(victims, timeout=10)
-    return [p.pid for p in victims]
+    return host.kill_processes(host.processes_working_in(release_path))
 
 
 def remove(root: Path, release_id: str, live: LiveState) -> bool:

@@ -19,7 +19,7 @@ import psutil
 
 from vmkeeper import proc
 from vmkeeper.adapters import apache as apache_adapter
-from vmkeeper.adapters import http
+from vmkeeper.adapters import host, http
 from vmkeeper.adapters.git import Git
 from vmkeeper.adapters.pm2 import Pm2, Pm2App
 from vmkeeper.errors import SandboxError, VmkeeperError
@@ -465,14 +465,7 @@ def down(layout: Layout, progress: Progress = _silent) -> list[int]:
     binary = apache_adapter.find_binary() or "apache2"
     progress("stop Apache")
     apache_for(layout, binary).stop()
-    leftovers = sandbox_processes(layout)
-    for process in leftovers:
-        try:
-            process.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(leftovers, timeout=10)
-    return [p.pid for p in leftovers]
+    return host.kill_processes(sandbox_processes(layout))
 
 
 # A person's shell or editor standing in the sandbox folder is not the sandbox's.

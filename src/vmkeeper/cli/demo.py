@@ -12,11 +12,14 @@ import sys
 from pathlib import Path
 
 import httpx
+import typer
 from rich.console import Console
 from rich.rule import Rule
 
+from vmkeeper import proc
+from vmkeeper.adapters.ffmpeg import ffmpeg_binary
+from vmkeeper.cli.main import _register, app
 from vmkeeper.cli.main import main as vmkeeper
-from vmkeeper.cli.registry import GROUPS
 from vmkeeper.sandbox import service
 from vmkeeper.sandbox.layout import DEFAULT_BASE_PORT, Layout
 
@@ -43,8 +46,26 @@ def curl(url: str) -> None:
     console.print()
 
 
-def has(group: str) -> bool:
-    return any(name == group for name, _ in GROUPS) or any(g == group for _, g in GROUPS)
+def commands() -> set[str]:
+    _register()
+    group = typer.main.get_command(app)
+    return set(getattr(group, "commands", {}))
+
+
+def sample_video(uploads: Path) -> Path:
+    """A 4 s 320x240 clip with a beep every second, made with the bundled FFmpeg."""
+    clip = uploads / "demo" / "clip.mp4"
+    if not clip.exists():
+        clip.parent.mkdir(parents=True, exist_ok=True)
+        proc.run(
+            [ffmpeg_binary(None), "-v", "error", "-y",
+             "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=4",
+             "-f", "lavfi", "-i", "sine=frequency=440:beep_factor=4:duration=4",
+             "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+             "-c:a", "aac", "-shortest", str(clip)],
+            timeout=120,
+        )
+    return clip
 
 
 def run(directory: Path, base_port: int) -> int:
@@ -57,21 +78,32 @@ def run(directory: Path, base_port: int) -> int:
     curl(settings.public_url + "/")
     curl(f"http://127.0.0.1:{settings.apps.frontend.port}/")
     curl(f"http://127.0.0.1:{settings.apps.backend.port}/api/auth/me")
-    for argv, group in (
-        (["status"], "status"),
-        (["health"], "health"),
-        (["deploy"], "deploy"),
-        (["releases"], "releases"),
-    ):
-        if has(group):
+    available = commands()
+    for argv in (["status"], ["health"], ["deploy"], ["releases"], ["rollback", "--previous"],
+                 ["health"]):
+        if argv[0] in available:
             show("--config", config, *argv)
+    if "media" in available:
+        clip = sample_video(settings.media.storage_root)
+        show("--config", config, "media", "probe", str(clip))
+        show("--config", config, "media", "reverse", str(clip),
+             str(layout.dir / "clip-reversed.mp4"))
+        show("--config", config, "media", "submit", "demo/clip.mp4", "--wait")
+    if "redact" in available:
+        show("redact", "--check", str(layout.pm2_home / "dump.pm2"))
+    if "diagnose" in available:
+        show("diagnose", "oom", "--file", str(layout.dir / "no-such-kernel.log"))
     console.print(Rule("next", align="left"))
     console.print(
         f"The sandbox runs in {layout.dir}. Try:\n"
         f"  export VMKEEPER_CONFIG={config}\n"
-        "  .venv/bin/vmkeeper config show\n"
-        f"  .venv/bin/vmkeeper sandbox status --dir {directory}\n"
-        f"  curl -I {settings.public_url}/\n"
+        "  .venv/bin/vmkeeper health\n"
+        "  .venv/bin/vmkeeper deploy --dry-run\n"
+        "  .venv/bin/vmkeeper releases\n"
+        "  .venv/bin/vmkeeper logs backend-dev --lines 20\n"
+        "  .venv/bin/vmkeeper bundle -o /tmp\n"
+        f"  PM2_HOME={layout.pm2_home} {layout.pm2_bin} kill   # break it…\n"
+        "  .venv/bin/vmkeeper health; .venv/bin/vmkeeper recover   # …and heal it\n"
         f"Take it down with: make demo-down   (or .venv/bin/vmkeeper sandbox down --dir {directory})"
     )
     return 0
