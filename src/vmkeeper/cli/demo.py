@@ -52,6 +52,20 @@ def commands() -> set[str]:
     return set(getattr(group, "commands", {}))
 
 
+# The runbook's June 2026 incident as `journalctl -k` and systemd would have printed it:
+# ffmpeg at 3.3 GiB RSS on a 3.8 GiB VM (996147 pages of 4 KiB), pm2-ubuntu failed with oom-kill.
+JUNE_2026_INCIDENT = """\
+Jun 12 03:14:15 vm kernel: ffmpeg invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, oom_score_adj=0
+Jun 12 03:14:15 vm kernel: CPU: 1 PID: 4242 Comm: ffmpeg Not tainted 6.8.0-1012-aws #13-Ubuntu
+Jun 12 03:14:15 vm kernel: Mem-Info:
+Jun 12 03:14:15 vm kernel: 996147 pages RAM
+Jun 12 03:14:15 vm kernel: oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg=/system.slice/pm2-ubuntu.service,task=ffmpeg,pid=4242,uid=1000
+Jun 12 03:14:15 vm kernel: Out of memory: Killed process 4242 (ffmpeg) total-vm:4112344kB, anon-rss:3460300kB, file-rss:1024kB, shmem-rss:0kB, UID:1000 pgtables:7020kB oom_score_adj:0
+Jun 12 03:14:15 vm systemd[1]: pm2-ubuntu.service: A process of this unit has been killed by the OOM killer.
+Jun 12 03:14:16 vm systemd[1]: pm2-ubuntu.service: Failed with result 'oom-kill'.
+"""
+
+
 def sample_video(uploads: Path) -> Path:
     """A 4 s 320x240 clip with a beep every second, made with the bundled FFmpeg."""
     clip = uploads / "demo" / "clip.mp4"
@@ -92,7 +106,9 @@ def run(directory: Path, base_port: int) -> int:
     if "redact" in available:
         show("redact", "--check", str(layout.pm2_home / "dump.pm2"))
     if "diagnose" in available:
-        show("diagnose", "oom", "--file", str(layout.dir / "no-such-kernel.log"))
+        kernel_log = layout.dir / "june-2026-incident.log"
+        kernel_log.write_text(JUNE_2026_INCIDENT)
+        show("--config", config, "diagnose", "oom", "--file", str(kernel_log))
     console.print(Rule("next", align="left"))
     console.print(
         f"The sandbox runs in {layout.dir}. Try:\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -17,8 +18,9 @@ app = typer.Typer(help="The standard VM replicated on loopback ports, for demos 
 
 DirOption = typer.Option(DEFAULT_DIR, "--dir", help="The sandbox folder.")
 BaseOption = typer.Option(
-    DEFAULT_BASE_PORT, "--base-port",
-    help="Added to every VM port: 10000 puts Apache on 10080, the frontend on 13001.",
+    None, "--base-port",
+    help=f"Added to every VM port: {DEFAULT_BASE_PORT} (the default for a new sandbox) puts "
+    "Apache on 10080, the frontend on 13001. An existing sandbox keeps its own.",
 )
 
 
@@ -49,9 +51,13 @@ def _payload(result: service.SandboxStatus) -> dict[str, object]:
 
 
 @app.command("up")
-def up(dir: Path = DirOption, base_port: int = BaseOption, as_json: bool = JsonOption) -> None:
-    """Build (or resume) the sandbox: workspace, first release, PM2 apps, Apache."""
-    result = service.up(Layout.at(dir, base_port), progress_printer(as_json))
+def up(
+    dir: Path = DirOption, base_port: Optional[int] = BaseOption,  # noqa: UP007 - typer
+    as_json: bool = JsonOption,
+) -> None:
+    """Build (or resume) the sandbox: workspace, PM2 apps, Apache, a first deploy."""
+    base = base_port if base_port is not None else service.base_port_of(dir)
+    result = service.up(Layout.at(dir, base), progress_printer(as_json))
     emit(_payload(result), as_json, lambda console: _render(result, console))
 
 

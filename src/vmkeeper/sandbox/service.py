@@ -23,7 +23,8 @@ from vmkeeper.adapters import host, http
 from vmkeeper.adapters.git import Git
 from vmkeeper.adapters.pm2 import Pm2, Pm2App
 from vmkeeper.errors import SandboxError, VmkeeperError
-from vmkeeper.releases import build, store, switch
+from vmkeeper.releases import build, deploy, store, switch
+from vmkeeper.releases.results import STEP_TITLES, StepEvent
 from vmkeeper.sandbox.layout import ASSETS, PLANTED_SECRETS, Layout
 from vmkeeper.settings import Settings, load_settings
 
@@ -174,15 +175,15 @@ class _Up:
                     folder.mkdir(parents=True, exist_ok=True)
             settings = sandbox_settings(layout)
             pm2 = pm2_for(layout)
-            with self.step("build the first frontend release"):
-                app_dir = ensure_release(settings, pm2)
             with self.step("start the PM2 apps"):
                 self.started_pm2 = pm2.daemon_pid() is None
-                ensure_apps(layout, settings, pm2, app_dir)
+                ensure_apps(layout, settings, pm2)
             with self.step("start Apache"):
                 apache = apache_for(layout, self.apache_binary)
                 self.started_apache = apache.pid() is None
                 ensure_apache_running(layout, apache)
+            with self.step("deploy the frontend (the runbook's eight steps)"):
+                ensure_frontend(settings, pm2, self.progress)
             with self.step("wait for the site through Apache"):
                 wait_for_site(settings)
         except BaseException:
@@ -275,28 +276,31 @@ def ensure_workspace(layout: Layout) -> None:
     env_file.chmod(0o600)
 
 
-def ensure_release(settings: Settings, pm2: Pm2) -> Path:
-    """The release `frontend-dev` runs from, building a first one the way a deploy does."""
-    frontend_dir = settings.workspace.frontend_dir
-    live = pm2.app(settings.apps.frontend.name) if pm2.daemon_pid() else None
-    if live and store.release_containing(settings.releases.root, live.cwd, frontend_dir):
-        return live.cwd  # type: ignore[return-value]
-    for release in store.list_releases(settings.releases.root):
-        app_dir = release.app_dir(frontend_dir)
-        if build.has_build_output(settings, app_dir):
-            return app_dir
-    sha = Git(settings.workspace.path).head_sha()
-    release_dir = settings.releases.root / store.new_release_id(sha)
-    try:
-        app_dir = build.archive_frontend(settings, "HEAD", release_dir)
-        build.copy_env_files(settings, app_dir)
-        build.install(settings, app_dir)
-        build.build(settings, app_dir)
-        build.remove_caches(settings, app_dir)
-    except BaseException:
-        shutil.rmtree(release_dir, ignore_errors=True)
-        raise
-    return app_dir
+def ensure_frontend(settings: Settings, pm2: Pm2, progress: Progress = _silent) -> None:
+    """`frontend-dev` serving from a release: left as it is, restarted from the newest built
+    release (after `sandbox down`), or else deployed by the real pipeline, as on the VM."""
+    frontend = settings.apps.frontend
+    live = pm2.app(frontend.name)
+    root, frontend_dir = settings.releases.root, settings.workspace.frontend_dir
+    if live and live.online and store.release_containing(root, live.cwd, frontend_dir):
+        return
+    for release in store.list_releases(root):
+        if store.state_of(release) is store.ReleaseState.GOOD and \
+                build.has_build_output(settings, release.app_dir(frontend_dir)):
+            switch.start_frontend(settings, pm2, release.app_dir(frontend_dir))
+            pm2.save(force=True)
+            return
+    def report(event: StepEvent) -> None:
+        if event.phase != "started":
+            detail = f": {event.detail}" if event.detail else ""
+            progress(f"  {event.index}/8 {STEP_TITLES.get(event.name, event.name)} "
+                     f"{event.phase} ({event.seconds:.1f} s){detail}")
+
+    result = deploy.deploy(settings, pm2=pm2, progress=report)
+    if not result.ok:
+        raise SandboxError(
+            f"the first deploy failed at {result.failed_step or 'an unknown step'}: {result.error}"
+        )
 
 
 def app_env(layout: Layout, settings: Settings) -> dict[str, str]:
@@ -316,7 +320,8 @@ def app_env(layout: Layout, settings: Settings) -> dict[str, str]:
     return env
 
 
-def ensure_apps(layout: Layout, settings: Settings, pm2: Pm2, frontend_dir: Path) -> None:
+def ensure_apps(layout: Layout, settings: Settings, pm2: Pm2) -> None:
+    """The backend, telemetry, executor and media apps (the frontend is deployed)."""
     apps = {app.name: app for app in pm2.jlist()}
     env = app_env(layout, settings)
     backend = settings.apps.backend
@@ -346,9 +351,6 @@ def ensure_apps(layout: Layout, settings: Settings, pm2: Pm2, frontend_dir: Path
     if not _online(apps, media.name):
         pm2.delete(media.name, check=False)
         pm2.start_file(media.name, media_launcher(layout), cwd=layout.dir, env=env)
-    frontend = apps.get(settings.apps.frontend.name)
-    if frontend is None or not frontend.online or frontend.cwd != frontend_dir:
-        switch.start_frontend(settings, pm2, frontend_dir, extra_env=env)
     pm2.save(force=True)
 
 
@@ -424,8 +426,9 @@ def status(layout: Layout, steps: list[str] | None = None) -> SandboxStatus:
     daemon = pm2.daemon_pid()
     apps: list[AppState] = []
     active = None
-    ports = {role: app.port for role, app in settings.app_roles().items()}
-    names = {app.name: role for role, app in settings.app_roles().items()}
+    roles = {**settings.app_roles(), "media": settings.apps.media}
+    ports = {role: app.port for role, app in roles.items()}
+    names = {app.name: role for role, app in roles.items()}
     if daemon:
         for app in pm2.jlist():
             role = names.get(app.name)
