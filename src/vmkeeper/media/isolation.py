@@ -22,6 +22,7 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from abc import ABC, abstractmethod
 from enum import Enum
 from pathlib import Path
 
@@ -173,12 +174,14 @@ class Confinement:
         return None
 
 
-class Isolation:
+class Isolation(ABC):
+    """A memory-limit mechanism; ``confine`` makes the limit for one job's worker."""
+
     def __init__(self, info: IsolationInfo) -> None:
         self.info = info
 
-    def confine(self, name: str) -> Confinement:
-        raise NotImplementedError
+    @abstractmethod
+    def confine(self, name: str) -> Confinement: ...
 
 
 class CgroupConfinement(Confinement):
