@@ -3,7 +3,10 @@
 (a) FFmpeg's whole-clip ``reverse,areverse`` with -threads 1 (what took the VM down),
 (b) a forward transcode with the same encoder settings (the floor: one decode, one encode),
 (c) ``vmkeeper media reverse``. Memory is sampled every 50 ms over the whole process tree: the
-sum of RSS (shared pages counted in every process) and of PSS (shared pages split).
+sum of RSS (shared pages counted in every process) and of PSS (shared pages split). For (c) the
+cell also splits the RSS peak into the CLI parent and its largest child (the PyAV worker). Both
+baselines run FFmpeg with ``-threads 1`` before ``-i`` (decoder) and after it (encoder), as (c)
+runs its decoder and encoder single-threaded.
 
     .venv/bin/python bench/reverse.py --sizes 720p,1080p --durations 30,60,120 --skip-a-over 3000
 """
@@ -30,10 +33,15 @@ from vmkeeper.settings import MediaSettings
 SIZES = {"720p": "1280x720", "1080p": "1920x1080"}
 
 
-def measure(argv: list[str]) -> tuple[float, int, int]:
-    """Wall seconds, peak tree RSS and peak tree PSS (bytes) of ``argv`` and its children."""
+def measure(argv: list[str], parts: dict[str, int] | None = None) -> tuple[float, int, int]:
+    """Wall seconds, peak tree RSS and peak tree PSS (bytes) of ``argv`` and its children.
+
+    ``parts`` receives the peak RSS of the root process and of its largest child.
+    """
     started = time.monotonic()
     peak_rss = peak_pss = 0
+    parts = parts if parts is not None else {}
+    parts.update(root=0, child=0)
     with proc.start(argv, timeout=3600, stdout=proc.DEVNULL, stderr=proc.PIPE) as running:
         root = psutil.Process(running.pid)
         while running.poll() is None:
@@ -43,6 +51,8 @@ def measure(argv: list[str]) -> tuple[float, int, int]:
                     info = process.memory_full_info()
                     rss += info.rss
                     pss += info.pss
+                    part = "root" if process.pid == root.pid else "child"
+                    parts[part] = max(parts[part], info.rss)
             except psutil.Error:
                 pass
             peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
@@ -101,10 +111,12 @@ def main() -> int:
                     a = f"{mib(rss)} / {mib(pss)}, {t:.1f}"
                 tb, rb, pb = measure(build_forward_transcode_argv(ffmpeg, clip, work / "b.mp4",
                                                                   encoder))
+                parts: dict[str, int] = {}
                 tc, rc, pc = measure([vmkeeper, "media", "reverse", str(clip),
-                                      str(work / "c.mp4"), "--json"])
+                                      str(work / "c.mp4"), "--json"], parts)
                 print(f"| {size}30 {seconds} s | {a} | {mib(rb)} / {mib(pb)}, {tb:.1f} | "
-                      f"{mib(rc)} / {mib(pc)}, {tc:.1f} | {rc / rb:.2f} | {pc / pb:.2f} | "
+                      f"{mib(rc)} / {mib(pc)}, {tc:.1f} (parent {mib(parts['root'])} + "
+                      f"worker {mib(parts['child'])}) | {rc / rb:.2f} | {pc / pb:.2f} | "
                       f"{tc / tb:.2f} |", flush=True)
                 for name in ("a.mp4", "b.mp4", "c.mp4", clip.name):
                     (work / name).unlink(missing_ok=True)

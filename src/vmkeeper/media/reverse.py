@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import array
 import bisect
+import contextlib
 import os
+import queue
 import resource
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -223,8 +226,6 @@ class _VideoReader:
                     continue
                 if stop is not None and frame.pts >= stop:
                     break
-                if kept == piece.stop - piece.first:
-                    break  # more frames than the index holds: reported below
                 sink(self.converter.convert(frame))
                 kept += 1
             if landed_late:
@@ -345,6 +346,68 @@ class _Spool:
         os.ftruncate(self.fd, offset)  # drops this frame's pages, never written back
         self.advised = min(self.advised, offset)
         return frame
+
+
+class _Stopped(Exception):
+    """The encoding side gave up: the decoding thread stops at its next frame."""
+
+
+@contextlib.contextmanager
+def spooled_pieces(reader: _VideoReader, pieces: list[Piece],
+                   spools: list[_Spool]) -> Iterator[Iterator[tuple[Piece, _Spool]]]:
+    """Pieces from the last, each fully spooled, decoded in a thread one piece ahead.
+
+    Why a thread: FFmpeg's own CLI (7 and later) runs demuxing, decoding and encoding in
+    threads of their own even with ``-threads 1``, so the forward transcode the reversal is
+    measured by overlaps its decoder with x264. Decoding piece k-1 into the second spool while
+    piece k is encoded does the same (PyAV releases the GIL in avcodec calls); each codec is
+    still single-threaded, and the extra memory is a second spool's page cache, not frames.
+    """
+    free: queue.Queue[_Spool] = queue.Queue()
+    for spool in spools:
+        free.put(spool)
+    ready: queue.Queue[tuple[Piece, _Spool] | BaseException | None] = queue.Queue()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for piece in reversed(pieces):
+                spool = free.get()
+                if stop.is_set():
+                    return
+
+                def sink(frame: Any, spool: _Spool = spool) -> None:
+                    if stop.is_set():
+                        raise _Stopped
+                    spool.write(frame)
+
+                reader.read(piece, sink)
+                ready.put((piece, spool))
+            ready.put(None)
+        except _Stopped:
+            return
+        except BaseException as error:  # noqa: BLE001 - handed to the encoding side, raised there
+            ready.put(error)
+
+    def consume() -> Iterator[tuple[Piece, _Spool]]:
+        while True:
+            item = ready.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            free.put(item[1])  # drained by the caller: the decoder may refill it
+
+    thread = threading.Thread(target=produce, name="vmkeeper-decode", daemon=True)
+    thread.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        for spool in spools:
+            free.put(spool)  # wakes the thread if it waits for a spool
+        thread.join()
 
 
 def check_spool_space(directory: str, piece_bytes: int) -> None:
@@ -567,29 +630,35 @@ def reverse_file(job: ReverseJob, progress: Progress) -> ReverseStats:
     frames_per_piece = max(1, job.frame_budget_bytes // converter.frame_bytes)
     pieces = plan_pieces(index, frames_per_piece)
     directory = spool_directory(job.temp_dir, job.output)
-    check_spool_space(directory, max(p.stop - p.first for p in pieces) * converter.frame_bytes)
+    # Two spools (one filling, one draining): room for the two longest pieces, and half the
+    # page-cache budget each, so the budget still caps the cache of everything spooled.
+    longest = sorted((p.stop - p.first for p in pieces), reverse=True)[:2]
+    check_spool_space(directory, sum(longest) * converter.frame_bytes)
     rate = reader.stream.average_rate or reader.stream.base_rate
     output = _Output(job, reader, audio, rate)
-    spool = _Spool(directory, converter.width, converter.height, job.frame_budget_bytes)
+    spools = [_Spool(directory, converter.width, converter.height, job.frame_budget_bytes // 2)
+              for _ in range(2)]
     done = 0
     try:
-        for piece in reversed(pieces):
-            reader.read(piece, spool.write)
-            for position in range(piece.stop - 1, piece.first - 1, -1):
-                frame = spool.pop()
-                # A true time mirror: frame i shows from end - t(i+1), so VFR stays VFR.
-                frame.pts = index.end_pts - index.next_pts(position)
-                frame.time_base = index.time_base
-                output.encode_video(frame)
-                del frame  # x264 copied it: free the buffer before the next read
-            done += piece.stop - piece.first
-            output.encode_audio_until(index.seconds(index.end_pts - index.pts[piece.first]))
-            progress(done, index.frames)
+        with spooled_pieces(reader, pieces, spools) as ready:
+            for piece, spool in ready:
+                for position in range(piece.stop - 1, piece.first - 1, -1):
+                    frame = spool.pop()
+                    # A true time mirror: frame i shows from end - t(i+1), so VFR stays VFR.
+                    frame.pts = index.end_pts - index.next_pts(position)
+                    frame.time_base = index.time_base
+                    output.encode_video(frame)
+                    del frame  # x264 copied it: free the buffer before the next read
+                done += piece.stop - piece.first
+                output.encode_audio_until(
+                    index.seconds(index.end_pts - index.pts[piece.first]))
+                progress(done, index.frames)
         output.close()
     except OSError as error:
         raise ReversalFailed(f"the frame spool in {directory} failed: {error.strerror}") from None
     finally:
-        spool.close()
+        for spool in spools:
+            spool.close()
         reader.close()
     audio_frame = 1024 if job.encoder.audio_codec not in ("pcm_s16le", "pcm_f32le") else 0
     facts = measure_output(job.output)
