@@ -241,6 +241,7 @@ class _VideoReader:
 
 _TMPFS = {"tmpfs", "ramfs"}
 _ADVISE_STEP = 8 * 1024 * 1024  # push spooled pages out in 8 MiB steps, not per frame
+_READ_AHEAD_FRAMES = 4  # frames fetched ahead from disk when a piece was over its cache share
 
 
 def filesystem_type(path: str) -> str:
@@ -314,6 +315,8 @@ class _Spool:
                 buffers.extend(view[row * plane.line_size: row * plane.line_size + width]
                                for row in range(rows))
         offset = self.count * self.frame_bytes
+        if not self.count:
+            self.advised = 0  # a new piece: nothing of it has been pushed out yet
         if os.pwritev(self.fd, buffers, offset) != self.frame_bytes:
             raise ReversalFailed("the frame spool could not be written (disk full?)")
         self.count += 1
@@ -344,7 +347,13 @@ class _Spool:
         if got != self.frame_bytes:
             raise ReversalFailed("the frame spool was cut short")
         os.ftruncate(self.fd, offset)  # drops this frame's pages, never written back
-        self.advised = min(self.advised, offset)
+        if offset < self.advised - self.cache_bytes:
+            # This part was pushed out of the cache: the kernel's readahead does not follow a
+            # file read backwards, so ask for the next frames (older, lower offsets) now and
+            # let the disk work while this one is encoded.
+            ahead = _READ_AHEAD_FRAMES * self.frame_bytes
+            os.posix_fadvise(self.fd, max(0, offset - ahead), min(ahead, offset),
+                             os.POSIX_FADV_WILLNEED)
         return frame
 
 
