@@ -172,3 +172,37 @@ def test_reverse_failure_leaves_no_destination(clips: Clips, tmp_path: Path) -> 
     assert not result.ok and result.error and "failed" in result.error
     assert list(tmp_path.iterdir()) == []
     assert _our_processes() == []
+
+
+def test_the_spool_round_trips_padded_lines_of_a_tall_rotated_frame(tmp_path: Path) -> None:
+    # transpose gives 1080-wide lines padded to 1088: 1920 + 2 x 960 rows, more than IOV_MAX
+    # if written one vector entry per row.
+    import av
+    import av.filter
+
+    from vmkeeper.media.reverse import _Spool
+
+    graph = av.filter.Graph()
+    source = graph.add_buffer(width=1920, height=1080, format="yuv420p", time_base=1 / 30)
+    turn, sink = graph.add("transpose", "clock"), graph.add("buffersink")
+    source.link_to(turn)
+    turn.link_to(sink)
+    graph.configure()
+    frame = av.VideoFrame(1920, 1080, "yuv420p")
+    for number, plane in enumerate(frame.planes):
+        pattern = bytes((7 * number + k) % 251 for k in range(251))
+        plane.update((pattern * (plane.buffer_size // 251 + 1))[: plane.buffer_size])
+    graph.push(frame)
+    turned = graph.pull()
+    assert turned.planes[0].line_size != turned.width  # the padded case
+    spool = _Spool(str(tmp_path), turned.width, turned.height, 0)
+    try:
+        spool.write(turned)
+        back = spool.pop()
+    finally:
+        spool.close()
+    for ours, theirs, (width, rows) in zip(turned.planes, back.planes, spool.planes):
+        a, b = memoryview(ours), memoryview(theirs)
+        for row in range(rows):
+            assert a[row * ours.line_size:][:width] == b[row * theirs.line_size:][:width]
+    assert os.listdir(tmp_path) == []  # O_TMPFILE: the spool never had a name

@@ -312,8 +312,10 @@ class _Spool:
             if plane.line_size == width:
                 buffers.append(view[: width * rows])
             else:
-                buffers.extend(view[row * plane.line_size: row * plane.line_size + width]
-                               for row in range(rows))
+                # Padded lines (odd or rotated sizes): pack the rows into one buffer; a vector
+                # entry per row would pass IOV_MAX (1024) at 1080 rows.
+                buffers.append(b"".join(view[row * plane.line_size: row * plane.line_size + width]
+                                        for row in range(rows)))
         offset = self.count * self.frame_bytes
         if not self.count:
             self.advised = 0  # a new piece: nothing of it has been pushed out yet
