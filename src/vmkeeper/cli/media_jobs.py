@@ -87,8 +87,13 @@ def jobs(
     found = MediaClient.from_settings(state(ctx).settings).jobs(state_filter, limit)
 
     def human(console: Console) -> None:
-        table = Table("id", "key", "state", "pos", "attempts", "created", "seconds", "reason",
-                      box=None, pad_edge=False)
+        table = Table(box=None, pad_edge=False)
+        # The id is what `GET /jobs/{id}` takes: never cut it; the key may wrap instead.
+        table.add_column("id", no_wrap=True, min_width=16)
+        table.add_column("key", overflow="fold")
+        for title in ("state", "pos", "attempts", "created", "seconds"):
+            table.add_column(title)
+        table.add_column("reason", overflow="fold")
         for job in found:
             seconds = job.get("seconds")
             table.add_row(job["id"], job["key"], job["state"], str(job.get("position") or ""),
