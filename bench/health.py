@@ -45,7 +45,7 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
     return time.monotonic() - started
 
 
-def median_of(runs: int, fn: "callable[[], float]") -> tuple[float, float, float]:  # type: ignore[name-defined]
+def median_of(runs: int, fn: callable[[], float]) -> tuple[float, float, float]:  # type: ignore[name-defined]
     samples = [fn() for _ in range(runs)]
     return statistics.median(samples), min(samples), max(samples)
 

@@ -45,14 +45,14 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # --- the sandbox: one per test session, shared by every slow test that needs the VM ---------
 
-from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
+from collections.abc import Iterator
+from pathlib import Path
 
-from vmkeeper.adapters.apache import Apache  # noqa: E402
-from vmkeeper.adapters.pm2 import Pm2  # noqa: E402
-from vmkeeper.sandbox import service as sandbox_service  # noqa: E402
-from vmkeeper.sandbox.layout import Layout  # noqa: E402
-from vmkeeper.settings import Settings  # noqa: E402
+from vmkeeper.adapters.apache import Apache
+from vmkeeper.adapters.pm2 import Pm2
+from vmkeeper.sandbox import service as sandbox_service
+from vmkeeper.sandbox.layout import Layout
+from vmkeeper.settings import Settings
 
 # Apart from the demo's default base (10000), so a demo sandbox left up does not collide;
 # VMKEEPER_TEST_BASE_PORT lets two test runs on one machine use disjoint ports.

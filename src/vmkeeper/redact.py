@@ -60,26 +60,26 @@ class RedactInputError(VmkeeperError):
 
 # Order matters: the first word found names the kind.
 _KEY_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("private-key", re.compile(r"private[_.-]?key|\bssh[_.-]?key|_pem$|^pem$", re.I)),
-    ("password", re.compile(r"pass(word|wd|phrase)?(?![a-z])|pwd|^pw$|_pw$", re.I)),
-    ("tunnel-credentials", re.compile(r"tunnel|cloudflared|ngrok", re.I)),
-    ("token", re.compile(r"token", re.I)),
+    ("private-key", re.compile(r"private[_.-]?key|\bssh[_.-]?key|_pem$|^pem$", re.IGNORECASE)),
+    ("password", re.compile(r"pass(word|wd|phrase)?(?![a-z])|pwd|^pw$|_pw$", re.IGNORECASE)),
+    ("tunnel-credentials", re.compile(r"tunnel|cloudflared|ngrok", re.IGNORECASE)),
+    ("token", re.compile(r"token", re.IGNORECASE)),
     ("api-key", re.compile(r"api[_.-]?key|apikey|access[_.-]?key|(?:^|[_.-])key$|license[_.-]?key",
-                           re.I)),
-    ("secret", re.compile(r"secret", re.I)),
+                           re.IGNORECASE)),
+    ("secret", re.compile(r"secret", re.IGNORECASE)),
     ("credentials", re.compile(r"credential|(?:smtp|mail|db|database|postgres|pg|mysql|mongo|redis)"
-                               r"[_.-]?user(name)?$", re.I)),
-    ("session-secret", re.compile(r"session", re.I)),
-    ("cookie-secret", re.compile(r"cookie", re.I)),
-    ("salt", re.compile(r"salt", re.I)),
-    ("auth", re.compile(r"auth|signature|dsn$|connection[_.-]?string", re.I)),
+                               r"[_.-]?user(name)?$", re.IGNORECASE)),
+    ("session-secret", re.compile(r"session", re.IGNORECASE)),
+    ("cookie-secret", re.compile(r"cookie", re.IGNORECASE)),
+    ("salt", re.compile(r"salt", re.IGNORECASE)),
+    ("auth", re.compile(r"auth|signature|dsn$|connection[_.-]?string", re.IGNORECASE)),
 )
 # Names that carry a secret-ish word but describe one: where, how long, whether.
 _KEY_HARMLESS = re.compile(
     r"(?:[_.-](?:url|uri|host|hostname|port|path|file|dir|expires(?:[_.-]?in)?|ttl|timeout|enabled|"
     r"header|name|domain|algorithm|length|type|method|mode|provider|strategy|issuer|audience|"
     r"max[_.-]?age|secure|same[_.-]?site|http[_.-]?only)$)|^(?:auth|session|cookie|pwd|oldpwd)$",
-    re.I,
+    re.IGNORECASE,
 )
 _HARMLESS_VALUES = {"", "true", "false", "null", "none", "undefined", "0", "1", "bearer", "basic",
                     "token"}
@@ -98,7 +98,7 @@ def key_kind(key: str) -> str | None:
 # ------------------------------------------------------------------------------ by value shape
 
 _PRIVATE_BLOCK = re.compile(
-    r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----.*?-----END \1-----", re.S
+    r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----.*?-----END \1-----", re.DOTALL
 )
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@\"'«]+:)([^\s@/\"'«]+)(@)")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}")
@@ -109,14 +109,27 @@ _ASSIGNMENT = re.compile(
     r"(?P<value>[^\s\"',;&«]+)"
 )
 _HIGH_ENTROPY = re.compile(r"(?<![\w/.-])[A-Za-z0-9+/_=-]{24,}(?![\w/.-])")
-_SECRET_WORD = re.compile(r"pass|secret|token|key|auth|cred|cookie|salt|session|bearer", re.I)
+_SECRET_WORD = re.compile(r"pass|secret|token|key|auth|cred|cookie|salt|session|bearer", re.IGNORECASE)
 
 
 def _detect_secrets_patterns() -> list[tuple[str, re.Pattern[str], int]]:
     """Value patterns of detect-secrets' cloud and SaaS plugins (kind, pattern, group)."""
     from detect_secrets.plugins import (
-        aws, azure_storage_key, discord, github_token, gitlab_token, jwt, mailchimp, openai,
-        pypi_token, sendgrid, slack, square_oauth, stripe, telegram_token, twilio,
+        aws,
+        azure_storage_key,
+        discord,
+        github_token,
+        gitlab_token,
+        jwt,
+        mailchimp,
+        openai,
+        pypi_token,
+        sendgrid,
+        slack,
+        square_oauth,
+        stripe,
+        telegram_token,
+        twilio,
     )
 
     chosen = [
@@ -142,7 +155,7 @@ _PLUGIN_PATTERNS: list[tuple[str, re.Pattern[str], int]] | None = None
 
 
 def _plugins() -> list[tuple[str, re.Pattern[str], int]]:
-    global _PLUGIN_PATTERNS  # noqa: PLW0603 - compiled once, read-only after
+    global _PLUGIN_PATTERNS
     if _PLUGIN_PATTERNS is None:
         _PLUGIN_PATTERNS = _detect_secrets_patterns()
     return _PLUGIN_PATTERNS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import tracemalloc
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -16,7 +16,7 @@ KILL = (
     "Out of memory: Killed process 4242 (ffmpeg) total-vm:3612345kB, anon-rss:3456000kB, "
     "file-rss:4096kB, shmem-rss:0kB, UID:1000 pgtables:7000kB oom_score_adj:0"
 )
-NOW = datetime(2026, 7, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -142,7 +142,7 @@ def test_since_until_filter_events_with_known_times() -> None:
              f"2026-06-12T05:00:00+00:00 vm kernel: {KILL.replace('4242', '4343')}"]
     report = build_report(
         scan(lines, NOW), settings=Settings(), source="t",
-        since=datetime(2026, 6, 12, 4, tzinfo=timezone.utc),
+        since=datetime(2026, 6, 12, 4, tzinfo=UTC),
     )
     assert [e.victim.pid for e in report.events] == [4343]
 
@@ -174,7 +174,7 @@ def test_parser_memory_does_not_grow_with_log_size() -> None:
 
 
 def test_event_list_is_bounded_on_a_kill_storm(monkeypatch: pytest.MonkeyPatch) -> None:
-    import vmkeeper.diagnose.oom as oom
+    from vmkeeper.diagnose import oom
 
     monkeypatch.setattr(oom, "MAX_EVENTS", 10)
     lines = (KILL.replace("4242", str(pid)) for pid in itertools.islice(itertools.count(1), 50))

@@ -10,7 +10,12 @@ import pytest
 
 from vmkeeper.cli.main import main
 from vmkeeper.redact import (
-    DocumentKind, detect_kind, redact_document, redact_file, redact_json, redact_text,
+    DocumentKind,
+    detect_kind,
+    redact_document,
+    redact_file,
+    redact_json,
+    redact_text,
 )
 
 JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ."

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -17,14 +16,14 @@ from vmkeeper.diagnose.bundle_sources import default_sources
 
 def bundle(
     ctx: typer.Context,
-    output: Optional[Path] = typer.Option(  # noqa: UP007 - typer needs Optional on 3.11
+    output: Path | None = typer.Option(
         None, "--output", "-o", help="Archive to write (a folder gets the default name); "
         "default ./vmkeeper-bundle-<UTC stamp>.tar.gz."
     ),
     timeout: float = typer.Option(
         30.0, "--timeout", min=1.0, help="Seconds each source may take before it is skipped."
     ),
-    lines: Optional[int] = typer.Option(  # noqa: UP007
+    lines: int | None = typer.Option(
         None, "--lines", "-n", min=1, help="Log lines per file (default health.log_lines)."
     ),
     as_json: bool = JsonOption,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -23,16 +22,16 @@ def _kb(value: int | None) -> str:
 @app.command("oom")
 def oom(
     ctx: typer.Context,
-    since: Optional[str] = typer.Option(  # noqa: UP007 - typer needs Optional on 3.11
+    since: str | None = typer.Option(
         None, "--since", help="Start of the window, as journalctl takes it ('2026-06-12 03:00')."
     ),
-    until: Optional[str] = typer.Option(  # noqa: UP007
+    until: str | None = typer.Option(
         None, "--until", help="End of the window."
     ),
-    file: Optional[str] = typer.Option(  # noqa: UP007
+    file: str | None = typer.Option(
         None, "--file", "-f", help="Read this saved log instead of the machine's ('-' = stdin)."
     ),
-    dash: Optional[str] = typer.Argument(  # noqa: UP007
+    dash: str | None = typer.Argument(
         None, metavar="[-]", help="'-' reads the log from stdin."
     ),
     as_json: bool = JsonOption,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -58,7 +57,7 @@ def status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
 def health(
     ctx: typer.Context,
     as_json: bool = JsonOption,
-    prometheus: Optional[Path] = typer.Option(  # noqa: UP007 - typer needs Optional on 3.11
+    prometheus: Path | None = typer.Option(
         None, "--prometheus", help="Also write the results here in the Prometheus text format "
         "(atomically, for node_exporter's textfile collector)."
     ),
@@ -109,10 +108,10 @@ def recover(
 
 def logs(
     ctx: typer.Context,
-    app: Optional[str] = typer.Argument(  # noqa: UP007
+    app: str | None = typer.Argument(
         None, help="One PM2 app (or 'apache'); every app and Apache's error log if omitted."
     ),
-    lines: Optional[int] = typer.Option(  # noqa: UP007
+    lines: int | None = typer.Option(
         None, "--lines", "-n", min=1, help="Lines per log file (default health.log_lines)."
     ),
     as_json: bool = JsonOption,

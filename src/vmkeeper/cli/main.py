@@ -7,9 +7,8 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -46,7 +45,7 @@ def _parse_flags(pairs: list[str]) -> dict[str, str]:
 @app.callback()
 def root(
     ctx: typer.Context,
-    config: Optional[Path] = typer.Option(  # noqa: UP007 - typer needs Optional on 3.11
+    config: Path | None = typer.Option(
         None, "--config", "-c", help="TOML settings file (else VMKEEPER_CONFIG, else "
         "/etc/vmkeeper/vmkeeper.toml)."
     ),
@@ -65,7 +64,7 @@ def _register() -> None:
 
 
 def _crash_log(error: BaseException) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     base = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "vmkeeper"
     for folder in (base, Path(tempfile.gettempdir())):
         try:

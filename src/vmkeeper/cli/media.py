@@ -54,6 +54,6 @@ def reverse_cmd(ctx: typer.Context, src: Path, dst: Path, as_json: bool = JsonOp
         raise typer.Exit(1)
 
 
-from vmkeeper.cli import media_jobs  # noqa: E402 - the job service commands (issue 7)
+from vmkeeper.cli import media_jobs
 
 media_jobs.register(app)

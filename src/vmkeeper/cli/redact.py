@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 import typer
 
@@ -11,7 +10,7 @@ from vmkeeper.redact import read_text, redact_document
 
 
 def redact(
-    source: Optional[str] = typer.Argument(  # noqa: UP007 - typer needs Optional on 3.11
+    source: str | None = typer.Argument(
         "-", metavar="[FILE | -]", help="dump.pm2, `pm2 jlist` output, an env file or a log."
     ),
     check: bool = typer.Option(

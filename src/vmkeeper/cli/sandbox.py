@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -52,7 +51,7 @@ def _payload(result: service.SandboxStatus) -> dict[str, object]:
 
 @app.command("up")
 def up(
-    dir: Path = DirOption, base_port: Optional[int] = BaseOption,  # noqa: UP007 - typer
+    dir: Path = DirOption, base_port: int | None = BaseOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Build (or resume) the sandbox: workspace, PM2 apps, Apache, a first deploy."""

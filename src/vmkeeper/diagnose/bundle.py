@@ -26,7 +26,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-
 from vmkeeper.errors import VmkeeperError
 from vmkeeper.jsonable import to_jsonable
 from vmkeeper.redact import DocumentKind, key_kind, marker, redact_document, redact_text

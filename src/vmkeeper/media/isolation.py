@@ -20,9 +20,9 @@ import resource
 import shutil
 import signal
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from abc import ABC, abstractmethod
 from enum import Enum
 from pathlib import Path
 
