@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from vmkeeper.cli.common import JsonOption, emit, progress_printer, state, stderr_console
+from vmkeeper.cli.common import JsonOption, emit, progress_printer, state
+from vmkeeper.jsonable import to_jsonable
+from vmkeeper.media import service, supervisor
 from vmkeeper.media.probe import probe_media
-from vmkeeper.media.service import reverse
 
 app = typer.Typer(help="Probe and reverse videos inside the runbook's limits.",
                   no_args_is_help=True)
@@ -37,20 +40,36 @@ def probe_cmd(ctx: typer.Context, file: Path, as_json: bool = JsonOption) -> Non
     emit(info, as_json, human)
 
 
+def _owns_process() -> bool:
+    """True when this process is the `vmkeeper` program, not main() called by a host (tests)."""
+    from vmkeeper.cli import main as cli_main
+
+    entry = sys.modules.get("__main__")
+    spec = getattr(entry, "__spec__", None)
+    return getattr(entry, "run", None) is cli_main.run and (
+        spec is None or spec.name == "vmkeeper.__main__")
+
+
 @app.command("reverse")
 def reverse_cmd(ctx: typer.Context, src: Path, dst: Path, as_json: bool = JsonOption) -> None:
     """Write DST playing SRC backwards, sound included, in bounded memory."""
-    result = reverse(state(ctx).settings.media, src, dst, progress_printer(as_json))
-
-    def human(console: Console) -> None:
-        if result.ok and result.stats:
-            console.print(f"{result.output}: {result.stats.frames} frames reversed in "
-                          f"{result.seconds:.1f} s ({result.stats.pieces} pieces)")
-        else:
-            stderr_console().print(f"[red]error:[/red] {result.error}")
-
-    emit(result, as_json, human)
-    if not result.ok:
+    # Settings, checks and probe need the CLI's libraries; waiting for the worker does not.
+    # Once the job is known this process becomes the stdlib-only supervisor (os.execv: same
+    # PID, same stdout/stderr), which prints the result and exits as this command would: the
+    # process waiting during the reversal is ~10 MiB instead of the CLI's ~49 MiB.
+    progress = progress_printer(as_json)
+    prepared = service.prepare(state(ctx).settings.media, src, dst, progress)
+    if isinstance(prepared, service.ReverseResult):
+        outcome = to_jsonable(prepared)
+    else:
+        plan = dataclasses.replace(prepared[0], as_json=as_json)
+        if _owns_process():
+            try:
+                supervisor.exec_supervisor(plan)
+            except OSError:
+                pass  # could not exec: supervise from here, the same code
+        outcome = supervisor.supervise(plan, progress, service._json_log())
+    if supervisor.report(outcome, as_json) != 0:
         raise typer.Exit(1)
 
 

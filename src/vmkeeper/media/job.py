@@ -61,3 +61,41 @@ class ReverseStats:
     def from_dict(cls, data: dict[str, Any]) -> ReverseStats:
         names = {field.name for field in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in names})
+
+
+@dataclass(frozen=True)
+class SupervisedReversal:
+    """Everything the supervisor needs once the checks passed: the CLI hands it over at exec.
+
+    ``started`` and ``deadline`` are :func:`time.monotonic` instants; CLOCK_MONOTONIC is
+    system-wide on Linux, so they keep their meaning across ``os.execv``. ``record`` holds the
+    log record's input fields (source, destination, input size, probed metadata) and ``input``
+    the probed metadata as the result's JSON prints it.
+    """
+
+    source: str  # resolved, as the worker opens it
+    destination: str
+    partial: str  # the temporary name beside DST
+    container: str
+    frame_budget_bytes: int
+    encoder: EncoderSpec
+    started: float
+    deadline: float
+    timeout_ms: int  # media.reverse_timeout_ms, for the message when the deadline passes
+    record: dict[str, Any]
+    input: dict[str, Any] | None
+    as_json: bool = False
+
+    def worker_job(self, temp_dir: str) -> ReverseJob:
+        return ReverseJob(source=self.source, output=self.partial, container=self.container,
+                          temp_dir=temp_dir, frame_budget_bytes=self.frame_budget_bytes,
+                          encoder=self.encoder)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> SupervisedReversal:
+        data = json.loads(text)
+        data["encoder"] = EncoderSpec(**data["encoder"])
+        return cls(**data)

@@ -1,0 +1,137 @@
+"""The `vmkeeper media reverse` program: checks in the CLI, then the stdlib-only supervisor.
+
+These run the installed ``vmkeeper`` script as a child, so the CLI really replaces itself with
+``media/supervisor.py`` (in-process ``main()`` calls run the same supervisor without exec).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.media.conftest import Clips, make_clip
+from tests.media.helpers import run
+from vmkeeper.jsonable import to_jsonable
+from vmkeeper.media.job import ReverseStats
+from vmkeeper.media.service import ReverseResult
+from vmkeeper.media.supervisor import WORKER_SCRIPT as WORKER
+from vmkeeper.settings import MediaSettings
+
+pytestmark = pytest.mark.slow
+
+VMKEEPER = str(Path(sys.executable).with_name("vmkeeper"))
+MiB = 2**20
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Long enough that the worker runs for a few seconds on a busy VM.
+    return make_clip(tmp_path_factory.mktemp("long") / "long.mp4", size="1280x720", seconds=20,
+                     gop=60)
+
+
+def _start(tmp_path: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+    private = tmp_path / "tmp"
+    private.mkdir(exist_ok=True)
+    return subprocess.Popen([VMKEEPER, "media", "reverse", *args], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "TMPDIR": str(private), **env})
+
+
+def _processes_mentioning(text: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        if any(text in part for part in process.info["cmdline"] or []):
+            found.append(process)
+    return found
+
+
+def _shape(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items()}
+    return type(value).__name__ if value is not None else None
+
+
+def test_cli_json_has_the_service_results_shape_and_one_log_record(clips: Clips,
+                                                                   tmp_path: Path) -> None:
+    child = _start(tmp_path, str(clips.basic), str(tmp_path / "out.mp4"), "--json")
+    stdout, stderr = child.communicate(timeout=120)
+    assert child.returncode == 0, stderr
+    printed = json.loads(stdout)  # one object, nothing else on stdout
+    fields = [field.name for field in dataclasses.fields(ReverseResult)]
+    assert list(printed) == fields
+    assert list(printed["stats"]) == [field.name for field in dataclasses.fields(ReverseStats)]
+    assert printed["ok"] is True and printed["error"] is None
+    assert printed["output"] == str(tmp_path / "out.mp4") and printed["seconds"] > 0
+    # The same shape as the in-process service's result, nested keys and types included.
+    direct = to_jsonable(run(MediaSettings(), clips.basic, tmp_path / "direct.mp4"))
+    direct["output"] = printed["output"]
+    assert _shape(printed) == _shape(direct)
+    records = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert len(records) == 1
+    record = records[0]
+    assert record["event"] == "media.reverse" and record["level"] == "info" and record["ok"]
+    for key in ("input_size_bytes", "output_size_bytes", "input", "pieces", "seconds",
+                "peak_memory_bytes", "worker_peak_rss_bytes", "timestamp"):
+        assert key in record
+    assert sorted(os.listdir(tmp_path / "tmp")) == []
+
+
+def test_cli_human_output_and_exit_codes(clips: Clips, tmp_path: Path) -> None:
+    child = _start(tmp_path, str(clips.tiny), str(tmp_path / "out.mp4"))
+    stdout, stderr = child.communicate(timeout=120)
+    assert child.returncode == 0, stderr
+    assert stdout.startswith(f"{tmp_path / 'out.mp4'}: 15 frames reversed in ")
+    assert "reversed 15 of 15 frames (100%)" in stderr
+    refused = _start(tmp_path, str(clips.audio_only), str(tmp_path / "no.mp4"))
+    stdout, stderr = refused.communicate(timeout=120)
+    assert refused.returncode == 1 and stdout == ""
+    assert "error:" in stderr and "no video stream" in stderr
+
+
+def test_cli_timeout_leaves_no_process_no_partial_no_temp_dir(long_clip: Path,
+                                                              tmp_path: Path) -> None:
+    dst = tmp_path / "out" / "reversed.mp4"
+    child = _start(tmp_path, str(long_clip), str(dst), "--json",
+                   FFMPEG_REVERSE_TIMEOUT_MS="2000")
+    stdout, stderr = child.communicate(timeout=120)
+    assert child.returncode == 1, stderr
+    result = json.loads(stdout)
+    assert result["ok"] is False and result["rejected"] is False
+    assert "FFMPEG_REVERSE_TIMEOUT_MS" in result["error"], result["error"]
+    assert _processes_mentioning(str(dst.parent)) == []  # the worker's group was killed
+    assert not dst.exists() and os.listdir(dst.parent) == []  # no partial beside DST
+    assert os.listdir(tmp_path / "tmp") == []  # the private temp dir is gone
+
+
+def test_the_process_waiting_for_the_worker_is_small(long_clip: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "out.mp4"
+    child = _start(tmp_path, str(long_clip), str(dst), "--json")
+    parent = psutil.Process(child.pid)
+    samples: list[int] = []
+    worker_seen = False
+    while child.poll() is None:
+        try:
+            workers = [p for p in parent.children()  # the reversal, not the probe child
+                       if p.cmdline()[2:4] == [WORKER, "reverse"]]
+            if workers:
+                worker_seen = True
+                assert "supervisor.py" in " ".join(parent.cmdline())  # the CLI exec'd it
+                samples.append(parent.memory_info().rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    stdout, stderr = child.communicate()
+    assert child.returncode == 0, stderr
+    assert json.loads(stdout)["ok"] is True
+    assert worker_seen and len(samples) >= 5
+    assert max(samples) < 25 * MiB, f"supervisor peak {max(samples) / MiB:.1f} MiB"
