@@ -55,6 +55,17 @@ def _processes_mentioning(text: str) -> list[psutil.Process]:
     return found
 
 
+def _reversing(parent: psutil.Process) -> bool:
+    """Whether ``parent``'s reversal worker (not its probe child) is running."""
+    for process in parent.children():
+        try:
+            if process.cmdline()[2:4] == [WORKER, "reverse"]:
+                return True
+        except psutil.Error:
+            continue
+    return False
+
+
 def _shape(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _shape(item) for key, item in value.items()}
@@ -121,9 +132,7 @@ def test_the_process_waiting_for_the_worker_is_small(long_clip: Path, tmp_path: 
     worker_seen = False
     while child.poll() is None:
         try:
-            workers = [p for p in parent.children()  # the reversal, not the probe child
-                       if p.cmdline()[2:4] == [WORKER, "reverse"]]
-            if workers:
+            if _reversing(parent):
                 worker_seen = True
                 assert "supervisor.py" in " ".join(parent.cmdline())  # the CLI exec'd it
                 samples.append(parent.memory_info().rss)
@@ -135,3 +144,20 @@ def test_the_process_waiting_for_the_worker_is_small(long_clip: Path, tmp_path: 
     assert json.loads(stdout)["ok"] is True
     assert worker_seen and len(samples) >= 5
     assert max(samples) < 25 * MiB, f"supervisor peak {max(samples) / MiB:.1f} MiB"
+
+
+def test_sigterm_to_the_supervisor_kills_the_worker_and_cleans_up(long_clip: Path,
+                                                                  tmp_path: Path) -> None:
+    dst = tmp_path / "out" / "reversed.mp4"
+    child = _start(tmp_path, str(long_clip), str(dst), "--json")
+    parent = psutil.Process(child.pid)
+    deadline = time.monotonic() + 60
+    while not _reversing(parent):
+        assert child.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    child.terminate()
+    child.communicate(timeout=60)
+    assert child.returncode == 128 + 15
+    assert _processes_mentioning(str(dst.parent)) == []
+    assert not dst.exists() and os.listdir(dst.parent) == []
+    assert os.listdir(tmp_path / "tmp") == []

@@ -1,7 +1,8 @@
-"""What the parent hands the reversal worker, and what the worker hands back (plain JSON).
+"""What the CLI hands the supervisor, the supervisor the worker, and the worker back (plain JSON).
 
-Kept free of PyAV and pydantic so the parent stays small: the parent's memory counts in the
-reversal's process tree, and the tree must stay within 1.25x of a forward transcode.
+Standard library only: the supervisor (``media/supervisor.py``) and the worker import this as
+scripts, without the vmkeeper package's dependencies; their memory counts in the reversal's
+process tree, and the tree must stay within 1.25x of a forward transcode.
 """
 
 from __future__ import annotations

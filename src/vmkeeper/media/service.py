@@ -49,7 +49,7 @@ class ReverseResult:
     peak_memory_bytes: int | None = None  # parent + worker, sampled, and the worker's own peak
 
 
-def _json_log() -> Any:
+def json_log() -> Any:
     # One JSON line per reversal on stderr, where PM2 and journald collect it; stdout stays the
     # command's own (`--json` prints one object there and nothing else). The supervisor script
     # writes the same record without structlog (supervisor.JsonLog).
@@ -109,7 +109,7 @@ def prepare(
     except (MediaRejected, MediaError, CommandNotFound) as error:
         seconds = time.monotonic() - started
         rejected = isinstance(error, MediaRejected)
-        (log or _json_log()).warning("media.reverse", ok=False, rejected=rejected,
+        (log or json_log()).warning("media.reverse", ok=False, rejected=rejected,
                                      error=str(error), seconds=round(seconds, 3), **record)
         return ReverseResult(False, None, info, seconds, str(error), rejected=rejected)
     plan = SupervisedReversal(
@@ -144,7 +144,7 @@ def reverse(
     refused input, a failure or a timeout is a result with ``ok`` false and ``error`` set; the
     destination is then untouched. Raises UsageError for a destination of unknown type.
     """
-    log = log or _json_log()
+    log = log or json_log()
     prepared = prepare(media, source, destination, progress, deadline, log=log)
     if isinstance(prepared, ReverseResult):
         return prepared

@@ -2,7 +2,7 @@
 
 ``vmkeeper media reverse`` does what needs its libraries first (settings, input checks, probe,
 the job), then replaces itself with ``python -S -P …/media/supervisor.py JOB_JSON``: the process
-that waits for the worker while it runs is then a bare interpreter (~10 MiB RSS), not the CLI
+that waits for the worker while it runs is then a bare interpreter (~15 MiB RSS), not the CLI
 with typer, rich, pydantic, structlog and httpx (~49 MiB), and the reversal's process tree is the
 worker plus that. :func:`vmkeeper.media.service.reverse` (the job service, the tests) runs the
 same :func:`supervise` in-process, so there is one implementation of spawn, deadline, rename,
