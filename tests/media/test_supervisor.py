@@ -6,6 +6,8 @@ These run the installed ``vmkeeper`` script as a child, so the CLI really replac
 
 from __future__ import annotations
 
+import contextlib
+
 import dataclasses
 import json
 import os
@@ -161,3 +163,44 @@ def test_sigterm_to_the_supervisor_kills_the_worker_and_cleans_up(long_clip: Pat
     assert _processes_mentioning(str(dst.parent)) == []
     assert not dst.exists() and os.listdir(dst.parent) == []
     assert os.listdir(tmp_path / "tmp") == []
+
+
+def test_sigkill_of_the_supervisor_takes_the_worker_with_it(long_clip: Path,
+                                                            tmp_path: Path) -> None:
+    dst = tmp_path / "out" / "reversed.mp4"
+    child = _start(tmp_path, str(long_clip), str(dst), "--json")
+    parent = psutil.Process(child.pid)
+    deadline = time.monotonic() + 60
+    while not _reversing(parent):
+        assert child.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    workers = parent.children(recursive=True)
+    assert workers
+    # Frozen, the worker cannot notice a closed pipe on its next progress line: only the
+    # kernel's parent-death signal can end it (a worker hung inside a codec call is the same).
+    for worker in workers:
+        worker.suspend()
+    try:
+        child.kill()
+        child.communicate(timeout=60)
+        assert _ended(workers, timeout=10), "the worker outlived its SIGKILLed supervisor"
+    finally:
+        for worker in workers:
+            with contextlib.suppress(psutil.Error):
+                worker.kill()
+    assert not dst.exists()
+
+
+def _ended(processes: list[psutil.Process], timeout: float) -> bool:
+    """All gone or zombies (an orphan is reaped by init, which may take its time here)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running = []
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if process.status() != psutil.STATUS_ZOMBIE:
+                    running.append(process)
+        if not running:
+            return True
+        time.sleep(0.1)
+    return False

@@ -90,6 +90,26 @@ def _bare_package() -> None:
     sys.modules["vmkeeper"] = package
 
 
+def _die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this worker when the process that started it dies.
+
+    A supervisor killed by SIGKILL (an operator's `kill -9`, the OOM killer) cannot kill its
+    worker's group; without this the reversal would run on, unsupervised, past every timeout.
+    """
+    parent = os.getppid()
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the supervisor's group kill still applies
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 if __name__ == "__main__":
+    _die_with_parent()
     _bare_package()
     sys.exit(main(sys.argv[1:]))
