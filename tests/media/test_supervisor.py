@@ -176,6 +176,11 @@ def test_sigkill_of_the_supervisor_takes_the_worker_with_it(long_clip: Path,
         time.sleep(0.05)
     workers = parent.children(recursive=True)
     assert workers
+    # The worker asks for the parent-death signal first thing; once it has loaded FFmpeg's
+    # libraries it is past that (freezing it during interpreter start-up would test nothing).
+    while not all(_has_loaded_ffmpeg(worker) for worker in workers):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     # Frozen, the worker cannot notice a closed pipe on its next progress line: only the
     # kernel's parent-death signal can end it (a worker hung inside a codec call is the same).
     for worker in workers:
@@ -204,3 +209,10 @@ def _ended(processes: list[psutil.Process], timeout: float) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def _has_loaded_ffmpeg(process: psutil.Process) -> bool:
+    try:
+        return any("libavcodec" in region.path for region in process.memory_maps())
+    except psutil.Error:
+        return False
