@@ -61,15 +61,25 @@ def test_a_spool_that_would_not_fit_is_refused_before_decoding(
         reverse_module.check_spool_space(str(tmp_path), 1)
 
 
-def test_the_spool_leaves_a_ram_filesystem_for_the_output_directory(tmp_path: Path) -> None:
-    from vmkeeper.media.reverse import filesystem_type, spool_directory
+def test_filesystem_type_reads_the_mount_table() -> None:
+    from vmkeeper.media.reverse import filesystem_type
 
-    if filesystem_type("/dev/shm") != "tmpfs":
-        pytest.skip("no tmpfs at /dev/shm")
-    output = str(tmp_path / "out.mp4")
-    if filesystem_type(str(tmp_path)) not in ("tmpfs", "ramfs"):
-        assert spool_directory(str(tmp_path), output) == str(tmp_path)
-    assert spool_directory("/dev/shm", output) == str(tmp_path)
+    assert filesystem_type("/proc/self") == "proc"
+    assert filesystem_type("/proc") == "proc"
+
+
+@pytest.mark.parametrize(("temp_fs", "spooled_in_temp"),
+                         [("tmpfs", False), ("ramfs", False), ("ext4", True), ("xfs", True)])
+def test_the_spool_leaves_a_ram_filesystem_for_the_output_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, temp_fs: str,
+        spooled_in_temp: bool) -> None:
+    from vmkeeper.media import reverse as reverse_module
+
+    temp_dir, output = str(tmp_path / "tmp"), str(tmp_path / "out" / "reversed.mp4")
+    monkeypatch.setattr(reverse_module, "filesystem_type",
+                        lambda path: temp_fs if path == temp_dir else "ext4")
+    expected = temp_dir if spooled_in_temp else str(tmp_path / "out")
+    assert reverse_module.spool_directory(temp_dir, output) == expected
 
 
 def test_reverse_one_piece_when_the_budget_holds_the_clip(clips: Clips, tmp_path: Path) -> None:
