@@ -24,7 +24,7 @@ from vmkeeper.adapters.git import Git
 from vmkeeper.adapters.pm2 import Pm2, Pm2App
 from vmkeeper.errors import SandboxError, VmkeeperError
 from vmkeeper.releases import build, deploy, store, switch
-from vmkeeper.releases.results import STEP_TITLES, StepEvent
+from vmkeeper.releases.results import STEP_TITLES, STEPS, StepEvent
 from vmkeeper.sandbox.layout import ASSETS, PLANTED_SECRETS, Layout
 from vmkeeper.settings import Settings, load_settings
 
@@ -293,7 +293,7 @@ def ensure_frontend(settings: Settings, pm2: Pm2, progress: Progress = _silent) 
     def report(event: StepEvent) -> None:
         if event.phase != "started":
             detail = f": {event.detail}" if event.detail else ""
-            progress(f"  {event.index}/8 {STEP_TITLES.get(event.name, event.name)} "
+            progress(f"  {event.index}/{len(STEPS)} {STEP_TITLES.get(event.name, event.name)} "
                      f"{event.phase} ({event.seconds:.1f} s){detail}")
 
     result = deploy.deploy(settings, pm2=pm2, progress=report)
