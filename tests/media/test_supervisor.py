@@ -148,15 +148,22 @@ def test_the_process_waiting_for_the_worker_is_small(long_clip: Path, tmp_path: 
     assert max(samples) < 25 * MiB, f"supervisor peak {max(samples) / MiB:.1f} MiB"
 
 
-def test_sigterm_to_the_supervisor_kills_the_worker_and_cleans_up(long_clip: Path,
-                                                                  tmp_path: Path) -> None:
-    dst = tmp_path / "out" / "reversed.mp4"
-    child = _start(tmp_path, str(long_clip), str(dst), "--json")
+def _start_reversing(tmp_path: Path, clip: Path, dst: Path
+                     ) -> tuple[subprocess.Popen[str], psutil.Process, float]:
+    """Start `vmkeeper media reverse --json` and return once its reversal worker runs."""
+    child = _start(tmp_path, str(clip), str(dst), "--json")
     parent = psutil.Process(child.pid)
     deadline = time.monotonic() + 60
     while not _reversing(parent):
         assert child.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
+    return child, parent, deadline
+
+
+def test_sigterm_to_the_supervisor_kills_the_worker_and_cleans_up(long_clip: Path,
+                                                                  tmp_path: Path) -> None:
+    dst = tmp_path / "out" / "reversed.mp4"
+    child, parent, deadline = _start_reversing(tmp_path, long_clip, dst)
     child.terminate()
     child.communicate(timeout=60)
     assert child.returncode == 128 + 15
@@ -168,12 +175,7 @@ def test_sigterm_to_the_supervisor_kills_the_worker_and_cleans_up(long_clip: Pat
 def test_sigkill_of_the_supervisor_takes_the_worker_with_it(long_clip: Path,
                                                             tmp_path: Path) -> None:
     dst = tmp_path / "out" / "reversed.mp4"
-    child = _start(tmp_path, str(long_clip), str(dst), "--json")
-    parent = psutil.Process(child.pid)
-    deadline = time.monotonic() + 60
-    while not _reversing(parent):
-        assert child.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    child, parent, deadline = _start_reversing(tmp_path, long_clip, dst)
     workers = parent.children(recursive=True)
     assert workers
     # The worker asks for the parent-death signal first thing; once it has loaded FFmpeg's

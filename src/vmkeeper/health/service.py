@@ -70,9 +70,13 @@ def run_status(settings: Settings, pm2: Pm2 | None = None) -> StatusReport:
     """The topology and each PM2 app's state, without ever starting a PM2 daemon."""
     pm2 = pm2 or gathering.health_pm2(settings)
     snapshot = gathering.pm2_snapshot(pm2)
-    roles = {app.name: role for role, app in settings.app_roles().items()}
+    expected = {app.name: role for role, app in settings.app_roles().items()}
+    # The media service is not one of the runbook's four apps, but where PM2 runs it (the
+    # sandbox does) it is named and its port shown like the others.
+    known = {**settings.app_roles(), "media": settings.apps.media}
+    roles = {app.name: role for role, app in known.items()}
     ports = {role: ([app.port] if app.port else []) + list(app.extra_ports)
-             for role, app in settings.app_roles().items()}
+             for role, app in known.items()}
     apps: list[AppStatus] = []
     active: str | None = None
     seen = set()
@@ -87,7 +91,7 @@ def run_status(settings: Settings, pm2: Pm2 | None = None) -> StatusReport:
         apps.append(AppStatus(app.name, role, app.status, app.pid,
                               str(app.cwd) if app.cwd else None, app.restarts,
                               app.memory_bytes, ports.get(role or "", []), release))
-    for name, role in roles.items():
+    for name, role in expected.items():
         if name not in seen:
             apps.append(AppStatus(name, role, "not running" if snapshot.apps is None
                                   else "missing", None, None, 0, None, ports.get(role, []), None))

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shlex
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -23,6 +26,7 @@ from vmkeeper.adapters import host, http
 from vmkeeper.adapters.git import Git
 from vmkeeper.adapters.pm2 import Pm2, Pm2App
 from vmkeeper.errors import SandboxError, VmkeeperError
+from vmkeeper.health.service import run_status
 from vmkeeper.releases import build, deploy, store, switch
 from vmkeeper.releases.results import STEP_TITLES, STEPS, StepEvent
 from vmkeeper.sandbox.layout import ASSETS, PLANTED_SECRETS, Layout
@@ -109,8 +113,6 @@ def media_token(layout: Layout) -> str:
     """The media service's bearer token: made once, kept, so running apps keep matching it."""
     path = layout.state / "media.token"
     if not path.exists():
-        import secrets
-
         layout.state.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(24))
         path.chmod(0o600)
@@ -357,9 +359,6 @@ def ensure_apps(layout: Layout, settings: Settings, pm2: Pm2) -> None:
 def media_launcher(layout: Layout) -> Path:
     """`vmkeeper media serve` for PM2 (whose start takes a script, not an argv): exec, so PM2
     watches the service's own pid."""
-    import shlex
-    import sys
-
     script = layout.dir / "media-service.sh"
     argv = [sys.executable, "-m", "vmkeeper", "--config", str(layout.config), "media", "serve"]
     script.write_text("#!/bin/sh\nexec " + shlex.join(argv) + "\n")
@@ -422,21 +421,10 @@ def status(layout: Layout, steps: list[str] | None = None) -> SandboxStatus:
             f"No sandbox in {layout.dir}: run `vmkeeper sandbox up --dir {layout.dir}` first."
         )
     settings = sandbox_settings(layout)
-    pm2 = pm2_for(layout)
-    daemon = pm2.daemon_pid()
-    apps: list[AppState] = []
-    active = None
-    roles = {**settings.app_roles(), "media": settings.apps.media}
-    ports = {role: app.port for role, app in roles.items()}
-    names = {app.name: role for role, app in roles.items()}
-    if daemon:
-        for app in pm2.jlist():
-            role = names.get(app.name)
-            apps.append(AppState(app.name, app.status, app.pid, ports.get(role) if role else None))
-            if role == "frontend":
-                active = store.release_containing(
-                    settings.releases.root, app.cwd, settings.workspace.frontend_dir
-                )
+    # The same view as `vmkeeper status` (never starts a PM2 daemon to look).
+    report = run_status(settings, pm2_for(layout))
+    apps = [AppState(app.name, app.status, app.pid, app.ports[0] if app.ports else None)
+            for app in report.apps if app.status not in ("not running", "missing")]
     apache = apache_for(layout, settings.proxy.bin)
     return SandboxStatus(
         dir=layout.dir,
@@ -449,8 +437,8 @@ def status(layout: Layout, steps: list[str] | None = None) -> SandboxStatus:
             "telemetry": f"http://127.0.0.1:{layout.ports.telemetry_http}/",
         },
         apache_pid=apache.pid(),
-        pm2_daemon_pid=daemon,
-        active_release=active,
+        pm2_daemon_pid=report.pm2_daemon_pid,
+        active_release=report.active_release,
         steps=steps or [],
     )
 
