@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import psutil
 import structlog
@@ -64,6 +64,21 @@ class Result:
     @property
     def output_tail(self) -> str:
         return tail("\n".join(part for part in (self.stdout, self.stderr) if part.strip()))
+
+
+class Runner(Protocol):
+    """What adapters call to run a program: :func:`run` itself, or a test's scripted stand-in
+    (the fake PM2). One protocol, so mypy checks every adapter's calls against ``run``."""
+
+    def __call__(
+        self,
+        argv: Argv,
+        *,
+        timeout: float,
+        cwd: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+    ) -> Result: ...
 
 
 def _failure_message(argv: Argv, what: str, stdout: str, stderr: str) -> str:
