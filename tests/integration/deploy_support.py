@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import CliRun, SandboxHandle
+from tests.support.waiting import wait_for  # noqa: F401 - re-exported for the deploy tests
 from vmkeeper import proc
 from vmkeeper.sandbox.layout import ASSETS
 
@@ -130,10 +130,3 @@ def child_env(pause_at: str, flag: Path, seconds: float = 120) -> dict[str, str]
     }
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")

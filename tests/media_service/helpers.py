@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tests.support.clock import FakeClock  # noqa: F401 - re-exported for the media tests
 from vmkeeper import proc
 from vmkeeper.adapters.ffmpeg import ffmpeg_binary
 from vmkeeper.settings import Settings
@@ -38,17 +39,6 @@ def settings_for(tmp: Path, **media: Any) -> Settings:
     values: dict[str, Any] = {"storage_root": str(tmp / "uploads"), "token": TOKEN, **media}
     (tmp / "uploads").mkdir(parents=True, exist_ok=True)
     return Settings.model_validate({"state_dir": str(tmp / "state"), "media": values})
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Records:
