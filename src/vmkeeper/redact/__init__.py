@@ -23,9 +23,9 @@ from vmkeeper.errors import VmkeeperError
 from vmkeeper.redact.names import key_kind, plain_value
 from vmkeeper.redact.scan import marker
 
-__all__ = ["DocumentKind", "Finding", "RedactInputError", "Redaction", "detect_kind", "key_kind",
-           "marker", "plain_value", "read_text", "redact_document", "redact_file", "redact_json",
-           "redact_text"]
+__all__ = ["DocumentKind", "Finding", "FindingGroup", "RedactInputError", "Redaction",
+           "detect_kind", "group_findings", "key_kind", "marker", "plain_value", "read_text",
+           "redact_document", "redact_file", "redact_json", "redact_text"]
 
 
 class DocumentKind(str, Enum):
@@ -46,6 +46,61 @@ class Redaction:
     kind: DocumentKind
     text: str
     findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True)
+class FindingGroup:
+    """One secret found in several places: `DB_PASSWORD` in 4 apps × 2 places is one group."""
+
+    kind: str
+    name: str | None
+    count: int
+    apps: int  # distinct top-level entries of a JSON array (PM2's apps); 0 for text
+    places: tuple[str, ...]  # where inside each app (`pm2_env`, `pm2_env.env`), or lines
+    locations: tuple[str, ...]
+
+    @property
+    def summary(self) -> str:
+        if self.apps and self.apps * len(self.places) == self.count and self.count > 1:
+            return f"{self.count} places: {self.apps} apps × {len(self.places)} " \
+                f"({', '.join(self.places)})"
+        if self.count == 1:
+            return self.locations[0]
+        shown = ", ".join(self.places[:8]) + (", …" if len(self.places) > 8 else "")
+        return f"{self.count} places: {shown}"
+
+
+def _split_location(location: str, name: str | None) -> tuple[str | None, str]:
+    """`$[2].pm2_env.env.DB_PASSWORD` → (`2`, `pm2_env.env`); `line 3 (X)` → (None, `line 3`)."""
+    if not location.startswith("$"):
+        return None, location.split(" (", 1)[0]
+    app = None
+    rest = location[1:]
+    if rest.startswith("["):
+        app, _, rest = rest[1:].partition("]")
+    rest = rest.lstrip(".")
+    if name and rest.endswith(name):
+        rest = rest[: -len(name)].rstrip(".")
+    return app, rest or "top level"
+
+
+def group_findings(findings: tuple[Finding, ...] | list[Finding]) -> list[FindingGroup]:
+    """Findings grouped by kind and name, in the order first found."""
+    groups: dict[tuple[str, str | None], list[Finding]] = {}
+    for finding in findings:
+        groups.setdefault((finding.kind, finding.name), []).append(finding)
+    out: list[FindingGroup] = []
+    for (kind, name), members in groups.items():
+        apps: dict[str, None] = {}
+        places: dict[str, None] = {}
+        for member in members:
+            app, place = _split_location(member.location, name)
+            if app is not None:
+                apps[app] = None
+            places[place] = None
+        out.append(FindingGroup(kind, name, len(members), len(apps), tuple(places),
+                                tuple(m.location for m in members)))
+    return out
 
 
 class RedactInputError(VmkeeperError):

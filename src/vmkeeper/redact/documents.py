@@ -100,20 +100,28 @@ def _redact_json_text(text: str, findings: list[Finding]) -> str | None:
     if start is None:
         return None
     document = text[start:]
+    before = len(findings)
     try:
         redacted = redact_tree(json.loads(document), findings)
-        indent = 2 if "\n" in document.strip() else None
-        separators = None if indent else (",", ":")
+    except (ValueError, RecursionError):
+        return None  # nesting deeper than Python recurses: read as text
+    preamble = _redact_lines(text[:start], False, findings) if start else ""
+    if len(findings) == before:
+        return text  # nothing found: the document exactly as it came
+    # The producer's layout, coarsely: PM2 pretty-prints dump.pm2 and writes jlist compact.
+    indent = 2 if "\n" in document.strip() else None
+    spaced = '": ' in document[:2000] or '", "' in document[:2000]
+    separators = None if indent or spaced else (",", ":")
+    try:
         out = json.dumps(redacted, indent=indent, separators=separators, ensure_ascii=False,
                          allow_nan=False)
         out.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate, kept as the escape it was written as
         out = json.dumps(redacted, indent=indent, separators=separators, allow_nan=False)
-    except (ValueError, RecursionError):
-        return None  # `1e999` (no JSON for it) or nesting deeper than Python recurses
+    except ValueError:
+        return None  # `1e999` parses to infinity, which JSON cannot write back
     if document.endswith("\n"):
         out += "\n"
-    preamble = _redact_lines(text[:start], False, findings) if start else ""
     return preamble + out
 
 
