@@ -8,8 +8,9 @@ from pathlib import Path
 
 from vmkeeper.adapters import host, http, systemd
 from vmkeeper.adapters.pm2 import Pm2App, parse_jlist
+from vmkeeper.gather import Got
 from vmkeeper.health import checks, report
-from vmkeeper.health.facts import Facts, Got, Pm2Snapshot
+from vmkeeper.health.facts import Facts, Pm2Snapshot
 from vmkeeper.health.model import HealthReport, Layer, Status, worst
 from vmkeeper.health.verdict import verdict
 from vmkeeper.settings import Settings
