@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import io
 import json
 import re
 import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-from vmkeeper import logrecord, proc
+import pytest
+import structlog
+
+from vmkeeper import flock, logrecord, logs, proc
+from vmkeeper.media.queue import json_logger
+from vmkeeper.releases import history
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -43,3 +49,29 @@ def test_importing_it_pulls_in_nothing_outside_the_standard_library() -> None:
             "('structlog', 'pydantic', 'psutil', 'rich', 'typer')))")
     out = proc.run([sys.executable, "-S", "-c", code], timeout=30).stdout
     assert out.strip() == "[]"
+
+
+def test_the_cli_structlog_records_have_the_same_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    logs.configure("info", "json")
+    try:
+        structlog.get_logger("vmkeeper.test").info("deploy.step", step="build", seconds=1.5)
+    finally:
+        logs.configure()
+    data = json.loads(capsys.readouterr().err)
+    assert list(data) == ["timestamp", "level", "event", "step", "seconds"]
+    assert (data["level"], data["event"], data["step"]) == ("info", "deploy.step", "build")
+    assert STAMP.match(data["timestamp"])
+
+
+def test_the_media_service_audit_lines_have_the_same_shape() -> None:
+    stream = io.StringIO()
+    json_logger(stream)("job.finished", job="j1", state="succeeded")
+    data = json.loads(stream.getvalue())
+    assert list(data)[:3] == ["timestamp", "level", "event"]
+    assert data["event"] == "job.finished" and STAMP.match(data["timestamp"])
+
+
+def test_history_and_lock_holders_spell_time_the_same_way(tmp_path: Path) -> None:
+    assert STAMP.match(history.append(tmp_path, {"run": "a", "phase": "started"})["time"])
+    with flock.hold(tmp_path / "x.lock", "deploy") as held:
+        assert STAMP.match(held.holder.since)

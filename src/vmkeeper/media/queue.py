@@ -8,19 +8,17 @@ one active job per key, and an output newer than its source is answered without 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
-from vmkeeper import flock
+from vmkeeper import flock, logrecord
 from vmkeeper.errors import BreakerOpen, MediaRejected, VmkeeperError
 from vmkeeper.media.breaker import Breaker, BreakerStatus
 from vmkeeper.media.isolation import Isolation, IsolationInfo, detect
@@ -111,10 +109,9 @@ def json_logger(stream: TextIO = sys.stderr) -> Log:
     lock = threading.Lock()
 
     def log(event: str, **fields: Any) -> None:
-        stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
-        line = json.dumps({"timestamp": stamp, "event": event, **fields}, default=str)
+        text = logrecord.line(event, **fields)
         with lock:
-            stream.write(line + "\n")
+            stream.write(text + "\n")
             stream.flush()
 
     return log

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 
+from vmkeeper import logrecord
 from vmkeeper.atomic import write_atomic
 from vmkeeper.errors import VmkeeperError
 
@@ -135,7 +136,7 @@ def write_meta(release_dir: Path, meta: ReleaseMeta) -> ReleaseMeta:
     """Write the record atomically (vmkeeper.atomic): a kill never leaves half of it."""
     stamped = ReleaseMeta(
         meta.id, meta.sha, meta.branch, meta.state, meta.size_bytes,
-        datetime.now(UTC).isoformat(timespec="seconds"),
+        logrecord.timestamp(),
     )
     write_atomic(release_dir / MARKER, json.dumps(stamped.to_json()))
     return stamped
