@@ -10,7 +10,7 @@ from vmkeeper.adapters.pm2 import Pm2
 from vmkeeper.health import checks as judge
 from vmkeeper.health import facts as gathering
 from vmkeeper.health.model import Check, HealthReport, Layer, worst
-from vmkeeper.health.report import load_restarts, prometheus_text, save_restarts, write_atomic
+from vmkeeper.health.report import load_restarts, save_restarts, write_prometheus
 from vmkeeper.health.verdict import diagnose
 from vmkeeper.releases import store
 from vmkeeper.settings import Settings
@@ -28,7 +28,7 @@ def run_health(settings: Settings, *, prometheus: Path | None = None, remember: 
     if remember:
         save_restarts(settings.state_dir, report)
     if prometheus is not None:
-        write_atomic(prometheus, prometheus_text(report))
+        write_prometheus(prometheus, report)
     return report
 
 
