@@ -21,6 +21,7 @@ from pathlib import Path
 import psutil
 
 from vmkeeper import proc
+from vmkeeper.atomic import write_atomic
 from vmkeeper.adapters import apache as apache_adapter
 from vmkeeper.adapters import host, host_commands, http
 from vmkeeper.adapters.git import Git
@@ -109,8 +110,7 @@ def media_token(layout: Layout) -> str:
     path = layout.state / "media.token"
     if not path.exists():
         layout.state.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24))
-        path.chmod(0o600)
+        write_atomic(path, secrets.token_urlsafe(24))  # 0600 from the start: it is a secret
     return path.read_text().strip()
 
 
