@@ -33,9 +33,9 @@ class Readiness:
     last: str
 
 
-def frontend_url(settings: Settings) -> str:
+def frontend_url(settings: Settings, port: int | None = None) -> str:
     app = settings.apps.frontend
-    return f"http://127.0.0.1:{app.port}{app.health_path or '/'}"
+    return f"http://127.0.0.1:{port or app.port}{app.health_path or '/'}"
 
 
 def frontend_env(settings: Settings, extra_env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -54,27 +54,32 @@ def wait_until_serving(
     sleep: Callable[[float], None] = time.sleep,
     pm2: Pm2 | None = None,
     app_dir: Path | None = None,
+    *,
+    port: int | None = None,
+    app_name: str | None = None,
 ) -> Readiness:
     """Poll the frontend until it answers its expected status, for at most ``timeout`` s.
 
-    With ``pm2`` and ``app_dir``, also require `frontend-dev` online with that cwd: a 200 from
-    a process that is not the new release (an old server still on the port) is not readiness.
+    With ``pm2`` and ``app_dir``, also require `frontend-dev` (or ``app_name``) online with that
+    cwd: a 200 from a process that is not the new release (an old server still on the port) is
+    not readiness. ``port``: another port than FRONT_PORT (the zero-downtime switch's spare).
     """
     limit = timeout if timeout is not None else settings.releases.ready_timeout_s
     expected = settings.apps.frontend.expected_status or 200
+    name = app_name or settings.apps.frontend.name
     started = time.monotonic()
     last = "not tried"
     while True:
-        result = http.probe(frontend_url(settings), timeout=min(5.0, limit))
+        result = http.probe(frontend_url(settings, port), timeout=min(5.0, limit))
         last = http.describe(result)
         if result.status == expected:
             if pm2 is None or app_dir is None:
                 return Readiness(True, time.monotonic() - started, last)
-            app = pm2.app(settings.apps.frontend.name)
+            app = pm2.app(name)
             if app is not None and app.online and app.cwd is not None \
                     and app.cwd.resolve() == app_dir.resolve():
                 return Readiness(True, time.monotonic() - started, last)
-            last = f"{last}, but PM2 shows {settings.apps.frontend.name} " + (
+            last = f"{last}, but PM2 shows {name} " + (
                 "missing" if app is None else f"{app.status} in {app.cwd}")
         elif result.status is not None:
             last = f"HTTP {result.status} (expected {expected})"

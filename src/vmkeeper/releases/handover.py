@@ -1,0 +1,283 @@
+"""The zero-downtime switch: Apache hands the site from the running release to the new one.
+
+The runbook's switch (`pm2 delete` + `pm2 start` on FRONT_PORT) leaves nothing behind Apache's
+route while the new server starts (bench/deploy_switch.py: 69 of 1014 requests failed, a 3.6 s
+gap). This one never routes Apache to a port with no server behind it, and ends exactly in the
+runbook's state:
+
+1. spare    start the new release as a temporary PM2 app (`frontend-dev-handover`) on the spare
+            port; wait until it answers. A release that never answers stops here: nothing live
+            has changed.
+2. flip     point the vmkeeper-owned include at the spare port, `graceful`: new Apache children
+            take new requests, old ones finish theirs on the old server.
+3. drain    wait until no connection to FRONT_PORT remains. PM2 stops an app with SIGINT and
+            SIGKILLs it 1.6 s later (kill_timeout); `next start` does close its server on SIGINT
+            and waits for pending requests, but PM2's SIGKILL would cut a 3 s one — so nothing
+            may still be running on the old server when it is stopped.
+4. restart  the runbook's own `pm2 delete frontend-dev` + `FRONT_PORT=3001 pm2 start npm --name
+            frontend-dev -- run start` from the new release; wait until it answers.
+5. back     point the include at FRONT_PORT again, `graceful`.
+6. retire   drain the spare port, delete the temporary app; the caller saves PM2.
+
+Each step leaves one answering server behind Apache's route, so a run killed anywhere leaves the
+site up; ``repair`` (run before every switch and deploy) finishes what such a run left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from vmkeeper.adapters import apache, host, http
+from vmkeeper.adapters.pm2 import Pm2, Pm2App
+from vmkeeper.errors import CommandError, DeployError
+from vmkeeper.health.report import write_atomic
+from vmkeeper.progress import Progress, note, silent
+from vmkeeper.releases import store, switch, testhook
+from vmkeeper.settings import Settings
+
+SUB_STEPS = ("spare", "flip", "drain", "restart", "back", "retire")
+QUIET_S = 1.0  # no connection to a drained port for this long: Apache's old children are gone
+
+
+@dataclass(frozen=True)
+class Availability:
+    ok: bool
+    reason: str
+
+
+def available(settings: Settings) -> Availability:
+    """Can this VM switch without downtime? Only if Apache's config carries the snippet."""
+    include, config = settings.proxy.frontend_include, settings.proxy.config
+    if not apache.includes(config, include):
+        return Availability(False, (
+            f"Apache's config ({config}) does not include {include}, so this switch is the "
+            "runbook's (pm2 delete + start: requests fail while the new server starts); "
+            "`vmkeeper doctor` prints the two lines to add"))
+    return Availability(True, f"zero-downtime switch through {include}")
+
+
+def temp_name(settings: Settings) -> str:
+    return f"{settings.apps.frontend.name}-handover"
+
+
+def static_dirs(settings: Settings) -> list[Path]:
+    """Every retained release's build/static, newest first (skew protection)."""
+    found = []
+    for release in store.list_releases(settings.releases.root):
+        folder = release.app_dir(settings.workspace.frontend_dir) / \
+            settings.releases.build_output / "static"
+        if folder.is_dir():
+            found.append(folder)
+    return found
+
+
+@dataclass
+class Handover:
+    settings: Settings
+    pm2: Pm2
+    progress: Progress = silent
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    connections: Callable[[int], int] = host.connections_to
+    notes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def front_port(self) -> int:
+        port = self.settings.apps.frontend.port
+        assert port is not None
+        return port
+
+    @property
+    def spare_port(self) -> int:
+        return self.settings.releases.spare_port
+
+    # --- Apache -------------------------------------------------------------------------------
+
+    def routed_port(self) -> int | None:
+        try:
+            return apache.include_port(self.settings.proxy.frontend_include.read_text())
+        except OSError:
+            return None
+
+    def route(self, port: int, *, wait: bool = True) -> None:
+        """Point Apache's `/` at ``port`` and wait until a new child proxies there."""
+        include = self.settings.proxy.frontend_include
+        before: str | None = None
+        with contextlib.suppress(OSError):
+            before = include.read_text()
+        write_atomic(include, apache.render_frontend_include(
+            port, static_dirs(self.settings), self.settings.releases.root))
+        try:
+            apache.graceful(self.settings.proxy.graceful_command, timeout=30)
+        except CommandError as error:
+            if before is not None:  # Apache kept the old config; keep the file agreeing with it
+                write_atomic(include, before)
+            raise DeployError(f"Apache refused the switch's config ({error}); nothing changed "
+                              "in what it serves") from None
+        if wait:
+            self._wait_for_route(port)
+
+    def _wait_for_route(self, port: int) -> None:
+        """graceful returns before the new children run: probe through Apache until one of
+        them has opened a connection to ``port`` (the old ones never knew it)."""
+        parts = urlsplit(self.settings.public_url)
+        url = f"http://127.0.0.1:{self.settings.proxy.port}/"
+        headers = {"Host": parts.netloc} if parts.netloc else {}
+        deadline = self.clock() + 15
+        while self.connections(port) == 0:
+            if self.clock() >= deadline:
+                raise DeployError(f"Apache did not start proxying to port {port} within 15 s "
+                                  "of its graceful restart")
+            http.probe(url, timeout=5, headers=headers)
+            if self.connections(port):
+                return
+            self.sleep(0.1)
+
+    def drain(self, port: int) -> float:
+        """Wait until no connection to ``port`` has been open for QUIET_S; seconds waited."""
+        started = self.clock()
+        limit = started + self.settings.proxy.drain_timeout_s
+        quiet_since: float | None = None
+        while True:
+            now = self.clock()
+            if self.connections(port):
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since >= QUIET_S:
+                return now - started
+            if now >= limit:
+                self.notes.append(f"port {port} still had connections after "
+                                  f"{self.settings.proxy.drain_timeout_s:g} s; stopped anyway")
+                return now - started
+            self.sleep(0.1)
+
+    # --- PM2 ----------------------------------------------------------------------------------
+
+    def _start_spare(self, app_dir: Path, extra_env: Mapping[str, str] | None) -> None:
+        name = temp_name(self.settings)
+        env = {**switch.frontend_env(self.settings, extra_env), "FRONT_PORT": str(self.spare_port)}
+        self.pm2.delete(name, check=False)
+        self.pm2.start_npm(name, cwd=app_dir, script=self.settings.apps.frontend.start_script
+                           or "start", env=env)
+        ready = switch.wait_until_serving(self.settings, pm2=self.pm2, app_dir=app_dir,
+                                          port=self.spare_port, app_name=name)
+        if not ready.ok:
+            self.pm2.delete(name, check=False)
+            raise DeployError(
+                f"the new release did not answer on the spare port {self.spare_port} within "
+                f"{ready.seconds:.0f} s (last: {ready.last}); nothing live changed")
+
+    def _start_frontend(self, app_dir: Path, extra_env: Mapping[str, str] | None) -> bool:
+        switch.start_frontend(self.settings, self.pm2, app_dir, extra_env)
+        ready = switch.wait_until_serving(self.settings, pm2=self.pm2, app_dir=app_dir)
+        if not ready.ok:
+            self.notes.append(f"{self.settings.apps.frontend.name} from {app_dir} did not answer "
+                              f"on port {self.front_port} ({ready.last})")
+        return ready.ok
+
+    def _retire_spare(self) -> None:
+        self.seconds["drain_spare"] = round(self.drain(self.spare_port), 3)
+        self.pm2.delete(temp_name(self.settings), check=False)
+
+    # --- the switch ---------------------------------------------------------------------------
+
+    def _sub(self, name: str) -> None:
+        testhook.pause_if_requested(f"switch/{name}")
+        note(self.progress, f"zero-downtime switch: {name}")
+
+    def switch(self, app_dir: Path, extra_env: Mapping[str, str] | None = None) -> None:
+        """Hand the site to ``app_dir``; raise DeployError with the previous release serving."""
+        self.repair()
+        old = self.pm2.app(self.settings.apps.frontend.name)
+        started = self.clock()
+        self._sub("spare")
+        self._start_spare(app_dir, extra_env)
+        self._sub("flip")
+        try:
+            self.route(self.spare_port)
+        except DeployError:
+            self.pm2.delete(temp_name(self.settings), check=False)
+            raise
+        self._sub("drain")
+        self.seconds["drain"] = round(self.drain(self.front_port), 3)
+        self._sub("restart")
+        if not self._start_frontend(app_dir, extra_env):
+            self._restore(old)
+            raise DeployError("the new release started on the spare port but not on "
+                              f"{self.front_port}: " + "; ".join(self.notes))
+        self._sub("back")
+        self.route(self.front_port)
+        self._sub("retire")
+        self._retire_spare()
+        self.seconds["total"] = round(self.clock() - started, 3)
+
+    def _restore(self, old: Pm2App | None) -> None:
+        """The new release failed on FRONT_PORT while the spare serves it: start the old one
+        there again (it answered before), route back, retire the spare."""
+        if old is not None and old.cwd is not None and self._start_frontend(old.cwd, None):
+            self.route(self.front_port)
+            self._retire_spare()
+            self.notes.append(f"reverted: {old.cwd} serves on {self.front_port} again")
+        else:
+            self.notes.append("the temporary app on the spare port keeps serving the site")
+
+    # --- after a killed run -------------------------------------------------------------------
+
+    def repair(self) -> list[str]:
+        """Finish what a killed switch left: the runbook's app on FRONT_PORT, Apache routed to
+        it, no temporary app. The release the site is served from stays the one served."""
+        temp = self.pm2.app(temp_name(self.settings))
+        routed = self.routed_port()
+        if temp is None and routed == self.front_port:
+            return []
+        found: list[str] = []
+        adopted = self._adopt_spare(temp, routed)
+        if adopted:
+            found.append(adopted)
+        front = self.pm2.app(self.settings.apps.frontend.name)
+        front_up = front is not None and front.online
+        if temp is not None and temp.online and routed == self.spare_port and not front_up:
+            self.notes.append(f"the temporary app {temp.name} keeps serving the site: "
+                              f"{self.settings.apps.frontend.name} does not run")
+            return found
+        if routed != self.front_port:
+            self.route(self.front_port, wait=front_up)
+            found.append(f"routed Apache to port {self.front_port}")
+        if temp is not None:
+            self._retire_spare()
+            found.append(f"removed the temporary app {temp.name}")
+        self.pm2.save(force=True)
+        self.notes.extend(found)
+        return found
+
+    def _mark_good(self, app_dir: Path) -> None:
+        root = self.settings.releases.root
+        release_id = store.release_containing(root, app_dir, self.settings.workspace.frontend_dir)
+        if release_id is not None:
+            store.set_state(root / release_id, store.ReleaseState.GOOD)
+
+    def _adopt_spare(self, temp: Pm2App | None, routed: int | None) -> str | None:
+        """When the spare serves the site, its release is the one the site is on: start that
+        release as the runbook's app on FRONT_PORT (unless it already runs there)."""
+        if temp is None or not temp.online or temp.cwd is None:
+            return None
+        front = self.pm2.app(self.settings.apps.frontend.name)
+        front_up = front is not None and front.online and front.cwd is not None
+        if routed != self.spare_port and front_up:
+            return None
+        if front_up and front is not None and front.cwd is not None \
+                and front.cwd.resolve() == temp.cwd.resolve():
+            return None
+        env = {k: v for k in ("RELEASE_ID", "GIT_SHA") if (v := temp.env_value(k)) is not None}
+        if not self._start_frontend(temp.cwd, env):
+            return None
+        self._mark_good(temp.cwd)
+        return (f"started {self.settings.apps.frontend.name} from {temp.cwd}, which the "
+                "temporary app was serving")
