@@ -12,7 +12,7 @@ from vmkeeper import proc
 from vmkeeper.adapters import git as git_adapter
 from vmkeeper.adapters.pm2 import Pm2
 from vmkeeper.errors import CommandError
-from vmkeeper.releases import cleanup, live, lock, retention, store, switch
+from vmkeeper.releases import activation, cleanup, live, lock, retention, store, switch
 from vmkeeper.releases.results import STEP_TITLES, DeployResult, PlannedStep
 from vmkeeper.settings import Settings
 
@@ -82,12 +82,13 @@ def dry_run(settings: Settings, branch: str, pm2: Pm2) -> DeployResult:
                     [f"remove {app_dir / p}" for p in settings.releases.remove_paths]),
         PlannedStep("switch", STEP_TITLES["switch"], [
             _cmd([pm2.bin, "delete", app.name]),
-            _cmd(switch.start_argv(settings, pm2), app_dir, {"FRONT_PORT": str(app.port)}),
+            _cmd(activation.start_argv(settings, pm2), app_dir, {"FRONT_PORT": str(app.port)}),
             (f"wait up to {settings.releases.ready_timeout_s:g} s for "
              f"{switch.frontend_url(settings)} → {app.expected_status or 200}"),
+            _cmd([pm2.bin, "save", "--force"]),
         ]),
         PlannedStep("save", STEP_TITLES["save"], [
-            _cmd([pm2.bin, "save"]),
+            f"check that {pm2.dump_path} starts {app.name} from {app_dir}",
             *[f"remove {root / r}" for r in prunable],
         ]),
     ]
