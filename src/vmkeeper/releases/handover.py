@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -37,7 +37,8 @@ from vmkeeper.adapters.pm2 import Pm2, Pm2App
 from vmkeeper.errors import CommandError, DeployError
 from vmkeeper.health.report import write_atomic
 from vmkeeper.progress import Progress, note, silent
-from vmkeeper.releases import store, switch, testhook
+from vmkeeper.releases import store, testhook
+from vmkeeper.releases.activation import DeleteStart, Target, frontend_env, start_frontend
 from vmkeeper.settings import Settings
 
 SUB_STEPS = ("spare", "flip", "drain", "restart", "back", "retire")
@@ -81,8 +82,9 @@ class Handover:
     settings: Settings
     pm2: Pm2
     progress: Progress = silent
-    sleep: Callable[[float], None] = time.sleep
-    clock: Callable[[], float] = time.monotonic
+    sleep: http.Sleep = time.sleep
+    clock: http.Clock = time.monotonic
+    probe: http.Prober = http.probe
     connections: Callable[[int], int] = host.connections_to
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -160,26 +162,42 @@ class Handover:
 
     # --- PM2 ----------------------------------------------------------------------------------
 
-    def _start_spare(self, app_dir: Path, extra_env: Mapping[str, str] | None) -> None:
+    def _wait(self, port: int, name: str, app_dir: Path) -> http.Readiness:
+        """``port`` answers, and PM2 runs ``name`` online from ``app_dir``."""
+        app = self.settings.apps.frontend
+
+        def from_app_dir() -> str | None:
+            running = self.pm2.app(name)
+            if running is not None and running.online and running.cwd is not None \
+                    and running.cwd.resolve() == app_dir.resolve():
+                return None
+            return f"PM2 shows {name} " + (
+                "missing" if running is None else f"{running.status} in {running.cwd}")
+
+        return http.wait_until_answering(
+            {f"http://127.0.0.1:{port}{app.health_path or '/'}": app.expected_status or 200},
+            timeout=self.settings.releases.ready_timeout_s, probe=self.probe,
+            clock=self.clock, sleep=self.sleep, also=from_app_dir)
+
+    def _start_spare(self, target: Target) -> None:
         name = temp_name(self.settings)
-        env = {**switch.frontend_env(self.settings, extra_env), "FRONT_PORT": str(self.spare_port)}
+        env = {**frontend_env(self.settings, target.env), "FRONT_PORT": str(self.spare_port)}
         self.pm2.delete(name, check=False)
-        self.pm2.start_npm(name, cwd=app_dir, script=self.settings.apps.frontend.start_script
-                           or "start", env=env)
-        ready = switch.wait_until_serving(self.settings, pm2=self.pm2, app_dir=app_dir,
-                                          port=self.spare_port, app_name=name)
+        self.pm2.start_npm(name, cwd=target.app_dir,
+                           script=self.settings.apps.frontend.start_script or "start", env=env)
+        ready = self._wait(self.spare_port, name, target.app_dir)
         if not ready.ok:
             self.pm2.delete(name, check=False)
             raise DeployError(
                 f"the new release did not answer on the spare port {self.spare_port} within "
                 f"{ready.seconds:.0f} s (last: {ready.last}); nothing live changed")
 
-    def _start_frontend(self, app_dir: Path, extra_env: Mapping[str, str] | None) -> bool:
-        switch.start_frontend(self.settings, self.pm2, app_dir, extra_env)
-        ready = switch.wait_until_serving(self.settings, pm2=self.pm2, app_dir=app_dir)
+    def _start_frontend(self, target: Target) -> bool:
+        start_frontend(self.settings, self.pm2, target)
+        ready = self._wait(self.front_port, self.settings.apps.frontend.name, target.app_dir)
         if not ready.ok:
-            self.notes.append(f"{self.settings.apps.frontend.name} from {app_dir} did not answer "
-                              f"on port {self.front_port} ({ready.last})")
+            self.notes.append(f"{self.settings.apps.frontend.name} from {target.app_dir} did "
+                              f"not answer on port {self.front_port} ({ready.last})")
         return ready.ok
 
     def _retire_spare(self) -> None:
@@ -192,13 +210,14 @@ class Handover:
         testhook.pause_if_requested(f"switch/{name}")
         note(self.progress, f"zero-downtime switch: {name}")
 
-    def switch(self, app_dir: Path, extra_env: Mapping[str, str] | None = None) -> None:
-        """Hand the site to ``app_dir``; raise DeployError with the previous release serving."""
+    def activate(self, target: Target) -> None:
+        """Hand the site to ``target``; raise DeployError with the previous release serving."""
+        self.notes.clear()
         self.repair()
         old = self.pm2.app(self.settings.apps.frontend.name)
         started = self.clock()
         self._sub("spare")
-        self._start_spare(app_dir, extra_env)
+        self._start_spare(target)
         self._sub("flip")
         try:
             self.route(self.spare_port)
@@ -208,7 +227,7 @@ class Handover:
         self._sub("drain")
         self.seconds["drain"] = round(self.drain(self.front_port), 3)
         self._sub("restart")
-        if not self._start_frontend(app_dir, extra_env):
+        if not self._start_frontend(target):
             self._restore(old)
             raise DeployError("the new release started on the spare port but not on "
                               f"{self.front_port}: " + "; ".join(self.notes))
@@ -217,14 +236,28 @@ class Handover:
         self._sub("retire")
         self._retire_spare()
         self.seconds["total"] = round(self.clock() - started, 3)
+        self.notes.append(
+            f"zero-downtime switch in {self.seconds['total']:.1f} s (the old server drained "
+            f"in {self.seconds['drain']:.1f} s)")
+
+    def stop(self) -> None:
+        """Nothing to go back to: no frontend at all, and no temporary app either."""
+        self.pm2.delete(temp_name(self.settings), check=False)
+        self.pm2.delete(self.settings.apps.frontend.name, check=False)
+
+    def recover(self) -> list[str]:
+        return self.repair()
+
+    def report(self) -> list[str]:
+        return list(self.notes)
 
     def _restore(self, old: Pm2App | None) -> None:
         """The new release failed on FRONT_PORT while the spare serves it: start the old one
         there again (it answered before), route back, retire the spare."""
-        if old is not None and old.cwd is not None and self._start_frontend(old.cwd, None):
+        if old is not None and old.cwd is not None and self._start_frontend(Target(old.cwd)):
             self.route(self.front_port)
             self._retire_spare()
-            self.notes.append(f"reverted: {old.cwd} serves on {self.front_port} again")
+            self.notes.append(f"{old.cwd} serves on {self.front_port} again")
         else:
             self.notes.append("the temporary app on the spare port keeps serving the site")
 
@@ -276,8 +309,38 @@ class Handover:
                 and front.cwd.resolve() == temp.cwd.resolve():
             return None
         env = {k: v for k in ("RELEASE_ID", "GIT_SHA") if (v := temp.env_value(k)) is not None}
-        if not self._start_frontend(temp.cwd, env):
+        if not self._start_frontend(Target(temp.cwd, None, env)):
             return None
         self._mark_good(temp.cwd)
         return (f"started {self.settings.apps.frontend.name} from {temp.cwd}, which the "
                 "temporary app was serving")
+
+
+@dataclass(frozen=True)
+class RunbookSwitch:
+    """The fallback on a VM whose Apache lacks the snippet: the runbook's delete+start, saying
+    so (the deploy still counts the requests that fail)."""
+
+    inner: DeleteStart
+    reason: str
+
+    def activate(self, target: Target) -> None:
+        self.inner.activate(target)
+
+    def stop(self) -> None:
+        self.inner.stop()
+
+    def recover(self) -> list[str]:
+        return []
+
+    def report(self) -> list[str]:
+        return [self.reason]
+
+
+def activation_for(settings: Settings, pm2: Pm2, progress: Progress = silent
+                   ) -> Handover | RunbookSwitch:
+    """The zero-downtime switch where Apache is ready for it, else the runbook's."""
+    ready = available(settings)
+    if ready.ok:
+        return Handover(settings, pm2, progress)
+    return RunbookSwitch(DeleteStart(settings, pm2), ready.reason)
