@@ -73,10 +73,13 @@ def render_config(
         f"Group {group}" if os.geteuid() == 0 else "",
         'LogFormat "%h %l %u %t \\"%r\\" %>s %b %D" timed',
         f'CustomLog "{root / "logs" / "access.log"}" timed',
-        "StartServers 1",
-        "ServerLimit 2",
+        # Debian's mpm_event defaults, as on the VM. A graceful restart needs scoreboard room
+        # for the new children while the old ones finish: with ServerLimit 2 the new
+        # generation waited ("scoreboard is full") and requests hung for 2 s.
+        "StartServers 2",
+        "ServerLimit 16",
         "ThreadsPerChild 25",
-        "MaxRequestWorkers 50",
+        "MaxRequestWorkers 150",
         "Timeout 30",
         "ProxyPreserveHost On",
         "ProxyTimeout 30",
