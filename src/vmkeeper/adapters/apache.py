@@ -69,6 +69,10 @@ def render_config(
         f"LoadModule proxy_module {MODULES_DIR}/mod_proxy.so",
         f"LoadModule proxy_http_module {MODULES_DIR}/mod_proxy_http.so",
         f"LoadModule rewrite_module {MODULES_DIR}/mod_rewrite.so" if frontend_include else "",
+        # Assets served from disk need their types (a stylesheet as text/plain is ignored).
+        *_mime_lines(frontend_include is not None),
+        f"LoadModule headers_module {MODULES_DIR}/mod_headers.so"
+        if frontend_include and (MODULES_DIR / "mod_headers.so").exists() else "",
         f"User {user}" if os.geteuid() == 0 else "",
         f"Group {group}" if os.geteuid() == 0 else "",
         'LogFormat "%h %l %u %t \\"%r\\" %>s %b %D" timed',
@@ -92,6 +96,15 @@ def render_config(
         lines.append(f"ProxyPass {route.path} {target} retry={retry}")
         lines.append(f"ProxyPassReverse {route.path} {target}")
     return "\n".join(line for line in lines if line) + "\n"
+
+
+def _mime_lines(wanted: bool) -> list[str]:
+    if not wanted or not (MODULES_DIR / "mod_mime.so").exists():
+        return []
+    lines = [f"LoadModule mime_module {MODULES_DIR}/mod_mime.so"]
+    if Path("/etc/mime.types").exists():
+        lines.append('TypesConfig "/etc/mime.types"')
+    return lines
 
 
 def _needs_unixd() -> bool:
@@ -188,7 +201,15 @@ def render_frontend_include(port: int, static_dirs: Sequence[Path], releases_roo
     for folder in static_dirs:
         lines.append(f'RewriteCond "{folder}/$1" -f')
         lines.append(f'RewriteRule "^/_next/static/(.+)$" "{folder}/$1" [L]')
-    lines += [f'<Directory "{releases_root}">', "    Require all granted", "</Directory>"]
+    lines += [
+        f'<Directory "{releases_root}">',
+        "    Require all granted",
+        # Hashed names never change content: what `next start` itself sends for them.
+        "    <IfModule mod_headers.c>",
+        '        Header set Cache-Control "public, max-age=31536000, immutable"',
+        "    </IfModule>",
+        "</Directory>",
+    ]
     return "\n".join(lines) + "\n"
 
 

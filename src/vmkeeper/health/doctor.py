@@ -115,6 +115,25 @@ def apache_check(settings: Settings) -> Check:
                  Layer.APACHE)
 
 
+def switch_snippet_check(settings: Settings) -> Check:
+    """Is Apache ready for the zero-downtime switch? When not, the two lines to add."""
+    include = settings.proxy.frontend_include
+    expected = f"{settings.proxy.config} includes {include}"
+    if apache_adapter.includes(settings.proxy.config, include):
+        return Check("apache:switch", Status.OK, f"Apache includes {include}: deploy and "
+                     "rollback switch without downtime", str(include), expected, Layer.APACHE)
+    return Check(
+        "apache:switch", Status.WARN,
+        f"Apache's config does not include {include}, so deploy and rollback use the "
+        "runbook's switch (requests fail while the new server starts). Add, in the "
+        "VirtualHost that proxies the site, just above its `ProxyPass /` line (with "
+        "`a2enmod rewrite`, then `apachectl graceful`):\n"
+        + apache_adapter.snippet(include).rstrip("\n"),
+        None, expected, Layer.APACHE, reason="no_switch_snippet",
+        details={"snippet": apache_adapter.snippet(include)},
+    )
+
+
 def run_doctor(settings: Settings) -> DoctorReport:
     timeout = settings.health.check_timeout_s
     jobs: list[Callable[[], list[Check]]] = [
@@ -122,6 +141,7 @@ def run_doctor(settings: Settings) -> DoctorReport:
         lambda: [pm2_check(settings)],
         lambda: [ffmpeg_check(settings, timeout)],
         lambda: [apache_check(settings)],
+        lambda: [switch_snippet_check(settings)],
         lambda: [_proxy_retry(settings)],
         lambda: [
             _path_check("workspace", settings.workspace.path),

@@ -162,7 +162,8 @@ class Handover:
 
     # --- PM2 ----------------------------------------------------------------------------------
 
-    def _wait(self, port: int, name: str, app_dir: Path) -> http.Readiness:
+    def _wait(self, port: int, name: str, app_dir: Path, timeout: float | None = None
+              ) -> http.Readiness:
         """``port`` answers, and PM2 runs ``name`` online from ``app_dir``."""
         app = self.settings.apps.frontend
 
@@ -176,7 +177,7 @@ class Handover:
 
         return http.wait_until_answering(
             {f"http://127.0.0.1:{port}{app.health_path or '/'}": app.expected_status or 200},
-            timeout=self.settings.releases.ready_timeout_s, probe=self.probe,
+            timeout=timeout or self.settings.releases.ready_timeout_s, probe=self.probe,
             clock=self.clock, sleep=self.sleep, also=from_app_dir)
 
     def _start_spare(self, target: Target) -> None:
@@ -188,8 +189,9 @@ class Handover:
         ready = self._wait(self.spare_port, name, target.app_dir)
         if not ready.ok:
             self.pm2.delete(name, check=False)
+            expected = self.settings.apps.frontend.expected_status or 200
             raise DeployError(
-                f"the new release did not answer on the spare port {self.spare_port} within "
+                f"did not answer {expected} on the spare port {self.spare_port} within "
                 f"{ready.seconds:.0f} s (last: {ready.last}); nothing live changed")
 
     def _start_frontend(self, target: Target) -> bool:
@@ -215,6 +217,8 @@ class Handover:
         self.notes.clear()
         self.repair()
         old = self.pm2.app(self.settings.apps.frontend.name)
+        if self._already_serving(old, target):
+            return
         started = self.clock()
         self._sub("spare")
         self._start_spare(target)
@@ -239,6 +243,17 @@ class Handover:
         self.notes.append(
             f"zero-downtime switch in {self.seconds['total']:.1f} s (the old server drained "
             f"in {self.seconds['drain']:.1f} s)")
+
+    def _already_serving(self, front: Pm2App | None, target: Target) -> bool:
+        """The revert after a failure on the spare: the previous release never stopped."""
+        if front is None or not front.online or front.cwd is None or \
+                front.cwd.resolve() != target.app_dir.resolve() or \
+                self.routed_port() != self.front_port:
+            return False
+        if not self._wait(self.front_port, front.name, target.app_dir, timeout=2).ok:
+            return False
+        self.notes.append(f"{target.label} was still serving on {self.front_port}")
+        return True
 
     def stop(self) -> None:
         """Nothing to go back to: no frontend at all, and no temporary app either."""
