@@ -33,9 +33,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from vmkeeper.adapters import apache, host, http
+from vmkeeper.atomic import write_atomic
 from vmkeeper.adapters.pm2 import Pm2, Pm2App
 from vmkeeper.errors import CommandError, DeployError
-from vmkeeper.health.report import write_atomic
 from vmkeeper.progress import Progress, note, silent
 from vmkeeper.releases import store, testhook
 from vmkeeper.releases.activation import DeleteStart, Target, frontend_env, start_frontend
@@ -113,13 +113,14 @@ class Handover:
         before: str | None = None
         with contextlib.suppress(OSError):
             before = include.read_text()
+        # 0644: Apache's parent reads it as root, but a non-root Apache (the sandbox) as itself.
         write_atomic(include, apache.render_frontend_include(
-            port, static_dirs(self.settings), self.settings.releases.root))
+            port, static_dirs(self.settings), self.settings.releases.root), mode=0o644)
         try:
             apache.graceful(self.settings.proxy.graceful_command, timeout=30)
         except CommandError as error:
             if before is not None:  # Apache kept the old config; keep the file agreeing with it
-                write_atomic(include, before)
+                write_atomic(include, before, mode=0o644)
             raise DeployError(f"Apache refused the switch's config ({error}); nothing changed "
                               "in what it serves") from None
         if wait:

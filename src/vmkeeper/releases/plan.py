@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 
-from vmkeeper import proc
+from vmkeeper import flock, proc
 from vmkeeper.adapters import git as git_adapter
 from vmkeeper.adapters.pm2 import Pm2
 from vmkeeper.errors import CommandError
@@ -43,7 +43,7 @@ def dry_run(settings: Settings, branch: str, pm2: Pm2) -> DeployResult:
         sha = git.rev_parse(f"{remote}/{branch}") or git.rev_parse(branch)
     except CommandError as error:
         notes.append(f"cannot read the workspace: {error}")
-    holder = lock.read_holder(root / lock.LOCK_NAME)
+    holder = flock.read_holder(root / lock.LOCK_NAME)
     if holder is not None:
         notes.append(f"the lock file names a holder ({holder.describe()}); it may be running")
     state = live.read_live(settings, pm2)

@@ -22,7 +22,7 @@ import psutil
 
 from vmkeeper import proc
 from vmkeeper.adapters import apache as apache_adapter
-from vmkeeper.adapters import host, http
+from vmkeeper.adapters import host, host_commands, http
 from vmkeeper.adapters.git import Git
 from vmkeeper.adapters.pm2 import Pm2, Pm2App
 from vmkeeper.errors import SandboxError, VmkeeperError
@@ -206,9 +206,8 @@ def up(layout: Layout, progress: Progress = silent) -> SandboxStatus:
 
 
 def check_node(required_major: int = 20) -> str:
-    version = proc.run(["node", "-v"], timeout=10).stdout.strip()
-    major = int(version.lstrip("v").split(".")[0])
-    if major != required_major:
+    version = host_commands.node_version(timeout=10)
+    if host_commands.node_major(version) != required_major:
         raise SandboxError(
             f"Node.js {version} found; the standard VM runs Node {required_major}.x: "
             f"install Node {required_major}."
