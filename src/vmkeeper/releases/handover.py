@@ -33,8 +33,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from vmkeeper.adapters import apache, host, http
-from vmkeeper.atomic import write_atomic
 from vmkeeper.adapters.pm2 import Pm2, Pm2App
+from vmkeeper.atomic import write_atomic
 from vmkeeper.errors import CommandError, DeployError
 from vmkeeper.progress import Progress, note, silent
 from vmkeeper.releases import store, testhook
