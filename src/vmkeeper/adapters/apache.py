@@ -161,11 +161,12 @@ class Apache:
 INCLUDE_HEADER = "# Written by vmkeeper at every frontend switch; edits here are overwritten."
 
 
-def graceful(command: Sequence[str], *, timeout: float) -> proc.Result:
+def graceful(command: Sequence[str], *, timeout: float, runner: proc.Runner = proc.run
+             ) -> proc.Result:
     """Reread the config without dropping a connection: new children take new requests, old
     ones finish theirs. httpd and apachectl test the config first and, if it is broken, refuse
     (exit 1) and keep the running server as it was."""
-    return proc.run(list(command), timeout=timeout)
+    return runner(list(command), timeout=timeout)
 
 
 def snippet(include: Path) -> str:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from vmkeeper import proc
 from vmkeeper.adapters import apache, host, http
 from vmkeeper.adapters.pm2 import Pm2, Pm2App
 from vmkeeper.atomic import write_atomic
@@ -85,6 +86,10 @@ class Handover:
     sleep: http.Sleep = time.sleep
     clock: http.Clock = time.monotonic
     probe: http.Prober = http.probe
+    # Apache as seen by the switch: its graceful restart (through ``runner``), requests through
+    # it, and open connections to a port (Apache's to an upstream). Fakes in the fast tests.
+    runner: proc.Runner = proc.run
+    through_apache: Callable[[], object] | None = None
     connections: Callable[[int], int] = host.connections_to
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -113,11 +118,13 @@ class Handover:
         before: str | None = None
         with contextlib.suppress(OSError):
             before = include.read_text()
+        include.parent.mkdir(parents=True, exist_ok=True)
         # 0644: Apache's parent reads it as root, but a non-root Apache (the sandbox) as itself.
         write_atomic(include, apache.render_frontend_include(
             port, static_dirs(self.settings), self.settings.releases.root), mode=0o644)
         try:
-            apache.graceful(self.settings.proxy.graceful_command, timeout=30)
+            apache.graceful(self.settings.proxy.graceful_command, timeout=30,
+                            runner=self.runner)
         except CommandError as error:
             if before is not None:  # Apache kept the old config; keep the file agreeing with it
                 write_atomic(include, before, mode=0o644)
@@ -129,18 +136,22 @@ class Handover:
     def _wait_for_route(self, port: int) -> None:
         """graceful returns before the new children run: probe through Apache until one of
         them has opened a connection to ``port`` (the old ones never knew it)."""
-        parts = urlsplit(self.settings.public_url)
-        url = f"http://127.0.0.1:{self.settings.proxy.port}/"
-        headers = {"Host": parts.netloc} if parts.netloc else {}
+        request = self.through_apache or self._request_through_apache
         deadline = self.clock() + 15
         while self.connections(port) == 0:
             if self.clock() >= deadline:
                 raise DeployError(f"Apache did not start proxying to port {port} within 15 s "
                                   "of its graceful restart")
-            http.probe(url, timeout=5, headers=headers)
+            request()
             if self.connections(port):
                 return
             self.sleep(0.1)
+
+    def _request_through_apache(self) -> http.Probe:
+        """Apache on loopback, as the site's own name (the vhost that carries the snippet)."""
+        host_name = urlsplit(self.settings.public_url).netloc
+        return http.probe(f"http://127.0.0.1:{self.settings.proxy.port}/", timeout=5,
+                          headers={"Host": host_name} if host_name else None)
 
     def drain(self, port: int) -> float:
         """Wait until no connection to ``port`` has been open for QUIET_S; seconds waited."""
