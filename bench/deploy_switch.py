@@ -113,7 +113,7 @@ def vmkeeper(config: Path, *argv: str) -> dict[str, Any]:
     result = proc.run([sys.executable, "-m", "vmkeeper", "--config", str(config), *argv,
                        "--json"], timeout=1800, check=False)
     data: dict[str, Any] = json.loads(result.stdout)
-    if not data.get("ok"):
+    if result.code != 0 or data.get("ok") is False:
         raise SystemExit(f"`vmkeeper {' '.join(argv)}` failed: {data.get('error')}")
     return data
 
