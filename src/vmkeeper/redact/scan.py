@@ -9,12 +9,13 @@ looks at what a match names, and never rescans text it has already hidden.
 from __future__ import annotations
 
 import json
-from bisect import bisect_right
+import re
+from bisect import bisect_left
 from functools import cache
 from typing import Any
 
 from vmkeeper.redact import shapes
-from vmkeeper.redact.names import key_kind, may_name_secrets, plain_value
+from vmkeeper.redact.names import key_kind, plain_value
 from vmkeeper.redact.shapes import Span
 
 
@@ -25,19 +26,25 @@ def marker(kind: str) -> str:
 # `key = value`, `key: value`, `"key": "value"`, `\"key\":\"value\"`, `key => value`: the key and
 # the separator. The value is read after the match, so that `url=https://x?token=…` still finds
 # the `token=` inside the url's value.
+_STEMS = ("pass|pw|psw|secret|token|key|auth|cred|cookie|salt|pepper|dsn|jwt|bearer|netrc|user"
+          "|login|usr|pword")
 _ASSIGNMENT = (
-    r"(?:\\\"((?:[^\"\\\n]|\\[^\"\n]){1,256})\\\""
-    r"|\"((?:[^\"\\\n]|\\.){1,256})\""
-    r"|'([^'\n]{1,256})'"
-    r"|([A-Za-z_$][A-Za-z0-9_.-]*))"
+    r"(?:\\\"((?:[^\"\\\n]|\\[^\"\n])*?(?i:" + _STEMS + r")(?:[^\"\\\n]|\\[^\"\n])*)\\\""
+    r"|\"((?:[^\"\\\n]|\\.)*?(?:(?i:" + _STEMS + r")|\\u[0-9a-fA-F]{4})(?:[^\"\\\n]|\\.)*)\""
+    r"|'([^'\n]*?(?i:" + _STEMS + r")[^'\n]*)'"
+    r"|([A-Za-z0-9_.$-]*(?i:" + _STEMS + r")[A-Za-z0-9_.$-]*))"
     r"[ \t]*(?:=>|:=|=|:)[ \t]*"
 )
+# Only keys that hold a secret word are matched: an ordinary log costs one pass and no match.
 # Groups: 1 \\"key\\", 2 "key", 3 'key', 4 key. (The binding's Match takes group numbers only.)
 # A flag in a command line or an argv array: `--token X`, `"--password", "X"`, `-pX`.
-_FLAG = r"(?:^|[\s\"'\[,(])(--?[A-Za-z][A-Za-z0-9_.-]*)"
+_FLAG = (r"(?:^|[\s\"'\[,(])(--?[A-Za-z0-9_.-]*(?i:" + _STEMS + r")[A-Za-z0-9_.-]*"
+         r"|-[A-Za-z]\S*|--(?:proxy-)?user)")
 _HEADER_KEYS = {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key",
                 "x-auth-token", "x-access-token", "api-key", "x-vault-token"}
-_STOP = set(" \t\n\r\"',;&<>)}]«`")
+# A value's characters, as one character class: a lone class cannot backtrack (stdlib `re`).
+_VALUE_RUN = re.compile(r"[^ \t\n\r\"',;&<>)}\]«`\\]*")
+_HEADER_RUN = re.compile(r"[^\n\r\"'`\\]*")
 # Tools whose short flags take a password: `mysql -pX`, `redis-cli -a X`, `sshpass -p X`.
 ATTACHED = {"mysql": "p", "mysqldump": "p", "mysqladmin": "p", "mariadb": "p",
             "mariadb-dump": "p", "mysqlimport": "p", "mysqlcheck": "p", "redis-cli": "a",
@@ -67,16 +74,19 @@ def _unescape_key(raw: str) -> str:
 def _value_extent(text: str, start: int, header: bool) -> tuple[int, int]:
     """Where the value that begins at ``start`` ends (its quotes excluded)."""
     if text.startswith('\\"', start):
-        end = text.find('\\"', start + 2)
-        return start + 2, len(text) if end < 0 else end
+        line_end = text.find("\n", start)
+        line_end = len(text) if line_end < 0 else line_end
+        end = text.find('\\"', start + 2, line_end)
+        return start + 2, line_end if end < 0 else end
     quote = text[start:start + 1]
     if quote in ('"', "'"):
         position = start + 1
+        line_end = text.find("\n", start)
+        line_end = len(text) if line_end < 0 else line_end
         while True:
-            end = text.find(quote, position)
+            end = text.find(quote, position, line_end)
             if end < 0:
-                line_end = text.find("\n", start)
-                return start + 1, len(text) if line_end < 0 else line_end
+                return start + 1, line_end
             backslashes = 0
             while end - 1 - backslashes > start and text[end - 1 - backslashes] == "\\":
                 backslashes += 1
@@ -87,10 +97,13 @@ def _value_extent(text: str, start: int, header: bool) -> tuple[int, int]:
         closing = text.find(")" if text[start + 1] == "(" else "}", start, start + 200)
         if closing > 0:
             return start, closing + (2 if text.startswith("}}", closing) else 1)
+    run = _HEADER_RUN if header else _VALUE_RUN
     end = start
-    stops = "\n\r\"'`" if header else _STOP
-    while end < len(text) and text[end] not in stops:
-        if text[end] == "\\" and text[end + 1:end + 2] in ('"', "n", "r", "t"):
+    while True:
+        match = run.match(text, end)
+        end = match.end() if match else end
+        # A backslash ends the value only as the escape of a quote or a newline (`\"`, `\n`).
+        if text[end:end + 1] != "\\" or text[end + 1:end + 2] in ('"', "n", "r", "t", ""):
             break
         end += 1
     if not header and text[end:end + 1] == " ":
@@ -205,17 +218,51 @@ def _next_argument(text: str, position: int) -> int | None:
     return index
 
 
-def argv_spans(text: str) -> list[Span]:
+class Lines:
+    """Where each line of a text starts and ends, and what is cached about each line."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.ends: list[int] = []
+        position = text.find("\n")
+        while position >= 0:
+            self.ends.append(position)
+            position = text.find("\n", position + 1)
+        self.ends.append(len(text))
+        self._tools: dict[int, set[str]] = {}
+        self._secret: dict[int, bool] = {}
+
+    def index(self, position: int) -> int:
+        return bisect_left(self.ends, position)
+
+    def line(self, index: int) -> str:
+        start = self.ends[index - 1] + 1 if index else 0
+        return self.text[start:self.ends[index]]
+
+    def tools(self, position: int) -> set[str]:
+        index = self.index(position)
+        if index not in self._tools:
+            self._tools[index] = _tools(self.line(index))
+        return self._tools[index]
+
+    def about_secrets(self, position: int) -> bool:
+        index = self.index(position)
+        if index not in self._secret:
+            self._secret[index] = shapes.secret_line(self.line(index).lower())
+        return self._secret[index]
+
+
+def argv_spans(text: str, lines: Lines) -> list[Span]:
     if "-" not in text:
         return []
-    tools = _tools(text)
     spans: list[Span] = []
     hidden_until = -1
     for match in _patterns()[1].finditer(text):
         if match.start(1) < hidden_until:
             continue
         flag = match.group(1)
-        found = flag_kind(flag, tools)
+        found = flag_kind(flag, lines.tools(match.start(1)) if flag[1:2] != "-" or
+                          flag in ("--user", "--proxy-user") else set())
         if found is None:
             continue
         kind, attached, by_tool = found
@@ -239,40 +286,29 @@ def argv_spans(text: str) -> list[Span]:
     return spans
 
 
-def line_spans(line: str, depth: int = 0) -> list[Span]:
-    """Every secret in one line (no newline inside), by shape, name and argv position."""
-    spans = shapes.provider_spans(line)
-    spans += shapes.url_spans(line)
-    lowered = line.lower()
-    named = may_name_secrets(lowered) or "\\u" in line  # `"p\u0061ssword"` hides its name
-    if named or "tunnel" in lowered:
-        spans += shapes.scheme_spans(line)
-        if "=" in line or ":" in line:
-            spans += assignment_spans(line)
-    if " -" in line or "\t-" in line or "\"-" in line or "'-" in line or line.startswith("-"):
-        spans += argv_spans(line)
-    spans += shapes.long_token_spans(line, shapes.secret_line(lowered), depth)
-    return spans
-
-
 def find_spans(text: str, depth: int = 0) -> list[Span]:
-    """Every secret in ``text`` (any number of lines), as spans into it."""
+    """Every secret in ``text`` (any number of lines), as spans into it.
+
+    Each detector is one pass over the whole text; what a match needs to know about its line
+    (the tools named on it, whether it speaks of secrets) is looked up for matches only.
+    """
+    lines = Lines(text)
     spans = shapes.pem_spans(text)
-    covered = merge(spans)
-    starts = [span.start for span in covered]
-    offset = 0
-    for line in text.split("\n"):
-        end = offset + len(line)
-        if not _inside(covered, starts, offset, end):
-            spans.extend(Span(s.start + offset, s.end + offset, s.kind, s.name)
-                         for s in line_spans(line, depth))
-        offset = end + 1
+    pems = merge(spans)
+    pem_starts = [span.start for span in pems]
+
+    def in_pem(position: int) -> bool:
+        index = bisect_left(pem_starts, position + 1) - 1
+        return index >= 0 and pems[index].end > position
+
+    spans += shapes.provider_spans(text)
+    spans += shapes.url_spans(text)
+    spans += shapes.scheme_spans(text)
+    if "=" in text or ":" in text:
+        spans += assignment_spans(text)
+    spans += argv_spans(text, lines)
+    spans += shapes.long_token_spans(text, lines.about_secrets, in_pem, depth)
     return spans
-
-
-def _inside(covered: list[Span], starts: list[int], start: int, end: int) -> bool:
-    index = bisect_right(starts, start) - 1
-    return index >= 0 and covered[index].end >= end
 
 
 def merge(spans: list[Span]) -> list[Span]:

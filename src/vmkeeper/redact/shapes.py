@@ -17,6 +17,7 @@ import base64
 import binascii
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -234,17 +235,20 @@ def scheme_spans(text: str) -> list[Span]:
     return spans
 
 
-def long_token_spans(text: str, secret_line: bool, depth: int) -> list[Span]:
+def long_token_spans(text: str, about_secrets: Callable[[int], bool],
+                     hidden: Callable[[int], bool], depth: int) -> list[Span]:
     """Base64 that decodes to `KEY=secret` text, and random strings on a line about secrets."""
     from vmkeeper.redact.scan import find_spans  # the decoded text is scanned like any text
 
     spans: list[Span] = []
     for match in pattern("long").finditer(text):
+        if hidden(match.start()):
+            continue  # inside a private key already hidden whole
         token = match.group(0)
         decoded = _decode_base64(token) if depth < 2 else None
         if decoded is not None and find_spans(decoded, depth + 1):
             spans.append(Span(match.start(), match.end(), "base64-secret"))
-        elif secret_line and _random(token):
+        elif _random(token) and about_secrets(match.start()):
             spans.append(Span(match.start(), match.end(), "high-entropy"))
     return spans
 
