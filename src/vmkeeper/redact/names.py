@@ -180,6 +180,8 @@ def _name_kind(key: str) -> str | None:
     lowered = key.lower()
     if not any(stem in lowered for stem in _NAME_STEMS) or lowered.strip() in _NOT_SECRET_NAMES:
         return None
+    if "«redacted:" in lowered:
+        return None  # our own marker (`'«redacted:api-key»'=…`) names nothing
     parts = words(key)
     if not parts:
         return None
