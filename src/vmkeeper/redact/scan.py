@@ -218,6 +218,20 @@ def _next_argument(text: str, position: int) -> int | None:
     return index
 
 
+def _without_markers(line: str) -> str:
+    """The line less our own markers: `«redacted:token»` is no word about secrets."""
+    if "«redacted:" not in line:
+        return line
+    pieces = []
+    position = 0
+    while (start := line.find("«redacted:", position)) >= 0:
+        pieces.append(line[position:start])
+        end = line.find("»", start)
+        position = len(line) if end < 0 else end + 1
+    pieces.append(line[position:])
+    return "".join(pieces)
+
+
 class Lines:
     """Where each line of a text starts and ends, and what is cached about each line."""
 
@@ -248,7 +262,7 @@ class Lines:
     def about_secrets(self, position: int) -> bool:
         index = self.index(position)
         if index not in self._secret:
-            self._secret[index] = shapes.secret_line(self.line(index).lower())
+            self._secret[index] = shapes.secret_line(_without_markers(self.line(index)).lower())
         return self._secret[index]
 
 
