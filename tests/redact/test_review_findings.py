@@ -102,3 +102,13 @@ def test_plain_argv_flags_stay() -> None:
                  "node --max-old-space-size=4096 --inspect=127.0.0.1:9229 app.js",
                  "app --max-tokens 4096 --auth-retries 3"):
         assert redact_document(line).text == line
+
+
+def test_pm2_warning_after_the_json_keeps_the_json_path() -> None:
+    text = (json.dumps([{"pm2_env": {"DB_PASSWORD": "after-json-9"}}])
+            + "\n>>>> In-memory PM2 is out-of-date, do:\n>>>> $ pm2 update\n")
+    result = redact_document(text)
+    assert result.kind is DocumentKind.JSON
+    head, _, tail = result.text.partition("\n")
+    assert json.loads(head) == [{"pm2_env": {"DB_PASSWORD": "«redacted:password»"}}]
+    assert tail == ">>>> In-memory PM2 is out-of-date, do:\n>>>> $ pm2 update\n"

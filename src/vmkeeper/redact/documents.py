@@ -31,32 +31,38 @@ _TOOL_KEYS = ("script", "pm_exec_path", "exec", "command", "cmd", "exec_interpre
               "interpreter")
 # PM2 prints a few lines (`[PM2] Spawning PM2 daemon…`) before the JSON; look this far for it.
 _PREAMBLE_LINES = 64
+_DECODER = json.JSONDecoder()
 
 
 # ------------------------------------------------------------------------------ kinds
 
-def _json_start(text: str) -> int | None:
-    """Where the JSON document in ``text`` starts, or None: at the top, or after a banner."""
-    body = text.lstrip()
-    if body[:1] in ("{", "[") and _parses(text, len(text) - len(body)):
-        return len(text) - len(body)
+def _json_span(text: str) -> tuple[int, int] | None:
+    """Where the JSON document in ``text`` starts and ends, or None: at the top, or after a
+    banner (`[PM2] Spawning PM2 daemon…`), with a warning PM2 printed after it allowed."""
     offset = 0
     for count, line in enumerate(text.split("\n")):
         if count >= _PREAMBLE_LINES:
             break
         stripped = line.lstrip()
-        if stripped[:1] in ("{", "[") and offset and _parses(text, offset):
-            return offset
+        if stripped[:1] in ("{", "["):
+            end = _parses(text, offset + len(line) - len(stripped))
+            if end is not None:
+                return offset, end
         offset += len(line) + 1
     return None
 
 
-def _parses(text: str, start: int) -> bool:
+def _parses(text: str, start: int) -> int | None:
+    """The end of the JSON value at ``start`` if only whitespace, or text lines that are not
+    JSON, follow it (an array only: that is what PM2 prints before its warnings)."""
     try:
-        json.loads(text[start:])
+        value, end = _DECODER.raw_decode(text, start)
     except (ValueError, RecursionError):
-        return False
-    return True
+        return None
+    rest = text[end:].lstrip()
+    if rest and (not isinstance(value, list) or rest[:1] in ("{", "[")):
+        return None
+    return end
 
 
 def _is_env_line(line: str) -> bool:
@@ -70,7 +76,7 @@ def _is_env_line(line: str) -> bool:
 
 def detect_kind(text: str) -> DocumentKind:
     text = text.removeprefix(_BOM)
-    if _json_start(text) is not None:
+    if _json_span(text) is not None:
         return DocumentKind.JSON
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if lines and sum(1 for ln in lines if _is_env_line(ln)) >= max(1, int(len(lines) * 0.8)):
@@ -96,16 +102,18 @@ def redact_document(text: str, kind: DocumentKind | None = None) -> Redaction:
 # ------------------------------------------------------------------------------ JSON
 
 def _redact_json_text(text: str, findings: list[Finding]) -> str | None:
-    start = _json_start(text)
-    if start is None:
+    span = _json_span(text)
+    if span is None:
         return None
-    document = text[start:]
+    start, end = span
+    document = text[start:end]
     before = len(findings)
     try:
         redacted = redact_tree(json.loads(document), findings)
     except (ValueError, RecursionError):
         return None  # nesting deeper than Python recurses: read as text
     preamble = _redact_lines(text[:start], False, findings) if start else ""
+    trailer = _redact_lines(text[end:], False, findings) if text[end:].strip() else text[end:]
     if len(findings) == before:
         return text  # nothing found: the document exactly as it came
     # The producer's layout, coarsely: PM2 pretty-prints dump.pm2 and writes jlist compact.
@@ -120,9 +128,7 @@ def _redact_json_text(text: str, findings: list[Finding]) -> str | None:
         out = json.dumps(redacted, indent=indent, separators=separators, allow_nan=False)
     except ValueError:
         return None  # `1e999` parses to infinity, which JSON cannot write back
-    if document.endswith("\n"):
-        out += "\n"
-    return preamble + out
+    return preamble + out + trailer
 
 
 def redact_tree(value: Any, findings: list[Finding]) -> Any:
