@@ -7,7 +7,6 @@ import sys
 import typer
 
 from vmkeeper.cli.common import JsonOption, print_json
-from vmkeeper.redact import group_findings, read_text, redact_document
 
 
 def redact(
@@ -22,6 +21,8 @@ def redact(
 ) -> None:
     """Write the document with every secret replaced by «redacted:<kind>»."""
     from pathlib import Path
+
+    from vmkeeper.redact import group_findings, read_text, redact_document
 
     text = sys.stdin.read() if source in (None, "-") else read_text(Path(source))
     result = redact_document(text)
