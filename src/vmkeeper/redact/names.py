@@ -169,6 +169,8 @@ def key_kind(key: str, value: str | None = None) -> str | None:
         return chosen
     if plain_value(value):
         return None
+    if chosen in _GENERATED and _wordlike(value):
+        return None  # `key=main`: keys and tokens are generated, never a lowercase word
     last = words(key)[-1]
     if last.endswith("s") and _singular(last) != last and _is_number(value):
         return None  # `OPENAI_TOKENS=4096`: a count under a plural name
@@ -219,6 +221,14 @@ def _user_kind(parts: tuple[str, ...]) -> str | None:
     if parts[-1] in _USER_WORDS and any(word in _USER_OWNERS for word in parts[:-1]):
         return "credentials"
     return None
+
+
+_GENERATED = {"api-key", "token"}
+
+
+def _wordlike(value: str) -> bool:
+    text = value.strip().strip("\"'")
+    return 0 < len(text) <= 24 and all(c.islower() or c in "-_.:" for c in text)
 
 
 def _is_number(value: str) -> bool:

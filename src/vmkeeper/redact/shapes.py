@@ -244,6 +244,8 @@ def long_token_spans(text: str, about_secrets: Callable[[int], bool],
     for match in pattern("long").finditer(text):
         if hidden(match.start()):
             continue  # inside a private key already hidden whole
+        if text[max(0, match.start() - 7):match.start()].lower().endswith(_DIGEST_LABELS):
+            continue  # `SHA256:…` (a key's fingerprint), `sha512-…` (npm integrity): digests
         token = match.group(0)
         decoded = _decode_base64(token) if depth < 2 else None
         if decoded is not None and find_spans(decoded, depth + 1):
@@ -251,6 +253,10 @@ def long_token_spans(text: str, about_secrets: Callable[[int], bool],
         elif _random(token) and about_secrets(match.start()):
             spans.append(Span(match.start(), match.end(), "high-entropy"))
     return spans
+
+
+_DIGEST_LABELS = ("sha256:", "sha512:", "sha384:", "sha1:", "md5:", "sha256-", "sha512-",
+                  "sha384-", "sha1-")
 
 
 def _wordy(token: str) -> bool:

@@ -512,6 +512,14 @@ PLAIN_LOG: list[str] = [
     "secrets loaded: 4",
     "keys: [\"id\", \"name\", \"email\"]",
     "the token is missing",
+    ("sshd[1234]: Accepted publickey for ubuntu from 10.0.0.1 port 51234 ssh2: ED25519 "
+     "SHA256:AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefg"),
+    "npm http fetch GET 200 integrity sha512-Q2xhcmlmeUF1dGhUb2tlblZhbGlkYXRpb24xMjM0NTY3ODkwQUJD",
+    "webpack cache key=main compiled in 812 ms",
+    "redis connected, keyPrefix=sess: db=0",
+    "prisma:query SELECT \"User\".\"passwordHash\" FROM \"User\" WHERE \"email\" = $1",
+    "TypeError: Cannot read properties of undefined (reading 'token')",
+    "GET /api/v1/token/refresh 200 4 ms",
 ]
 PLAIN_JSON_FIELDS: list[tuple[str, object]] = [
     ("pm_id", 3), ("unique_id", "b5e684bd-dd7c-4a92-9539-cae36c4df560"), ("node_version", "20.11.1"),
