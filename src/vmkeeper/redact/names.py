@@ -66,7 +66,7 @@ _USER_WORDS = {"user", "username", "login", "usr"}
 _TUNNEL_WORDS = {"tunnel", "cloudflared", "ngrok", "argo"}
 # Every secret name holds one of these; most keys hold none and cost one scan.
 _STRONG_STEMS = ("pass", "pw", "psw", "secret", "token", "key", "auth", "cred", "cookie", "salt",
-                 "pepper", "dsn", "jwt", "bearer", "netrc", "pword")
+                 "pepper", "dsn", "jwt", "bearer", "netrc", "pword", "sig")
 _USER_STEMS = ("user", "login", "usr")
 _NAME_STEMS = _STRONG_STEMS + _USER_STEMS
 # Text worth reading for `key=value` pairs: a strong stem, or a user word with its owner.
@@ -149,7 +149,8 @@ def _word_kind(word: str, previous: str | None) -> str | None:
         return "cookie-secret"
     if w in ("salt", "pepper"):
         return "salt"
-    if w in ("auth", "authorization", "bearer", "dsn", "jwt", "htpasswd", "netrc", "authinfo"):
+    if w in ("auth", "authorization", "bearer", "dsn", "jwt", "htpasswd", "netrc", "authinfo",
+             "sig", "signature"):
         return "auth"
     return None
 
@@ -200,7 +201,8 @@ def _name_kind(key: str) -> str | None:
     first = found[0][0]
     if any(word in _QUANTITIES for word in parts[:first]):
         return None
-    # `auth` names a secret only as the last word (`BASIC_AUTH`, `_auth`), not `AUTH_CLIENT`.
+    # `auth` (and `sig`, `dsn`…) names a secret only as the last word (`BASIC_AUTH`, `_auth`,
+    # `X-Amz-Signature`), not `AUTH_CLIENT`.
     kinds = [k for index, k in found if k != "auth" or index == len(parts) - 1]
     if not kinds:
         return None

@@ -27,7 +27,7 @@ def marker(kind: str) -> str:
 # the separator. The value is read after the match, so that `url=https://x?token=…` still finds
 # the `token=` inside the url's value.
 _STEMS = ("pass|pw|psw|secret|token|key|auth|cred|cookie|salt|pepper|dsn|jwt|bearer|netrc|user"
-          "|login|usr|pword")
+          "|login|usr|pword|sig")
 _ASSIGNMENT = (
     r"(?:\\\"((?:[^\"\\\n]|\\[^\"\n])*?(?i:" + _STEMS + r")(?:[^\"\\\n]|\\[^\"\n])*)\\\""
     r"|\"((?:[^\"\\\n]|\\.)*?(?:(?i:" + _STEMS + r")|\\u[0-9a-fA-F]{4})(?:[^\"\\\n]|\\.)*)\""

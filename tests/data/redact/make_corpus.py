@@ -310,6 +310,12 @@ LOG_LINES: list[tuple[str, str, Factory]] = [
     ("log-env-dump-line", "an app printing process.env as `KEY=value` lines", argv("SMTP_PASSWORD={s} SMTP_PORT=587")),
     ("log-high-entropy", "a random string on a line about a webhook secret", argv("webhook secret is {s}", lambda: tok(ALNUM, 32))),
     ("log-php-array", "PHP/Ruby `'password' => 'x'` syntax", argv("config: {{ 'password' => '{s}' }}")),
+    ("log-s3-presigned", "AWS SigV4 presigned URL: X-Amz-Signature query parameter",
+     argv("GET https://b.s3.amazonaws.com/o.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature={s} 200",
+          lambda: tok(HEX, 64))),
+    ("log-azure-sas", "Azure storage SAS URL: sig= query parameter",
+     argv("PUT https://acct.blob.core.windows.net/c/b?sv=2021-06-08&se=2026-06-13&sig={s} 201",
+          lambda: tok(ALNUM, 30) + "%3D")),
 ]
 
 NEUTRAL_KEYS = ["SERVICE_CONFIG", "UPSTREAM", "SETTING_A", "EXTRA", "VALUE_1", "ORIGIN_INFO", "NOTE"]
