@@ -123,7 +123,8 @@ TABLE: list[tuple[str, Diagnosis, str, list[list[str]], str]] = [
 ]
 # Causes that never make a layer of the chain critical (warnings, unknowns, the host).
 NEVER_A_ROOT = {Cause.DUMP_STALE, Cause.UNEXPECTED, Cause.STICKY_RETRY, Cause.NO_PROXYPASS,
-                Cause.NODE_MISMATCH, Cause.UNAVAILABLE}
+                Cause.NODE_MISMATCH, Cause.UNAVAILABLE,
+                Cause.NO_SWITCH_SNIPPET}  # doctor warnings: never the cause of an outage
 
 
 def kind(plan: Plan) -> str:

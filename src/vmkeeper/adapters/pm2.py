@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,6 @@ import psutil
 
 from vmkeeper import proc
 from vmkeeper.errors import VmkeeperError
-
-Runner = Callable[..., proc.Result]
 
 
 class Pm2OutputError(VmkeeperError):
@@ -179,7 +177,7 @@ class Pm2:
     bin: str
     home: Path
     timeout: float = 30.0
-    runner: Runner = proc.run
+    runner: proc.Runner = proc.run
 
     @property
     def dump_path(self) -> Path:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vmkeeper.adapters import http
+from vmkeeper.adapters.host_commands import node_major
 from vmkeeper.adapters.pm2 import Pm2App
 from vmkeeper.gather import Got
 from vmkeeper.health.facts import Facts, watched_ports
@@ -305,14 +306,6 @@ def dump_check(facts: Facts, settings: Settings) -> Check:
                  names, expected, Layer.DUMP)
 
 
-_MAJOR = re.compile(r"v?(\d+)\.")
-
-
-def _major(version: str | None) -> int | None:
-    match = _MAJOR.match(version or "")
-    return int(match.group(1)) if match else None
-
-
 def node_checks(facts: Facts, settings: Settings) -> list[Check]:
     required = settings.node_major
     checks: list[Check] = []
@@ -320,14 +313,14 @@ def node_checks(facts: Facts, settings: Settings) -> list[Check]:
     if version is None:
         checks.append(_unknown("node", facts.node_version, Layer.RUNTIME, f"v{required}.x"))
     else:
-        status = Status.OK if _major(version) == required else Status.WARN
+        status = Status.OK if node_major(version) == required else Status.WARN
         checks.append(Check("node", status, f"node -v → {version}"
                             + ("" if status is Status.OK else f", the project requires {required}.x"),
                             version, f"v{required}.x", Layer.RUNTIME))
     snapshot = facts.pm2.value
     apps = (snapshot.apps if snapshot and snapshot.apps is not None else facts.dump.value) or []
     wrong = {a.name: a.node_version for a in apps
-             if a.node_version and _major(a.node_version) != required}
+             if a.node_version and node_major(a.node_version) != required}
     if apps:
         seen = sorted({a.node_version for a in apps if a.node_version})
         checks.append(Check(

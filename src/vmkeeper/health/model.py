@@ -81,6 +81,7 @@ class Cause(str, Enum):
     UNEXPECTED = "unexpected"  # PM2 runs apps the settings do not name
     STICKY_RETRY = "sticky_retry"
     NO_PROXYPASS = "no_proxypass"
+    NO_SWITCH_SNIPPET = "no_switch_snippet"  # Apache lacks the zero-downtime include
     NODE_MISMATCH = "node_mismatch"
     UNAVAILABLE = "unavailable"  # the fact could not be gathered
 

@@ -19,8 +19,8 @@ from typing import Protocol, Self
 from vmkeeper.adapters import http
 from vmkeeper.adapters.pm2 import Pm2
 from vmkeeper.errors import VmkeeperError
-from vmkeeper.releases import live, store
-from vmkeeper.releases.activation import Activation, DeleteStart, Target
+from vmkeeper.releases import handover, live, store
+from vmkeeper.releases.activation import Activation, Target
 from vmkeeper.settings import Settings
 
 Readiness = http.Readiness
@@ -144,6 +144,7 @@ class Switcher:
         started = self.clock()
         notes: list[str] = []
         ready, failure = self._bring_up(target)
+        notes.extend(self.activation.report())
         revert: str | None = None
         revert_failed = False
         if failure is None:
@@ -172,8 +173,9 @@ class Switcher:
 
 
 def switcher_for(settings: Settings, pm2: Pm2) -> Switcher:
-    """The production switch: the runbook's delete+start in a detached child, real HTTP."""
-    return Switcher(settings, pm2, DeleteStart(settings, pm2))
+    """The production switch: the zero-downtime handover where Apache carries vmkeeper's
+    snippet, else the runbook's delete+start in a detached child; real HTTP."""
+    return Switcher(settings, pm2, handover.activation_for(settings, pm2))
 
 
 def _sentence(error: BaseException) -> str:
