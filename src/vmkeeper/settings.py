@@ -303,6 +303,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise SettingsError(
             f"The config file {path} is not valid TOML ({error}): fix the syntax there."
         ) from None
+    except UnicodeDecodeError:  # found by tests/fuzz (settings_file)
+        raise SettingsError(
+            f"The config file {path} is not UTF-8 text: save it as UTF-8."
+        ) from None
     except OSError as error:
         raise SettingsError(f"The config file {path} cannot be read: {error.strerror}.") from None
 
