@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from vmkeeper.errors import VmkeeperError
+from vmkeeper.jsonable import parse_json
 
 
 def marker(kind: str) -> str:
@@ -298,7 +299,7 @@ def detect_kind(text: str) -> DocumentKind:
     stripped = text.lstrip()
     if stripped[:1] in ("{", "["):
         try:
-            json.loads(text)
+            parse_json(text, "the input")
             return DocumentKind.JSON
         except ValueError:
             pass
@@ -313,7 +314,7 @@ def redact_document(text: str, kind: DocumentKind | None = None) -> Redaction:
     kind = kind or detect_kind(text)
     findings: list[Finding] = []
     if kind is DocumentKind.JSON:
-        document = json.loads(text)
+        document = parse_json(text, "the input")
         redacted = _redact_json_value(document, "$", None, findings)
         # PM2 writes compact JSON; keep the reader's layout choice coarse: indented if it was.
         indent = 2 if "\n" in text.strip() else None

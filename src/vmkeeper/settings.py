@@ -9,22 +9,43 @@ pydantic-settings' sources cannot express per key.
 
 from __future__ import annotations
 
+import math
 import os
+import stat
+import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic.config import JsonDict
 
 from vmkeeper.errors import SettingsError
 
 DEFAULT_CONFIG_FILE = Path("/etc/vmkeeper/vmkeeper.toml")
+# A settings file is a page of TOML; reading more (`--config /dev/zero`) is a mistake.
+CONFIG_MAX_BYTES = 1024 * 1024
+# A bearer token must be at least this hard to guess (128 bits, the strength of a random UUID).
+TOKEN_MIN_BITS = 128
+SECRET_MASK = "***"
+
+# Markers in a field's json_schema_extra, read by secret_keys(): masking follows the model, so a
+# secret setting added later is masked by `config show`, bundles and errors without more code.
+SECRET: JsonDict = {"secret": True}  # the whole value is a secret (media.token)
+SECRET_ENTRIES: JsonDict = {"secret_entries": True}  # a table whose values may be (apps.*.env)
+
+
+Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=True)
+    # allow_inf_nan=False: `health.check_timeout_s=inf` passed validation, then crashed `health`;
+    # every number vmkeeper reads is finite, and its JSON output stays standard JSON.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=True,
+                              allow_inf_nan=False)
 
 
 class WorkspaceSettings(_Section):
@@ -54,10 +75,10 @@ class ReleasesSettings(_Section):
 
 class AppSettings(_Section):
     name: str
-    port: int | None = Field(None, ge=1, le=65535)
-    extra_ports: list[int] = []
+    port: Port | None = None
+    extra_ports: list[Port] = []
     start_script: str | None = None
-    env: dict[str, str] = {}
+    env: dict[str, str] = Field({}, json_schema_extra=SECRET_ENTRIES)
     health_path: str | None = None
     expected_status: int | None = None
 
@@ -84,7 +105,7 @@ class AppsSettings(_Section):
 
 
 class ProxySettings(_Section):
-    port: int = Field(80, ge=1, le=65535)
+    port: Port = 80
     error_log: Path = Path("/var/log/apache2/error.log")
     config: Path = Path("/etc/apache2/apache2.conf")
     bin: str = "apache2"
@@ -121,12 +142,44 @@ class MediaSettings(_Section):
     worker_memory_limit_mb: int = Field(1024, gt=0)
     concurrency: int = Field(1, ge=1)
     max_attempts: int = Field(3, ge=1)
-    token: str | None = None
+    token: str | None = Field(None, json_schema_extra=SECRET)
     video_codec: str = "libx264"
     preset: str = "veryfast"
     crf: int = Field(23, ge=0, le=51)
     audio_codec: str = "aac"
     audio_bitrate: str = "128k"
+
+    @field_validator("token")
+    @classmethod
+    def _guessable_token(cls, token: str | None) -> str | None:
+        if token is not None:
+            check_token(token)
+        return token
+
+
+def token_bits(token: str) -> float:
+    """Strength as length × log2(the alphabet its character classes span): 32 hex digits give
+    165, 22 characters of base64 131, a 16-digit hex string 83."""
+    pool = sum(size for chars, size in _CLASSES if any(c in chars for c in token))
+    return len(token) * math.log2(pool) if pool else 0.0
+
+
+_CLASSES = ((string.ascii_lowercase, 26), (string.ascii_uppercase, 26), (string.digits, 10),
+            (string.punctuation, 32))
+
+
+def check_token(token: str) -> None:
+    """Raise ValueError (worded for the operator, never quoting the token) if it is too weak."""
+    if not token.strip():
+        raise ValueError("the token is empty or only whitespace; set a random one, e.g. "
+                         "`openssl rand -hex 32`")
+    if not all(33 <= ord(c) <= 126 for c in token):
+        raise ValueError("a bearer token must be printable ASCII without spaces (HTTP headers "
+                         "carry nothing else); set a random one, e.g. `openssl rand -hex 32`")
+    if token_bits(token) < TOKEN_MIN_BITS or len(set(token)) < 8:
+        raise ValueError(f"the token is too short to resist guessing (under {TOKEN_MIN_BITS} "
+                         "bits, e.g. fewer than 32 hex digits); set a random one, e.g. "
+                         "`openssl rand -hex 32`")
 
 
 class HealthSettings(_Section):
@@ -214,16 +267,20 @@ class LoadedSettings:
     config_file: Path | None
 
 
-def _leaf_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
-    keys: list[str] = []
+def _leaf_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, FieldInfo]]:
+    leaves: list[tuple[str, FieldInfo]] = []
     for name, field in model.model_fields.items():
         annotation = field.annotation
         dotted = f"{prefix}{name}"
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            keys.extend(_leaf_keys(annotation, dotted + "."))
+            leaves.extend(_leaf_fields(annotation, dotted + "."))
         else:
-            keys.append(dotted)
-    return keys
+            leaves.append((dotted, field))
+    return leaves
+
+
+def _leaf_keys(model: type[BaseModel]) -> list[str]:
+    return [key for key, _field in _leaf_fields(model)]
 
 
 def leaf_keys() -> list[str]:
@@ -283,20 +340,55 @@ def _default_of(key: str) -> Any:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    """The file's TOML, read only if it is a regular file under CONFIG_MAX_BYTES and, for root,
+    writable by nobody but its owner and root. Raises SettingsError saying which rule failed."""
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        # O_NONBLOCK: opening a FIFO named as the config must not hang; fstat then refuses it.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise SettingsError(
             f"The config file {path} does not exist: pass an existing file to --config "
             "or VMKEEPER_CONFIG."
         ) from None
+    except OSError as error:
+        raise SettingsError(f"The config file {path} cannot be read: {error.strerror}.") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        _check_config_file(path, os.fstat(descriptor), as_root=os.geteuid() == 0)
+        try:
+            data = handle.read(CONFIG_MAX_BYTES + 1)
+        except OSError as error:
+            raise SettingsError(
+                f"The config file {path} cannot be read: {error.strerror}.") from None
+    if len(data) > CONFIG_MAX_BYTES:
+        raise SettingsError(f"The config file {path} is larger than "
+                            f"{CONFIG_MAX_BYTES // 1024} KiB: point --config at the settings "
+                            "file itself.")
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise SettingsError(
+            f"The config file {path} is not UTF-8 text (byte {error.start}): save it as UTF-8."
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise SettingsError(
             f"The config file {path} is not valid TOML ({error}): fix the syntax there."
         ) from None
-    except OSError as error:
-        raise SettingsError(f"The config file {path} cannot be read: {error.strerror}.") from None
+
+
+def _check_config_file(path: Path, info: os.stat_result, *, as_root: bool) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise SettingsError(f"The config file {path} is not a regular file: point --config at "
+                            "a TOML file.")
+    # The file names programs vmkeeper runs (pm2.bin, ffmpeg_path…): as root, a file another
+    # user can change is a way to run their program as root.
+    # Group write counts unless the group is root's own.
+    others_write = info.st_mode & (stat.S_IWOTH | (stat.S_IWGRP if info.st_gid != 0 else 0))
+    if as_root and others_write:
+        raise SettingsError(
+            f"The config file {path} can be changed by users other than its owner and root "
+            f"(mode {stat.filemode(info.st_mode)}) and vmkeeper runs as root: "
+            f"`chmod go-w {path}`."
+        )
 
 
 def _find_config(config_path: Path | str | None, env: Mapping[str, str]) -> Path | None:
@@ -364,17 +456,28 @@ def load_settings(
         merged.update(values)
         settings = Settings.model_validate(_nest(merged))
     except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        # A list or table value's error points inside it; name the setting itself.
-        while key and key not in sources:
-            key = key.rpartition(".")[0]
-        source = sources.get(key, "default")
-        given = first.get("input")
-        raise SettingsError(
-            f"Setting `{key}` from {source} is invalid ({given!r}): {_expectation(first)}."
-        ) from None
+        raise _invalid(error, sources) from None
     return LoadedSettings(settings=settings, sources=sources, config_file=path)
+
+
+def _invalid(error: ValidationError, sources: Mapping[str, str]) -> SettingsError:
+    first = error.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    key = ".".join(loc)
+    # A list or table value's error points inside it; name the setting itself.
+    while key and key not in sources:
+        key = key.rpartition(".")[0]
+    source = sources.get(key, "default")
+    entry = ".".join(loc)[len(key) + 1:]
+    if key in secret_keys():
+        shown = ""  # never echo a secret, not even a wrong one
+    elif key in secret_entry_keys():
+        shown = f" (entry {entry})" if entry else ""
+    else:
+        given = repr(first.get("input"))
+        shown = f" ({given[:80]}…)" if len(given) > 80 else f" ({given})"
+    return SettingsError(
+        f"Setting `{key}` from {source} is invalid{shown}: {_expectation(first)}.")
 
 
 def _expectation(error: Mapping[str, Any]) -> str:
@@ -392,8 +495,54 @@ def _expectation(error: Mapping[str, Any]) -> str:
         return "expected a number"
     if kind == "extra_forbidden":
         return "this key is not a setting; remove it"
+    if kind == "finite_number":
+        return "expected a finite number (not inf or nan)"
+    if kind == "value_error":
+        return str(ctx.get("error", error.get("msg", "")))
     return f"expected {error.get('msg', 'a valid value').lower()}"
 
 
 def settings_as_dict(settings: Settings) -> dict[str, Any]:
-    return settings.model_dump(mode="json")
+    """The settings as JSON values; secret settings (marked SECRET) shown as ``***`` when set,
+    and the secret-looking entries of SECRET_ENTRIES tables masked by the redactor."""
+    data = settings.model_dump(mode="json")
+    for key in secret_keys():
+        parent, name = _parent_of(data, key)
+        if parent.get(name) is not None:
+            parent[name] = SECRET_MASK
+    entry_keys = secret_entry_keys()
+    if entry_keys:
+        from vmkeeper.redact import redact_json
+
+        for key in entry_keys:
+            parent, name = _parent_of(data, key)
+            parent[name] = redact_json(parent[name])
+    return data
+
+
+def _parent_of(data: dict[str, Any], key: str) -> tuple[dict[str, Any], str]:
+    *parents, name = key.split(".")
+    node = data
+    for part in parents:
+        node = node[part]
+    return node, name
+
+
+def _marked_keys(marker: str) -> frozenset[str]:
+    return frozenset(key for key, field in _leaf_fields(Settings)
+                     if isinstance(field.json_schema_extra, dict)
+                     and field.json_schema_extra.get(marker))
+
+
+def secret_keys() -> frozenset[str]:
+    """Dotted keys whose whole value is a secret (``media.token``)."""
+    return _SECRET_KEYS
+
+
+def secret_entry_keys() -> frozenset[str]:
+    """Dotted keys of tables whose values may be secrets (``apps.backend.env``)."""
+    return _SECRET_ENTRY_KEYS
+
+
+_SECRET_KEYS = _marked_keys("secret")
+_SECRET_ENTRY_KEYS = _marked_keys("secret_entries")

@@ -10,7 +10,7 @@ from vmkeeper import proc
 from vmkeeper.adapters.ffmpeg import ffmpeg_binary
 from vmkeeper.settings import Settings
 
-TOKEN = "test-token-0123456789"
+TOKEN = "test-token-0123456789abcdef"  # ≥ 128 bits: weaker tokens are refused
 
 
 def make_video(path: Path, seconds: float = 2, size: str = "160x120", rate: int = 15) -> Path:

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 from vmkeeper.errors import VmkeeperError
-from vmkeeper.jsonable import to_jsonable
+from vmkeeper.jsonable import parse_json, to_jsonable
 from vmkeeper.redact import DocumentKind, key_kind, marker, redact_document, redact_text
 
 Progress = Callable[[str], None]
@@ -196,7 +196,7 @@ def known_secrets(pieces: Iterable[Piece]) -> dict[str, str]:
     for piece in pieces:
         if piece.kind is DocumentKind.JSON:
             try:
-                _walk_secrets(json.loads(piece.text), None, found)
+                _walk_secrets(parse_json(piece.text, piece.name), None, found)
             except ValueError:
                 continue
     variants: dict[str, str] = {}
@@ -235,7 +235,7 @@ def redact_piece(piece: Piece, secrets: Mapping[str, str]) -> tuple[str, int]:
     """The piece's text with known secret values swept out, then redacted; and how many."""
     if piece.kind is DocumentKind.JSON:
         try:
-            document = json.loads(piece.text)
+            document = parse_json(piece.text, piece.name)
         except ValueError:
             piece = Piece(piece.name, piece.text, DocumentKind.TEXT)  # a torn dump: keep lines
         else:

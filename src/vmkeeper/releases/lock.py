@@ -95,7 +95,9 @@ def acquire(
     root.mkdir(parents=True, exist_ok=True)
     path = root / LOCK_NAME
     # O_CLOEXEC (Python's default) keeps the PM2 daemon a deploy may spawn from inheriting it.
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    # 0600: the holder record names who deploys what; chmod: a lock left by an older version.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)
     deadline = time.monotonic() + wait_s
     while True:
         try:
