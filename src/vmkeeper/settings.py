@@ -9,10 +9,7 @@ pydantic-settings' sources cannot express per key.
 
 from __future__ import annotations
 
-import math
 import os
-import stat
-import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,16 +17,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic.fields import FieldInfo
 from pydantic.config import JsonDict
+from pydantic.fields import FieldInfo
 
+from vmkeeper.config_file import read_toml
 from vmkeeper.errors import SettingsError
+from vmkeeper.tokens import check_token
 
 DEFAULT_CONFIG_FILE = Path("/etc/vmkeeper/vmkeeper.toml")
-# A settings file is a page of TOML; reading more (`--config /dev/zero`) is a mistake.
-CONFIG_MAX_BYTES = 1024 * 1024
-# A bearer token must be at least this hard to guess (128 bits, the strength of a random UUID).
-TOKEN_MIN_BITS = 128
 SECRET_MASK = "***"
 
 # Markers in a field's json_schema_extra, read by secret_keys(): masking follows the model, so a
@@ -155,31 +150,6 @@ class MediaSettings(_Section):
         if token is not None:
             check_token(token)
         return token
-
-
-def token_bits(token: str) -> float:
-    """Strength as length × log2(the alphabet its character classes span): 32 hex digits give
-    165, 22 characters of base64 131, a 16-digit hex string 83."""
-    pool = sum(size for chars, size in _CLASSES if any(c in chars for c in token))
-    return len(token) * math.log2(pool) if pool else 0.0
-
-
-_CLASSES = ((string.ascii_lowercase, 26), (string.ascii_uppercase, 26), (string.digits, 10),
-            (string.punctuation, 32))
-
-
-def check_token(token: str) -> None:
-    """Raise ValueError (worded for the operator, never quoting the token) if it is too weak."""
-    if not token.strip():
-        raise ValueError("the token is empty or only whitespace; set a random one, e.g. "
-                         "`openssl rand -hex 32`")
-    if not all(33 <= ord(c) <= 126 for c in token):
-        raise ValueError("a bearer token must be printable ASCII without spaces (HTTP headers "
-                         "carry nothing else); set a random one, e.g. `openssl rand -hex 32`")
-    if token_bits(token) < TOKEN_MIN_BITS or len(set(token)) < 8:
-        raise ValueError(f"the token is too short to resist guessing (under {TOKEN_MIN_BITS} "
-                         "bits, e.g. fewer than 32 hex digits); set a random one, e.g. "
-                         "`openssl rand -hex 32`")
 
 
 class HealthSettings(_Section):
@@ -339,58 +309,6 @@ def _default_of(key: str) -> Any:
     return node
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    """The file's TOML, read only if it is a regular file under CONFIG_MAX_BYTES and, for root,
-    writable by nobody but its owner and root. Raises SettingsError saying which rule failed."""
-    try:
-        # O_NONBLOCK: opening a FIFO named as the config must not hang; fstat then refuses it.
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise SettingsError(
-            f"The config file {path} does not exist: pass an existing file to --config "
-            "or VMKEEPER_CONFIG."
-        ) from None
-    except OSError as error:
-        raise SettingsError(f"The config file {path} cannot be read: {error.strerror}.") from None
-    with os.fdopen(descriptor, "rb") as handle:
-        _check_config_file(path, os.fstat(descriptor), as_root=os.geteuid() == 0)
-        try:
-            data = handle.read(CONFIG_MAX_BYTES + 1)
-        except OSError as error:
-            raise SettingsError(
-                f"The config file {path} cannot be read: {error.strerror}.") from None
-    if len(data) > CONFIG_MAX_BYTES:
-        raise SettingsError(f"The config file {path} is larger than "
-                            f"{CONFIG_MAX_BYTES // 1024} KiB: point --config at the settings "
-                            "file itself.")
-    try:
-        return tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise SettingsError(
-            f"The config file {path} is not UTF-8 text (byte {error.start}): save it as UTF-8."
-        ) from None
-    except tomllib.TOMLDecodeError as error:
-        raise SettingsError(
-            f"The config file {path} is not valid TOML ({error}): fix the syntax there."
-        ) from None
-
-
-def _check_config_file(path: Path, info: os.stat_result, *, as_root: bool) -> None:
-    if not stat.S_ISREG(info.st_mode):
-        raise SettingsError(f"The config file {path} is not a regular file: point --config at "
-                            "a TOML file.")
-    # The file names programs vmkeeper runs (pm2.bin, ffmpeg_path…): as root, a file another
-    # user can change is a way to run their program as root.
-    # Group write counts unless the group is root's own.
-    others_write = info.st_mode & (stat.S_IWOTH | (stat.S_IWGRP if info.st_gid != 0 else 0))
-    if as_root and others_write:
-        raise SettingsError(
-            f"The config file {path} can be changed by users other than its owner and root "
-            f"(mode {stat.filemode(info.st_mode)}) and vmkeeper runs as root: "
-            f"`chmod go-w {path}`."
-        )
-
-
 def _find_config(config_path: Path | str | None, env: Mapping[str, str]) -> Path | None:
     if config_path:
         return Path(config_path)
@@ -418,7 +336,7 @@ def load_settings(
 
     path = _find_config(config_path, env)
     if path is not None:
-        file_values = _flatten(_read_toml(path))
+        file_values = _flatten(read_toml(path))
         for key, value in file_values.items():
             if key not in known:
                 raise SettingsError(

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CliRun
+from vmkeeper.config_file import CONFIG_MAX_BYTES
 from vmkeeper.errors import SettingsError
 from vmkeeper.settings import (
-    CONFIG_MAX_BYTES,
     Settings,
     leaf_keys,
     load_settings,
