@@ -41,14 +41,32 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def json_text(value: Any) -> str:
+    """The one JSON printer (``--json``, bundles): ``value`` as standard JSON (RFC 8259), so no
+    NaN or Infinity (ValueError), and ASCII escapes when it holds a lone surrogate, which UTF-8
+    cannot carry."""
+    plain = to_jsonable(value)
+    text = json.dumps(plain, indent=2, ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(plain, indent=2, ensure_ascii=True, allow_nan=False)
+    return text
+
+
 def parse_json(text: str | bytes, what: str, *,
                error: type[VmkeeperError] = InputError) -> Any:
-    """Parse outside JSON; raise ``error`` naming ``what`` if it is nested deeper than MAX_DEPTH
-    or holds a lone UTF-16 surrogate (``"\\ud800"``: valid JSON, not text — writing it as
-    UTF-8 fails later, far from here). Invalid JSON raises json.JSONDecodeError as json does.
+    """Parse outside JSON; raise ``error`` naming ``what`` if it is nested deeper than MAX_DEPTH,
+    holds a lone UTF-16 surrogate (``"\\ud800"``: valid JSON, not text — writing it as UTF-8
+    fails later, far from here) or Python's NaN/Infinity extension. Invalid JSON raises
+    json.JSONDecodeError as json does.
     """
+
+    def refuse_constant(name: str) -> Any:
+        raise error(f"{what} holds {name}, which is not JSON; fix what wrote it.")
+
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_constant=refuse_constant)
     except RecursionError:
         raise error(f"{what} is JSON nested deeper than {MAX_DEPTH} levels: no file vmkeeper "
                     "reads is; check what wrote it.") from None

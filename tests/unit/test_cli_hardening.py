@@ -16,11 +16,10 @@ import pytest
 from tests.conftest import CliRun
 from vmkeeper.cli import bundle as bundle_cli
 from vmkeeper.cli import health as health_cli
-from vmkeeper.cli.common import json_text
 from vmkeeper.diagnose import bundle_sources
 from vmkeeper.diagnose.bundle import Piece, Source
 from vmkeeper.errors import InputError
-from vmkeeper.jsonable import MAX_DEPTH, parse_json
+from vmkeeper.jsonable import MAX_DEPTH, json_text, parse_json
 from vmkeeper.settings import load_settings
 
 TOKEN = "Kq3vX9mZpL2wR7tY5nB8cD4fG6hJ1sA0"
@@ -114,6 +113,12 @@ def test_deeply_nested_json_is_one_clear_error(text: str) -> None:
 @pytest.mark.parametrize("text", ['{"a": "\\ud800"}', '{"\\udfff": 1}', '["ok", ["\\udc00x"]]'])
 def test_lone_surrogates_in_json_are_one_clear_error(text: str) -> None:
     with pytest.raises(InputError, match="lone UTF-16 surrogate"):
+        parse_json(text, "dump.pm2")
+
+
+@pytest.mark.parametrize("text", ['{"a": NaN}', "[Infinity]", "-Infinity"])
+def test_nan_and_infinity_in_json_input_are_refused(text: str) -> None:
+    with pytest.raises(InputError, match="not JSON"):
         parse_json(text, "dump.pm2")
 
 

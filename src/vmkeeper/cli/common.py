@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ import typer
 from rich.console import Console
 
 from vmkeeper.errors import VmkeeperError
-from vmkeeper.jsonable import to_jsonable
+from vmkeeper.jsonable import json_text
 from vmkeeper.settings import LoadedSettings, Settings, load_settings
 
 # typer 0.2x vendors click (typer._click); the base of its usage errors is found from a public
@@ -59,17 +58,6 @@ def stdout_console() -> Console:
 
 def stderr_console() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def json_text(value: Any) -> str:
-    """``value`` as standard JSON (RFC 8259): no NaN/Infinity (ValueError), and ASCII escapes
-    when it holds a lone surrogate from outside input, which UTF-8 cannot carry."""
-    text = json.dumps(to_jsonable(value), indent=2, ensure_ascii=False, allow_nan=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = json.dumps(to_jsonable(value), indent=2, ensure_ascii=True, allow_nan=False)
-    return text
 
 
 def print_json(value: Any) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 from vmkeeper.errors import VmkeeperError
-from vmkeeper.jsonable import parse_json, to_jsonable
+from vmkeeper.jsonable import json_text, parse_json, to_jsonable
 from vmkeeper.redact import DocumentKind, key_kind, marker, redact_document, redact_text
 
 Progress = Callable[[str], None]
@@ -86,7 +86,7 @@ class BundleResult:
 
 
 def json_piece(name: str, value: Any) -> Piece:
-    return Piece(name, json.dumps(to_jsonable(value), indent=2, ensure_ascii=False) + "\n",
+    return Piece(name, json_text(value) + "\n",
                  DocumentKind.JSON)
 
 
