@@ -233,3 +233,12 @@ def test_state_files_are_private(tmp_path: Path) -> None:
                                        history.history_path(tmp_path).name}
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_an_error_quoting_rich_markup_is_printed_as_is(
+    cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    # "[/x]" is a closing tag to rich: printed as markup, the error itself raised MarkupError.
+    missing = tmp_path / "[/x]" / "vmkeeper.toml"
+    run = cli("--config", str(missing), "config", "show")
+    assert run.code == 2 and f"{missing} does not exist" in run.stderr.replace("\n", "")

@@ -97,11 +97,10 @@ def _scrubbed(text: str, secrets: Sequence[str]) -> str:
         return text
 
 
-def _crash_log(error: BaseException, args: Sequence[str]) -> Path:
+def _crash_log(error: BaseException, shown: Sequence[str], secrets: Sequence[str]) -> Path:
     """The traceback in a new 0600 file (argv and text redacted), under XDG state or /tmp."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     base = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "vmkeeper"
-    shown, secrets = _masked_argv(args)
     text = _scrubbed("vmkeeper " + " ".join(shown) + "\n\n"
                      + "".join(traceback.format_exception(error)), secrets)
     # O_EXCL|O_NOFOLLOW: in the shared /tmp a planted symlink at the predictable name must not
@@ -128,7 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = command.main(args=args, prog_name="vmkeeper", standalone_mode=False)
     except VmkeeperError as error:
-        stderr_console().print(f"[red]error:[/red] {error}", markup=True, highlight=False)
+        # Escaped: messages quote paths and names from outside ("[/x]" is rich markup).
+        stderr_console().print(f"[red]error:[/red] {escape(str(error))}", markup=True,
+                               highlight=False)
         return error.exit_code
     except typer.Exit as done:
         return int(done.exit_code)
@@ -147,8 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A monitoring command's own failure is "unknown" (3), not "warn" (1): InternalFailure.
         cause = error.__cause__ if isinstance(error, InternalFailure) and error.__cause__ \
             else error
-        path = _crash_log(cause, args)
-        _shown, secrets = _masked_argv(args)
+        shown, secrets = _masked_argv(args)
+        path = _crash_log(cause, shown, secrets)
         stderr_console().print(
             f"[red]error:[/red] vmkeeper failed unexpectedly ({type(cause).__name__}: "
             f"{escape(_scrubbed(str(cause), secrets))}); the traceback is in {path}. Please report it "

@@ -37,8 +37,8 @@ def dry_run(settings: Settings, branch: str, pm2: Pm2) -> DeployResult:
     repo = settings.workspace.path
     remote = settings.workspace.remote
     root = settings.releases.root
+    # ``branch`` was checked by deploy() (git check-ref-format) before this was called.
     git = git_adapter.Git(repo, settings.releases.git_timeout_s)
-    git.check_branch(branch)
     notes: list[str] = []
     sha: str | None = None
     try:
