@@ -12,8 +12,8 @@ from rich.table import Table
 from vmkeeper.cli.common import (
     JsonOption,
     emit,
+    event_printer,
     internal_failure_exits,
-    progress_printer,
     state,
 )
 from vmkeeper.errors import UsageError
@@ -102,7 +102,7 @@ def recover(
 ) -> None:
     """The runbook's 503 decision tree, acted on and verified. Exit 0 healed or healthy."""
     result = run_recover(state(ctx).settings, dry_run=dry_run,
-                         progress=progress_printer(as_json))
+                         progress=event_printer(as_json))
 
     def human(console: Console) -> None:
         console.print(escape(result.diagnosis))
