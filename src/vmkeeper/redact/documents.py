@@ -13,6 +13,7 @@ from bisect import bisect_left
 from pathlib import PurePosixPath
 from typing import Any
 
+from vmkeeper.jsonable import parse_json
 from vmkeeper.redact import DocumentKind, Finding, Redaction
 from vmkeeper.redact.names import DESCRIPTORS, key_kind, plain_value, words
 from vmkeeper.redact.scan import (
@@ -109,7 +110,7 @@ def _redact_json_text(text: str, findings: list[Finding]) -> str | None:
     document = text[start:end]
     before = len(findings)
     try:
-        redacted = redact_tree(json.loads(document), findings)
+        redacted = redact_tree(parse_json(document, "the input"), findings)
     except (ValueError, RecursionError):
         return None  # nesting deeper than Python recurses: read as text
     preamble = _redact_lines(text[:start], False, findings) if start else ""
