@@ -18,7 +18,7 @@ from rich.rule import Rule
 
 from vmkeeper import proc
 from vmkeeper.adapters.ffmpeg import ffmpeg_binary
-from vmkeeper.cli.main import _register, app
+from vmkeeper.cli.main import app
 from vmkeeper.cli.main import main as vmkeeper
 from vmkeeper.sandbox import service
 from vmkeeper.sandbox.layout import DEFAULT_BASE_PORT, Layout
@@ -47,9 +47,8 @@ def curl(url: str) -> None:
 
 
 def commands() -> set[str]:
-    _register()
-    group = typer.main.get_command(app)
-    return set(getattr(group, "commands", {}))
+    # Names only: the registry lists every command without importing its module.
+    return set(getattr(typer.main.get_command(app), "commands", {}))
 
 
 # The runbook's June 2026 incident as `journalctl -k` and systemd would have printed it:

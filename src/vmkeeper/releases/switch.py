@@ -181,6 +181,9 @@ class TrafficWatch:
 
 
 if __name__ == "__main__":
+    from vmkeeper import logs
+
+    logs.configure()  # an entry point: importing the package configures nothing
     try:
         sys.exit(_child(json.loads(sys.argv[1])))
     except Exception as error:  # noqa: BLE001 - the parent reads this line as the failure
