@@ -62,12 +62,12 @@ def generate(path: Path, megabytes: int) -> None:
 
 _PARSER_CHILD = """
 import json, resource, sys, time
-from vmkeeper.diagnose.oom import OomParser
+from vmkeeper.diagnose.oom_parser import OomParser
 start = time.perf_counter()
 parser = OomParser()
 with open(sys.argv[1], "rb") as handle:
     parser.feed_chunks(iter(lambda: handle.read(1 << 20), b""))
-events, _units = parser.finish()
+events = parser.finish().events
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "events": len(events),
                   "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
