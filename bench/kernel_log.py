@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from vmkeeper import proc
+from vmkeeper import logs, proc
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "data" / "kernel"
@@ -120,4 +120,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    logs.configure()  # an entry point: importing vmkeeper configures nothing
     main()

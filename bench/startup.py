@@ -23,7 +23,7 @@ from pathlib import Path
 
 from health import runbook_commands  # bench/health.py: the baseline's commands, in one place
 
-from vmkeeper import proc
+from vmkeeper import logs, proc
 
 VMKEEPER = str(Path(sys.executable).with_name("vmkeeper"))
 
@@ -95,4 +95,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    logs.configure()  # an entry point: importing vmkeeper configures nothing
     main()

@@ -10,7 +10,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from vmkeeper import logs
 from vmkeeper.cli.main import main
+
+logs.configure()  # the test session is an entry point: importing vmkeeper configures nothing
 
 
 @dataclass(frozen=True)
