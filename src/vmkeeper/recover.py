@@ -20,9 +20,9 @@ from vmkeeper.errors import CommandError, VmkeeperError
 from vmkeeper.health import facts as gathering
 from vmkeeper.health.model import CHAIN, Check, HealthReport, Layer, Status
 from vmkeeper.health.service import run_health
+from vmkeeper.progress import Progress, note, silent
 from vmkeeper.settings import Settings
 
-Progress = Callable[[str], None]
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
 
@@ -176,7 +176,7 @@ class _Run:
         return run_health(self.settings, remember=False, pm2=self.pm2)
 
     def act(self, step: Step) -> Action:
-        self.progress(step.command)
+        note(self.progress, step.command)
         started = self.clock()
         try:
             result = step.run()
@@ -246,7 +246,7 @@ def oom_evidence(settings: Settings, report: HealthReport) -> list[str]:
     return notes
 
 
-def recover(settings: Settings, *, dry_run: bool = False, progress: Progress = lambda _m: None,
+def recover(settings: Settings, *, dry_run: bool = False, progress: Progress = silent,
             sleep: Sleep = time.sleep, clock: Clock = time.monotonic) -> RecoverResult:
     started = clock()
     pm2 = gathering.health_pm2(settings)
@@ -287,7 +287,7 @@ def recover(settings: Settings, *, dry_run: bool = False, progress: Progress = l
         if plan.refused or plan.healthy or attempt == attempts or clock() >= deadline:
             break
         backoff = settings.health.recover_backoff_s * 2 ** (attempt - 1)
-        progress(f"not healed yet ({report.verdict}); next attempt in {backoff:g} s")
+        note(progress, f"not healed yet ({report.verdict}); next attempt in {backoff:g} s")
         sleep(backoff)
     still = f" ({', '.join(looping)} still restarting)" if looping else ""
     diagnosis = (f"{first.diagnosis} Not healed after {attempt} attempt(s): {report.verdict}"

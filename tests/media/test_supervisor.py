@@ -20,9 +20,10 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.media.conftest import Clips, make_clip
+from tests.media.conftest import Clips
 from tests.media.helpers import run
 from vmkeeper.jsonable import to_jsonable
+from vmkeeper.media.clips import Clip, make_clip
 from vmkeeper.media.job import ReverseStats
 from vmkeeper.media.service import ReverseResult
 from vmkeeper.media.supervisor import WORKER_SCRIPT as WORKER
@@ -37,8 +38,8 @@ MiB = 2**20
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Long enough that the worker runs for a few seconds on a busy VM.
-    return make_clip(tmp_path_factory.mktemp("long") / "long.mp4", size="1280x720", seconds=20,
-                     gop=60)
+    return make_clip(tmp_path_factory.mktemp("long") / "long.mp4",
+                     Clip(size="1280x720", seconds=20, gop=60))
 
 
 def _start(tmp_path: Path, *args: str, **env: str) -> subprocess.Popen[str]:

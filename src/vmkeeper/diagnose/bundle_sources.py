@@ -167,8 +167,7 @@ def versions(settings: Settings, timeout_s: float) -> Gathered:
         return found
 
     askers: dict[str, Callable[[], str]] = {
-        "node": lambda: host_commands.first_line(host_commands.node_version_argv(),
-                                                 timeout=timeout_s),
+        "node": lambda: host_commands.node_version(timeout=timeout_s),
         "npm": lambda: host_commands.first_line(host_commands.npm_version_argv(),
                                                 timeout=timeout_s),
         "pm2": pm2,

@@ -12,7 +12,8 @@ from typing import Any
 
 from vmkeeper.adapters import http
 from vmkeeper.adapters.pm2 import Pm2App
-from vmkeeper.health.facts import Facts, Got, watched_ports
+from vmkeeper.gather import Got
+from vmkeeper.health.facts import Facts, watched_ports
 from vmkeeper.health.model import Check, Layer, Status
 from vmkeeper.settings import Settings
 

@@ -40,7 +40,6 @@ import tempfile
 import time
 import types
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any, NoReturn, Protocol
 
 
@@ -56,6 +55,7 @@ def _bare_package() -> None:
 if __name__ == "__main__":
     _bare_package()
 
+from vmkeeper import logrecord
 from vmkeeper.media.job import ReverseJob, ReverseStats, SupervisedReversal
 
 Progress = Callable[[str], None]
@@ -76,12 +76,10 @@ class Log(Protocol):
 
 
 class JsonLog:
-    """The CLI's structlog record (level, ISO UTC timestamp, JSON) without structlog."""
+    """The CLI's structlog record (vmkeeper.logrecord) without structlog."""
 
     def _write(self, level: str, event: str, fields: dict[str, Any]) -> None:
-        stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        record = {**fields, "event": event, "level": level, "timestamp": stamp}
-        sys.stderr.write(json.dumps(record, default=str) + "\n")
+        sys.stderr.write(logrecord.line(event, level, **fields) + "\n")
         sys.stderr.flush()
 
     def info(self, event: str, **fields: Any) -> None:

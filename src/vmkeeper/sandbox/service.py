@@ -13,7 +13,7 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,17 +22,16 @@ import psutil
 
 from vmkeeper import proc
 from vmkeeper.adapters import apache as apache_adapter
-from vmkeeper.adapters import host, http
+from vmkeeper.adapters import host, host_commands, http
 from vmkeeper.adapters.git import Git
 from vmkeeper.adapters.pm2 import Pm2, Pm2App
 from vmkeeper.errors import SandboxError, VmkeeperError
 from vmkeeper.health.service import run_status
-from vmkeeper.releases import build, deploy, store, switch
-from vmkeeper.releases.results import STEP_TITLES, STEPS, StepEvent
+from vmkeeper.progress import Phase, Progress, ProgressEvent, note, silent
+from vmkeeper.releases import activation, build, deploy, store
+from vmkeeper.releases.results import STEP_TITLES, STEPS
 from vmkeeper.sandbox.layout import ASSETS, PLANTED_SECRETS, Layout
 from vmkeeper.settings import Settings, load_settings
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -57,10 +56,6 @@ class SandboxStatus:
     @property
     def running(self) -> bool:
         return bool(self.apache_pid and self.pm2_daemon_pid)
-
-
-def _silent(_message: str) -> None:
-    return None
 
 
 def toml_text(layout: Layout, apache_binary: str) -> str:
@@ -147,7 +142,7 @@ class _Up:
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
         started = time.monotonic()
-        self.progress(f"{name}…")
+        self.progress(ProgressEvent(f"{name}…", Phase.STARTED, name))
         try:
             yield
         except VmkeeperError as error:
@@ -156,7 +151,8 @@ class _Up:
             raise SandboxError(f"Sandbox step '{name}' failed: {error}") from None
         seconds = time.monotonic() - started
         self.steps.append(f"{name} ({seconds:.1f} s)")
-        self.progress(f"{name}: done in {seconds:.1f} s")
+        self.progress(ProgressEvent(f"{name}: done in {seconds:.1f} s", Phase.DONE, name,
+                                    seconds=seconds))
 
     def run(self) -> SandboxStatus:
         layout = self.layout
@@ -200,14 +196,13 @@ class _Up:
             pm2_for(self.layout).kill()
 
 
-def up(layout: Layout, progress: Progress = _silent) -> SandboxStatus:
+def up(layout: Layout, progress: Progress = silent) -> SandboxStatus:
     return _Up(layout, progress).run()
 
 
 def check_node(required_major: int = 20) -> str:
-    version = proc.run(["node", "-v"], timeout=10).stdout.strip()
-    major = int(version.lstrip("v").split(".")[0])
-    if major != required_major:
+    version = host_commands.node_version(timeout=10)
+    if host_commands.node_major(version) != required_major:
         raise SandboxError(
             f"Node.js {version} found; the standard VM runs Node {required_major}.x: "
             f"install Node {required_major}."
@@ -224,7 +219,7 @@ def ensure_apache(progress: Progress) -> str:
             "Apache 2.4 is not installed and this is not root: run "
             "`sudo apt-get install apache2` (Debian/Ubuntu), then `vmkeeper sandbox up` again."
         )
-    progress("Apache is missing: apt-get install apache2 (as root)")
+    note(progress, "Apache is missing: apt-get install apache2 (as root)")
     apt_env = {"DEBIAN_FRONTEND": "noninteractive"}
     proc.run(["apt-get", "update", "-q"], timeout=600, env=apt_env)
     proc.run(
@@ -278,7 +273,7 @@ def ensure_workspace(layout: Layout) -> None:
     env_file.chmod(0o600)
 
 
-def ensure_frontend(settings: Settings, pm2: Pm2, progress: Progress = _silent) -> None:
+def ensure_frontend(settings: Settings, pm2: Pm2, progress: Progress = silent) -> None:
     """`frontend-dev` serving from a release: left as it is, restarted from the newest built
     release (after `sandbox down`), or else deployed by the real pipeline, as on the VM."""
     frontend = settings.apps.frontend
@@ -289,14 +284,16 @@ def ensure_frontend(settings: Settings, pm2: Pm2, progress: Progress = _silent) 
     for release in store.list_releases(root):
         if store.state_of(release) is store.ReleaseState.GOOD and \
                 build.has_build_output(settings, release.app_dir(frontend_dir)):
-            switch.start_frontend(settings, pm2, release.app_dir(frontend_dir))
+            activation.start_frontend(settings, pm2, activation.Target(
+                release.app_dir(frontend_dir), release.id))
             pm2.save(force=True)
             return
-    def report(event: StepEvent) -> None:
-        if event.phase != "started":
-            detail = f": {event.detail}" if event.detail else ""
-            progress(f"  {event.index}/{len(STEPS)} {STEP_TITLES.get(event.name, event.name)} "
-                     f"{event.phase} ({event.seconds:.1f} s){detail}")
+    def report(event: ProgressEvent) -> None:
+        if event.step is not None and event.phase in (Phase.DONE, Phase.FAILED):
+            detail = f": {event.message}" if event.message else ""
+            note(progress, f"  {event.index}/{len(STEPS)} "
+                 f"{STEP_TITLES.get(event.step, event.step)} {event.phase.value} "
+                 f"({event.seconds or 0:.1f} s){detail}")
 
     result = deploy.deploy(settings, pm2=pm2, progress=report)
     if not result.ok:
@@ -443,7 +440,7 @@ def status(layout: Layout, steps: list[str] | None = None) -> SandboxStatus:
     )
 
 
-def down(layout: Layout, progress: Progress = _silent) -> list[int]:
+def down(layout: Layout, progress: Progress = silent) -> list[int]:
     """Stop PM2 (daemon and apps) and Apache; kill anything of the sandbox left behind.
 
     Returns the pids that had to be killed after the orderly stop (normally none).
@@ -451,10 +448,10 @@ def down(layout: Layout, progress: Progress = _silent) -> list[int]:
     if not layout.marker.exists() and not layout.config.exists():
         raise SandboxError(f"No sandbox in {layout.dir}: nothing to take down.")
     if layout.pm2_bin.exists():
-        progress("pm2 kill")
+        note(progress, "pm2 kill")
         pm2_for(layout).kill()
     binary = apache_adapter.find_binary() or "apache2"
-    progress("stop Apache")
+    note(progress, "stop Apache")
     apache_for(layout, binary).stop()
     return host.kill_processes(sandbox_processes(layout))
 
