@@ -167,7 +167,7 @@ def _entropy(text: str) -> float:
 
 
 def _looks_random(text: str) -> bool:
-    if text.isdigit() or text.isalpha() and text.islower():
+    if text.isdigit() or (text.isalpha() and text.islower()):
         return False
     has_digit = any(c.isdigit() for c in text)
     has_alpha = any(c.isalpha() for c in text)

@@ -30,7 +30,8 @@ def _check_event(event: OomEvent, expected: dict[str, Any]) -> None:
         if key in expected:
             assert getattr(event, key) == expected[key], key
     if "timestamp_date" in expected:
-        assert event.timestamp is not None and event.timestamp.startswith(expected["timestamp_date"])
+        assert event.timestamp is not None
+        assert event.timestamp.startswith(expected["timestamp_date"])
     if "memcg" in expected:
         assert event.memcg is not None
         assert event.memcg.oom_memcg == expected["memcg"]["oom_memcg"]

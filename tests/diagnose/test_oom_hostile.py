@@ -35,7 +35,8 @@ HOSTILE = {
     "unit name, one run of letters": "a" * MB + ": A process of this unit has been killed by the "
     "OOM killer.",
     "victim fields without values": "Killed process 1 (a) " + "total-vm: " * (MB // 10),
-    "constraint, a comma every other byte": "oom-kill:constraint=CONSTRAINT_NONE," + "a," * (MB // 2),
+    "constraint, a comma every other byte": "oom-kill:constraint=CONSTRAINT_NONE,"
+    + "a," * (MB // 2),
     "task in, one long path": "Task in " + "/a" * (MB // 2) + " killed as a result of limit of",
     "syslog header, brackets never closed": PREFIX.replace("kernel:", "h") + " [" * (MB // 2)
     + "Killed process",

@@ -7,7 +7,6 @@ These run the installed ``vmkeeper`` script as a child, so the CLI really replac
 from __future__ import annotations
 
 import contextlib
-
 import dataclasses
 import json
 import os

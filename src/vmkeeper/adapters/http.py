@@ -105,7 +105,7 @@ def wait_until_answering(
     sentence that says why not (the switch: a 200 from a process that is not the new release).
     """
     started = clock()
-    answers = {url: "not tried" for url in expected}
+    answers = dict.fromkeys(expected, "not tried")
     while True:
         pending = False
         for url, status in expected.items():

@@ -110,7 +110,8 @@ def run(directory: Path, base_port: int) -> int:
         "  .venv/bin/vmkeeper bundle -o /tmp\n"
         f"  PM2_HOME={layout.pm2_home} {layout.pm2_bin} kill   # break it…\n"
         "  .venv/bin/vmkeeper health; .venv/bin/vmkeeper recover   # …and heal it\n"
-        f"Take it down with: make demo-down   (or .venv/bin/vmkeeper sandbox down --dir {directory})"
+        "Take it down with: make demo-down   "
+        f"(or .venv/bin/vmkeeper sandbox down --dir {directory})"
     )
     return 0
 

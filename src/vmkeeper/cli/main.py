@@ -14,14 +14,14 @@ from pathlib import Path
 
 import typer
 
+from vmkeeper.cli.registry import LazyGroup
+from vmkeeper.errors import VmkeeperError
+
 # typer 0.2x vendors click (typer._click); the base of its usage errors is found from a public
 # name so this works with either layout.
 ClickException: type[Exception] = next(
     base for base in typer.BadParameter.__mro__ if base.__name__ == "ClickException"
 )
-
-from vmkeeper.cli.registry import LazyGroup
-from vmkeeper.errors import VmkeeperError
 
 app = typer.Typer(
     name="vmkeeper",

@@ -19,7 +19,8 @@ from typer.core import TyperCommand, TyperGroup
 
 @dataclass(frozen=True)
 class Entry:
-    """A command as typed, where it lives (a function, or a typer.Typer for a group), its summary."""
+    """A command as typed, where it lives (a function, or a typer.Typer for a group), and its
+    one-line summary."""
 
     name: str
     module: str  # under vmkeeper.cli

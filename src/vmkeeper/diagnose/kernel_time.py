@@ -155,7 +155,8 @@ def parse_time_bound(text: str, now: datetime | None = None) -> datetime:
         try:
             return now - timedelta(seconds=int(relative.group("n")) * unit)
         except OverflowError:
-            raise UsageError(f"the time {text!r} is before the year 1: give a nearer one.") from None
+            raise UsageError(
+                f"the time {text!r} is before the year 1: give a nearer one.") from None
     parsed = parse_iso(value)
     if parsed is None:
         raise UsageError(

@@ -25,7 +25,8 @@ class Victim:
 
     @property
     def rss_kb(self) -> int | None:
-        parts = [p for p in (self.anon_rss_kb, self.file_rss_kb, self.shmem_rss_kb) if p is not None]
+        held = (self.anon_rss_kb, self.file_rss_kb, self.shmem_rss_kb)
+        parts = [part for part in held if part is not None]
         return sum(parts) if parts else None
 
 

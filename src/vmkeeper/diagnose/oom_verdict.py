@@ -14,7 +14,8 @@ from datetime import datetime
 from vmkeeper.diagnose.oom_model import OomEvent, OomReport, ParsedLog, UnitResult
 from vmkeeper.settings import Settings
 
-_NODE_NAMES = {"node", "nodejs", "npm", "npm start", "npm run start", "next-server", "next-router-worker"}
+_NODE_NAMES = {"node", "nodejs", "npm", "npm start", "npm run start", "next-server",
+               "next-router-worker"}
 
 
 def format_kb(kb: int) -> str:
@@ -31,7 +32,8 @@ def attribute(name: str, settings: Settings, app_by_pid: Mapping[int, str], pid:
     if pid in app_by_pid:
         return f"{name} was the PM2 app {app_by_pid[pid]}."
     if name.startswith("next-"):
-        return f"{name} is the frontend ({settings.apps.frontend.name}, port {settings.apps.frontend.port})."
+        frontend = settings.apps.frontend
+        return f"{name} is the frontend ({frontend.name}, port {frontend.port})."
     if name in _NODE_NAMES:
         apps = ", ".join(app.name for app in settings.app_roles().values())
         return f"{name} is one of the PM2 apps ({apps}): `vmkeeper status` shows which restarted."
@@ -52,7 +54,8 @@ def verdict_for(event: OomEvent, settings: Settings, app_by_pid: Mapping[int, st
         sentence += f" on a machine with {format_kb(ram_kb)} RAM"
     if event.constraint == "memcg":
         where = event.memcg.oom_memcg if event.memcg and event.memcg.oom_memcg else None
-        sentence += f", at the limit of memory cgroup {where}" if where else ", at a memory cgroup limit"
+        sentence += (f", at the limit of memory cgroup {where}" if where
+                     else ", at a memory cgroup limit")
     elif event.constraint in ("cpuset", "mempolicy"):
         sentence += f", constrained by {event.constraint}"
     pm2_unit = settings.pm2.unit.removesuffix(".service") + ".service"
