@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 import psutil
-import structlog
 
+from vmkeeper import logs
 from vmkeeper.errors import CommandFailed, CommandNotFound, CommandTimeout
 
-log = structlog.get_logger("vmkeeper.proc")
+log = logs.get_logger("vmkeeper.proc")
 
 Argv = Sequence[str | Path]
 
