@@ -54,3 +54,19 @@ def test_an_unknown_command_is_a_usage_error_that_suggests_a_close_one(
     assert run.code == 2
     assert "No such command" in run.stderr and "health" in run.stderr
 
+
+
+def test_health_and_config_as_json_load_no_rich_structlog_or_httpx() -> None:
+    # `vmkeeper health --json` runs every minute under monitoring: it pays for its checks only.
+    probe = (
+        "import sys, io, contextlib\n"
+        "from vmkeeper.cli.main import main\n"
+        "import vmkeeper.cli.health, vmkeeper.health.service\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    code = main(['config', 'show', '--json'])\n"
+        "heavy = sorted(m for m in ('rich', 'structlog', 'httpx', 'fastapi', 'av', 're2')"
+        " if m in sys.modules)\n"
+        "print('RESULT', code, heavy, file=sys.stderr)\n"
+    )
+    done = proc.run([sys.executable, "-c", probe], timeout=60)
+    assert "RESULT 0 []" in done.stderr

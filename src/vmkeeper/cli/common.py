@@ -7,14 +7,16 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
 
 from vmkeeper import progress
 from vmkeeper.jsonable import to_jsonable
 from vmkeeper.settings import LoadedSettings, Settings, load_settings
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 JsonOption = typer.Option(False, "--json", help="Print one JSON object on stdout, nothing else.")
 
@@ -43,12 +45,24 @@ def state(ctx: typer.Context) -> CliState:
     return root.obj
 
 
+# Rich is imported when something is drawn for a person: `--json` runs never load it.
 def stdout_console() -> Console:
+    from rich.console import Console
+
     return Console(highlight=False, soft_wrap=True)
 
 
 def stderr_console() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def escape(text: str) -> str:
+    """``text`` with Rich markup made literal (a log line may hold `[red]`)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def print_json(value: Any) -> None:
