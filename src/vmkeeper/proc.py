@@ -103,14 +103,6 @@ def _environment(env: Mapping[str, str] | None, replace_env: bool) -> dict[str, 
     return merged
 
 
-def _decode(data: bytes | str | None) -> str:
-    if data is None:
-        return ""
-    if isinstance(data, bytes):
-        return data.decode("utf-8", errors="replace")
-    return data
-
-
 def run(
     argv: Argv,
     *,

@@ -21,7 +21,6 @@ from typing import Any
 from vmkeeper import proc
 from vmkeeper.errors import CommandNotFound, CommandTimeout, MediaError, MediaRejected
 
-WORKER_MODULE = "vmkeeper.media.worker"
 # Run as a script, not with -m, so the worker skips the vmkeeper package's __init__ and its
 # imports (media/worker.py says why); -P keeps the script's folder off sys.path.
 WORKER_SCRIPT = str(Path(__file__).resolve().parent.parent / "media" / "worker.py")
@@ -85,10 +84,6 @@ def build_probe_argv(file: Path, ffprobe_path: str | None) -> list[str]:
         return [ffprobe_path, "-v", "error", "-show_format", "-show_streams",
                 "-of", "json", "--", str(file)]
     return [sys.executable, "-P", WORKER_SCRIPT, "probe", str(file)]
-
-
-def build_worker_argv(job_json: str) -> list[str]:
-    return [sys.executable, "-P", WORKER_SCRIPT, "reverse", job_json]
 
 
 def encoder_args(video_codec: str, preset: str, crf: int, audio_codec: str,

@@ -74,9 +74,6 @@ class Git:
         result = self._run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
         return result.stdout.strip() if result.ok else None
 
-    def short_sha(self, ref: str = "HEAD") -> str:
-        return self._run("rev-parse", "--short=12", ref).stdout.strip()
-
     def current_branch(self) -> str:
         return self._run("rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
 
@@ -88,9 +85,6 @@ class Git:
 
     def remotes(self) -> list[str]:
         return self._run("remote").stdout.split()
-
-    def local_branch_exists(self, branch: str) -> bool:
-        return self.rev_parse(f"refs/heads/{branch}") is not None
 
     def fetch(self, remote: str, branch: str) -> proc.Result:
         return proc.run(fetch_argv(self.repo, remote, branch), timeout=self.timeout)

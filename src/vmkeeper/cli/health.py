@@ -149,6 +149,3 @@ def doctor(ctx: typer.Context, as_json: bool = JsonOption) -> None:
 
     emit(report, as_json, human)
     raise typer.Exit(report.exit_code)
-
-
-COMMANDS = [status, health, recover, logs, doctor]

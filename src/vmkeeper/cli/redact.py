@@ -33,6 +33,3 @@ def redact(
         return
     sys.stdout.write(result.text)
     sys.stdout.flush()
-
-
-COMMANDS = [redact]
