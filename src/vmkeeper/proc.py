@@ -2,7 +2,9 @@
 
 argv lists only (never a shell string), a required timeout, the child in its own process group
 so a timeout kills the whole tree (``next start`` forks ``next-server``; ``npm`` forks ``sh``),
-captured output, and a frozen result. Nothing else in vmkeeper imports :mod:`subprocess`.
+captured output, and a frozen result. One other module imports :mod:`subprocess`, with its
+reason: ``media/supervisor.py``, which must not import vmkeeper's dependencies (psutil) while it
+waits on a reversal, and keeps these same rules.
 """
 
 from __future__ import annotations

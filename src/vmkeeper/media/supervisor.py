@@ -30,7 +30,7 @@ import selectors
 import shutil
 import signal
 
-# Only vmkeeper.proc imports subprocess elsewhere, but proc imports psutil and structlog: the
+# Only vmkeeper.proc imports subprocess elsewhere, but proc imports psutil (and the package): the
 # point of this process is to hold none of that while the worker runs. Popen here keeps proc's
 # semantics: argv only, the child in its own session, its whole group killed on the deadline
 # and on any way out of the wait.
