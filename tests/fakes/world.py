@@ -17,11 +17,12 @@ from urllib.parse import urlsplit
 from tests.fakes.pm2 import FakePm2
 from tests.support.clock import FakeClock
 from vmkeeper import proc
-from vmkeeper.adapters import host, http
+from vmkeeper.adapters import apache, host, http
 from vmkeeper.adapters.pm2 import Pm2, Pm2App
 from vmkeeper.errors import VmkeeperError
+from vmkeeper.gather import Got
 from vmkeeper.health import checks
-from vmkeeper.health.facts import Facts, Got, Pm2Snapshot
+from vmkeeper.health.facts import Facts, Pm2Snapshot
 from vmkeeper.health.model import HealthReport
 from vmkeeper.health.service import report_from_checks
 from vmkeeper.releases import store
@@ -42,7 +43,9 @@ def fake_settings(tmp: Path, **health: object) -> Settings:
                      "install_command": ["true"],
                      "build_command": ["sh", "-c", "mkdir -p build && echo ok > build/index"],
                      "disk_margin_mb": 0},
-        "proxy": {"port": PROXY_PORT, "config": str(tmp / "apache2.conf")},
+        "proxy": {"port": PROXY_PORT, "config": str(tmp / "apache2.conf"),
+                  "frontend_include": str(tmp / "apache" / "vmkeeper-frontend.conf"),
+                  "graceful_command": ["apachectl", "graceful"]},
         "pm2": {"home": str(tmp / "pm2"), "bin": "pm2"},
         "health": {"supervisor": "pm2", **health},
     }
@@ -78,7 +81,7 @@ class FakeVm:
         if port == PROXY_PORT:
             if not self.apache_up:
                 return http.Probe(url, None, None, 0.001, http.ProbeError.REFUSED, "refused")
-            inner = self._app_answer(self.settings.apps.frontend.port, url)
+            inner = self._app_answer(self.routed_port(), url)
             if inner is None or inner >= 500:
                 return http.Probe(url, 503, "Apache/2.4.62", 0.001, body_head=APACHE_503)
             return http.Probe(url, inner, "Apache/2.4.62", 0.001)
@@ -88,6 +91,12 @@ class FakeVm:
         if status == 0:
             return http.Probe(url, None, None, timeout, http.ProbeError.TIMEOUT, "no answer")
         return http.Probe(url, status, None, 0.001)
+
+    def routed_port(self) -> int | None:
+        """Where Apache sends `/`: the zero-downtime switch's include, else FRONT_PORT."""
+        include = self.settings.proxy.frontend_include
+        routed = apache.include_port(include.read_text()) if include.exists() else None
+        return routed or self.settings.apps.frontend.port
 
     def _app_answer(self, port: int | None, url: str) -> int | None:
         """None: nothing listens; 0: it listens but never answers; else the status."""

@@ -147,6 +147,10 @@ def rollback(
                           f"(was {result.previous or '-'}) in {result.seconds:.1f} s")
         for note in result.notes:
             console.print(f"[yellow]note:[/yellow] {note}")
+        if result.failed_requests is not None:
+            console.print(f"requests through the proxy during the switch: "
+                          f"{result.failed_requests} failed, longest gap "
+                          f"{result.longest_gap_s or 0:.2f} s")
         console.print(f"active release: {result.active or '-'}")
 
     emit(result, as_json, human)

@@ -19,7 +19,7 @@ from vmkeeper.errors import VmkeeperError
 from vmkeeper.gather import Gathering, Got
 from vmkeeper.health import checks as judge
 from vmkeeper.health.facts import proxy_lines
-from vmkeeper.health.model import Check, Layer, Status, worst
+from vmkeeper.health.model import Cause, Check, Layer, Status, worst
 from vmkeeper.settings import Settings
 
 
@@ -109,6 +109,25 @@ def apache_check(settings: Settings) -> Check:
                  Layer.APACHE)
 
 
+def switch_snippet_check(settings: Settings) -> Check:
+    """Is Apache ready for the zero-downtime switch? When not, the two lines to add."""
+    include = settings.proxy.frontend_include
+    expected = f"{settings.proxy.config} includes {include}"
+    if apache_adapter.includes(settings.proxy.config, include):
+        return Check("apache:switch", Status.OK, f"Apache includes {include}: deploy and "
+                     "rollback switch without downtime", str(include), expected, Layer.APACHE)
+    return Check(
+        "apache:switch", Status.WARN,
+        f"Apache's config does not include {include}, so deploy and rollback use the "
+        "runbook's switch (requests fail while the new server starts). Add, in the "
+        "VirtualHost that proxies the site, just above its `ProxyPass /` line (with "
+        "`a2enmod rewrite`, then `apachectl graceful`):\n"
+        + apache_adapter.snippet(include).rstrip("\n"),
+        None, expected, Layer.APACHE, reason=Cause.NO_SWITCH_SNIPPET,
+        details={"snippet": apache_adapter.snippet(include)},
+    )
+
+
 def _jobs(settings: Settings, timeout: float) -> list[tuple[str, Layer, Callable[[], Check]]]:
     """(check name, layer, job): one job per check, so one that hangs costs only its own."""
     paths = [
@@ -126,6 +145,7 @@ def _jobs(settings: Settings, timeout: float) -> list[tuple[str, Layer, Callable
         ("pm2", Layer.SUPERVISOR, lambda: pm2_check(settings)),
         ("ffmpeg", Layer.RUNTIME, lambda: ffmpeg_check(settings, timeout)),
         ("apache", Layer.APACHE, lambda: apache_check(settings)),
+        ("apache:switch", Layer.APACHE, lambda: switch_snippet_check(settings)),
         ("proxy_config", Layer.APACHE, lambda: _proxy_retry(settings)),
     ]
     jobs += [(f"path:{name}", Layer.HOST, _path_job(name, path, options))

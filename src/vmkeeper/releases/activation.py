@@ -51,6 +51,13 @@ class Activation(Protocol):
     def stop(self) -> None:
         """There is nothing to go back to: stop serving the frontend at all."""
 
+    def recover(self) -> list[str]:
+        """Finish what a killed run of this activation left (before anything is read as live);
+        what was done, in sentences."""
+
+    def report(self) -> list[str]:
+        """What the operator should know about the last activation (how it switched)."""
+
 
 def frontend_env(settings: Settings, extra_env: Mapping[str, str] | None = None) -> dict[str, str]:
     app = settings.apps.frontend
@@ -137,6 +144,12 @@ class DeleteStart:
 
     def stop(self) -> None:
         self.pm2.delete(self.settings.apps.frontend.name, check=False)
+
+    def recover(self) -> list[str]:
+        return []  # the detached child finishes delete+start even when the deploy is killed
+
+    def report(self) -> list[str]:
+        return []
 
 
 def child_main(spec_json: str, runner: proc.Runner = proc.run) -> int:

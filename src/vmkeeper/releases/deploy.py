@@ -213,6 +213,9 @@ class _Run:
             )
         history.append(self.root, {"run": self.run_id, "phase": "started", "command": "deploy",
                                    "branch": self.branch})
+        # A switch killed half-way left the site served, but maybe by its temporary app:
+        # finish that before anything is read as live or removed as a leftover.
+        self.notes.extend(self.switcher.activation.recover())
         self.live_state = live.read_live(self.settings, self.pm2, start_daemon=True)
         self.previous_id = self.live_state.active_id
         self.previous_dir = self.live_state.active_dir

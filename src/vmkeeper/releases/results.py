@@ -74,6 +74,9 @@ class RollbackResult:
     dump_agrees: bool | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # Requests through the proxy during the switch, as for a deploy.
+    failed_requests: int | None = None
+    longest_gap_s: float | None = None
 
 
 @dataclass(frozen=True)

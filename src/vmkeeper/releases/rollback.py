@@ -70,6 +70,7 @@ def rollback(
         resolve_target(settings, release_id)
     with lock.acquire(root, "rollback", wait_s=wait_s):
         started = switcher.clock()
+        recovered = switcher.activation.recover()
         state = live.read_live(settings, switcher.pm2, start_daemon=True)
         target_id = release_id or previous_release(settings, state.active_id)
         target = resolve_target(settings, target_id)
@@ -78,16 +79,21 @@ def rollback(
                               "release": target_id})
         finished: dict[str, object] = {"result": "interrupted"}
         try:
-            outcome = switcher.switch_to(
-                Target(target.app_dir(settings.workspace.frontend_dir), target_id,
-                       {"RELEASE_ID": target_id}),
-                Target(state.active_dir, state.active_id) if state.active_dir else None)
+            # The same measurement as a deploy's: requests through the proxy during the switch.
+            with switch.TrafficWatch(settings.public_url.rstrip("/") + "/",
+                                     probe=switcher.probe) as watch:
+                outcome = switcher.switch_to(
+                    Target(target.app_dir(settings.workspace.frontend_dir), target_id,
+                           {"RELEASE_ID": target_id}),
+                    Target(state.active_dir, state.active_id) if state.active_dir else None)
             result = _result(settings, switcher, outcome, state.active_id,
-                             switcher.clock() - started)
+                             switcher.clock() - started, watch, recovered)
             finished = {"previous": state.active_id, "active": result.active,
                         "result": "ok" if result.ok else (
                             "reverted" if result.reverted else "failed"),
-                        "error": result.error, "seconds": result.seconds}
+                        "error": result.error, "seconds": result.seconds,
+                        "failed_requests": result.failed_requests,
+                        "longest_gap_s": result.longest_gap_s}
             return result
         finally:
             # Whatever happened above, the run is recorded as finished (never left "started").
@@ -96,7 +102,8 @@ def rollback(
 
 
 def _result(settings: Settings, switcher: switch.Switcher, outcome: switch.SwitchOutcome,
-            previous: str | None, seconds: float) -> RollbackResult:
+            previous: str | None, seconds: float, watch: switch.TrafficWatch,
+            recovered: list[str]) -> RollbackResult:
     target = outcome.target.label
     problems: list[str] = []
     if not outcome.serving:
@@ -104,7 +111,7 @@ def _result(settings: Settings, switcher: switch.Switcher, outcome: switch.Switc
     if not outcome.saved:
         problems.append(f"pm2 save failed ({outcome.save_error}): a reboot would start "
                         "what the old dump says")
-    notes = list(outcome.notes)
+    notes = [*recovered, *outcome.notes]
     if outcome.dump_note:
         notes.append(outcome.dump_note)
     try:
@@ -116,7 +123,8 @@ def _result(settings: Settings, switcher: switch.Switcher, outcome: switch.Switc
         ok=not problems, active=active, previous=previous,
         error="; ".join(problems) + "." if problems else None, target=target,
         reverted=outcome.reverted, dump_agrees=outcome.dump_agrees,
-        seconds=round(seconds, 3), notes=notes,
+        seconds=round(seconds, 3), notes=notes, failed_requests=watch.failed,
+        longest_gap_s=round(watch.longest_gap_s, 3),
     )
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import psutil
 
 from vmkeeper import proc
+from vmkeeper.atomic import write_atomic
 from vmkeeper.adapters import apache as apache_adapter
 from vmkeeper.adapters import host, host_commands, http
 from vmkeeper.adapters.git import Git
@@ -64,6 +65,8 @@ def toml_text(layout: Layout, apache_binary: str) -> str:
     def q(value: object) -> str:
         return json.dumps(str(value))
 
+    graceful = apache_for(layout, apache_binary).graceful_argv()
+
     return f"""# vmkeeper settings for the sandbox in {layout.dir} (written by `vmkeeper sandbox up`).
 public_url = {q(f"http://127.0.0.1:{p.proxy}")}
 state_dir = {q(layout.state)}
@@ -74,6 +77,7 @@ path = {q(layout.workspace)}
 
 [releases]
 root = {q(layout.releases)}
+spare_port = {p.frontend_spare}
 
 [apps.frontend]
 port = {p.frontend}
@@ -93,6 +97,8 @@ port = {p.proxy}
 error_log = {q(layout.apache_error_log)}
 config = {q(layout.apache_config)}
 bin = {q(apache_binary)}
+frontend_include = {q(layout.apache_frontend_include)}
+graceful_command = {json.dumps(graceful)}
 
 [pm2]
 bin = {q(layout.pm2_bin)}
@@ -109,8 +115,7 @@ def media_token(layout: Layout) -> str:
     path = layout.state / "media.token"
     if not path.exists():
         layout.state.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24))
-        path.chmod(0o600)
+        write_atomic(path, secrets.token_urlsafe(24))  # 0600 from the start: it is a secret
     return path.read_text().strip()
 
 
@@ -375,8 +380,10 @@ def ensure_apache_running(layout: Layout, apache: apache_adapter.Apache) -> None
         apache_adapter.ProxyRoute("/api", layout.ports.backend),
         apache_adapter.ProxyRoute("/", layout.ports.frontend),
     ]
+    # The sandbox's Apache carries the VM snippet: deploys switch without downtime.
     config = apache_adapter.render_config(
-        root=layout.apache_root, port=layout.ports.proxy, routes=routes
+        root=layout.apache_root, port=layout.ports.proxy, routes=routes,
+        frontend_include=layout.apache_frontend_include,
     )
     changed = not layout.apache_config.exists() or layout.apache_config.read_text() != config
     layout.apache_config.write_text(config)
@@ -393,23 +400,13 @@ def ensure_apache_running(layout: Layout, apache: apache_adapter.Apache) -> None
 
 
 def wait_for_site(settings: Settings, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    checks = {
+    """The site through Apache and the API answer as the runbook's health says, or raise."""
+    ready = http.wait_until_answering({
         settings.public_url + "/": 200,
         f"http://127.0.0.1:{settings.apps.backend.port}/api/auth/me": 401,
-    }
-    last: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        pending = False
-        for url, expected in checks.items():
-            result = http.probe(url, timeout=5)
-            last[url] = http.describe(result)
-            pending = pending or result.status != expected
-        if not pending:
-            return
-        time.sleep(0.5)
-    summary = "; ".join(f"{url} → {seen}" for url, seen in last.items())
-    raise SandboxError(f"the site did not come up within {timeout:g} s: {summary}")
+    }, timeout=timeout, interval=0.5)
+    if not ready.ok:
+        raise SandboxError(f"the site did not come up within {timeout:g} s: {ready.last}")
 
 
 def status(layout: Layout, steps: list[str] | None = None) -> SandboxStatus:
