@@ -117,7 +117,7 @@ def test_pm2_document_keeps_its_structure_and_loses_every_secret(build: Any) -> 
     for secret in _all_secret_values():
         assert secret not in result.text, secret
     for app in redacted:
-        env = app["pm2_env"] if "pm2_env" in app else app
+        env = app.get("pm2_env", app)
         for where in (env, env["env"]):
             for key, value in PLAIN.items():
                 assert where[key] == (value if key != "FRONT_PORT" or where is env

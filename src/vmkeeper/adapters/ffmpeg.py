@@ -128,9 +128,9 @@ def _rotation(stream: dict[str, Any]) -> int:
     # picture by its negative, which is what a viewer sees: report that, as 0/90/180/270.
     for side in stream.get("side_data_list") or []:
         if "rotation" in side:
-            return int(round(-float(side["rotation"]))) % 360
+            return round(-float(side["rotation"])) % 360
     tag = (stream.get("tags") or {}).get("rotate")
-    return int(round(float(tag))) % 360 if tag else 0
+    return round(float(tag)) % 360 if tag else 0
 
 
 def parse_probe_json(text: str, file: Path, size_bytes: int) -> MediaInfo:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import array
 import bisect
 import contextlib
+import itertools
 import os
 import queue
 import resource
@@ -108,7 +109,7 @@ def index_video(source: str) -> VideoIndex:
     if len(set(pts)) != len(pts):
         raise ReversalFailed("two video frames share a timestamp; remux the file first")
     if last_duration <= 0:
-        gaps = sorted(b - a for a, b in zip(pts, pts[1:])) or [int(1 / (30 * time_base)) or 1]
+        gaps = sorted(b - a for a, b in itertools.pairwise(pts)) or [int(1 / (30 * time_base)) or 1]
         last_duration = gaps[len(gaps) // 2]
     keys.sort()
     positions = [bisect.bisect_left(pts, key_pts) for key_pts, _ in keys]
@@ -128,7 +129,7 @@ def plan_pieces(index: VideoIndex, frames_per_piece: int) -> list[Piece]:
     bounds = [*index.keyframe_positions, index.frames]
     pieces: list[Piece] = []
     current: Piece | None = None
-    for gop, (first, stop) in enumerate(zip(bounds, bounds[1:])):
+    for gop, (first, stop) in enumerate(itertools.pairwise(bounds)):
         if stop <= first:
             continue
         if current is not None and stop - current.first <= frames_per_piece:
@@ -146,7 +147,7 @@ class _Converter:
     """Rotation, even size and yuv420p, explicit and identical for every piece."""
 
     def __init__(self, first: Any, time_base: Fraction) -> None:
-        self.rotation = int(round(-(first.rotation or 0))) % 360  # clockwise, as autorotate
+        self.rotation = round(-(first.rotation or 0)) % 360  # clockwise, as autorotate
         graph = av.filter.Graph()
         node = graph.add_buffer(width=first.width, height=first.height, format=first.format.name,
                                 time_base=time_base)
@@ -307,7 +308,7 @@ class _Spool:
 
     def write(self, frame: Any) -> None:
         buffers: list[Any] = []
-        for plane, (width, rows) in zip(frame.planes, self.planes):
+        for plane, (width, rows) in zip(frame.planes, self.planes, strict=False):
             view = memoryview(plane)
             if plane.line_size == width:
                 buffers.append(view[: width * rows])
@@ -333,14 +334,14 @@ class _Spool:
         self.count -= 1
         offset = self.count * self.frame_bytes
         frame = av.VideoFrame(self.width, self.height, "yuv420p")
-        if all(plane.line_size == width for plane, (width, _) in zip(frame.planes, self.planes)):
-            targets = [memoryview(plane)[: w * h] for plane, (w, h) in zip(frame.planes,
-                                                                         self.planes)]
+        pairs = list(zip(frame.planes, self.planes, strict=False))
+        if all(plane.line_size == width for plane, (width, _) in pairs):
+            targets = [memoryview(plane)[: w * h] for plane, (w, h) in pairs]
             got = os.preadv(self.fd, targets, offset)
         else:
             data = os.pread(self.fd, self.frame_bytes, offset)
             got, at = len(data), 0
-            for plane, (width, rows) in zip(frame.planes, self.planes):
+            for plane, (width, rows) in zip(frame.planes, self.planes, strict=False):
                 view = memoryview(plane)
                 for row in range(rows):
                     view[row * plane.line_size: row * plane.line_size + width] = \

@@ -55,8 +55,9 @@ def _bare_package() -> None:
 if __name__ == "__main__":
     _bare_package()
 
-from vmkeeper import logrecord
-from vmkeeper.media.job import ReverseJob, ReverseStats, SupervisedReversal
+# After _bare_package: run as a script, these must not import vmkeeper's __init__.
+from vmkeeper import logrecord  # noqa: E402
+from vmkeeper.media.job import ReverseJob, ReverseStats, SupervisedReversal  # noqa: E402
 
 Progress = Callable[[str], None]
 

@@ -21,11 +21,11 @@ from pathlib import Path
 import psutil
 
 from vmkeeper import proc
-from vmkeeper.atomic import write_atomic
 from vmkeeper.adapters import apache as apache_adapter
 from vmkeeper.adapters import host, host_commands, http
 from vmkeeper.adapters.git import Git
 from vmkeeper.adapters.pm2 import Pm2, Pm2App
+from vmkeeper.atomic import write_atomic
 from vmkeeper.errors import SandboxError, VmkeeperError
 from vmkeeper.health.service import run_status
 from vmkeeper.progress import Phase, Progress, ProgressEvent, note, silent
@@ -67,7 +67,8 @@ def toml_text(layout: Layout, apache_binary: str) -> str:
 
     graceful = apache_for(layout, apache_binary).graceful_argv()
 
-    return f"""# vmkeeper settings for the sandbox in {layout.dir} (written by `vmkeeper sandbox up`).
+    return f"""# vmkeeper settings for the sandbox in {layout.dir}
+# (written by `vmkeeper sandbox up`).
 public_url = {q(f"http://127.0.0.1:{p.proxy}")}
 state_dir = {q(layout.state)}
 log_dir = {q(layout.logs)}
