@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from vmkeeper import flock, logrecord, logs, proc
+from vmkeeper.media import service as media_service
 from vmkeeper.media.queue import json_logger
 from vmkeeper.releases import history
 
@@ -84,3 +85,12 @@ def test_a_run_that_logs_nothing_never_imports_structlog() -> None:
     done = proc.run([sys.executable, "-c", code], timeout=30)
     assert done.stdout.strip() == "False"
     assert "disk.low" in done.stderr and "free_pct=3" in done.stderr
+
+
+def test_the_reversal_record_has_the_same_shape_in_process_and_in_the_supervisor(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    media_service.json_log().warning("media.reverse", ok=False, error="too long")
+    data = json.loads(capsys.readouterr().err)
+    assert list(data)[:3] == ["timestamp", "level", "event"]
+    assert (data["level"], data["event"], data["ok"]) == ("warning", "media.reverse", False)
+    assert STAMP.match(data["timestamp"])
