@@ -28,7 +28,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.media_service.helpers import TOKEN, corrupt
-from vmkeeper import proc
+from vmkeeper import logs, proc
 from vmkeeper.media.clips import Clip, Sound, make_clip
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -140,4 +140,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    logs.configure()  # an entry point: importing vmkeeper configures nothing
     sys.exit(main())

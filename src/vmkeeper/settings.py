@@ -340,7 +340,7 @@ def load_settings(
     env = os.environ if env is None else env
     known = set(leaf_keys())
     values: dict[str, Any] = {}
-    sources: dict[str, str] = {key: "default" for key in known}
+    sources: dict[str, str] = dict.fromkeys(known, "default")
 
     path = _find_config(config_path, env)
     if path is not None:

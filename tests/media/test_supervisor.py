@@ -164,7 +164,7 @@ def _start_reversing(tmp_path: Path, clip: Path, dst: Path
 def test_sigterm_to_the_supervisor_kills_the_worker_and_cleans_up(long_clip: Path,
                                                                   tmp_path: Path) -> None:
     dst = tmp_path / "out" / "reversed.mp4"
-    child, parent, deadline = _start_reversing(tmp_path, long_clip, dst)
+    child, _parent, _deadline = _start_reversing(tmp_path, long_clip, dst)
     child.terminate()
     child.communicate(timeout=60)
     assert child.returncode == 128 + 15

@@ -21,7 +21,6 @@ from typing import Any
 from vmkeeper import proc
 from vmkeeper.errors import CommandNotFound, CommandTimeout, MediaError, MediaRejected
 
-WORKER_MODULE = "vmkeeper.media.worker"
 # Run as a script, not with -m, so the worker skips the vmkeeper package's __init__ and its
 # imports (media/worker.py says why); -P keeps the script's folder off sys.path.
 WORKER_SCRIPT = str(Path(__file__).resolve().parent.parent / "media" / "worker.py")
@@ -87,10 +86,6 @@ def build_probe_argv(file: Path, ffprobe_path: str | None) -> list[str]:
     return [sys.executable, "-P", WORKER_SCRIPT, "probe", str(file)]
 
 
-def build_worker_argv(job_json: str) -> list[str]:
-    return [sys.executable, "-P", WORKER_SCRIPT, "reverse", job_json]
-
-
 def encoder_args(video_codec: str, preset: str, crf: int, audio_codec: str,
                  audio_bitrate: str) -> list[str]:
     """The encoder half of an ffmpeg argv, the same settings vmkeeper's reversal uses."""
@@ -133,9 +128,9 @@ def _rotation(stream: dict[str, Any]) -> int:
     # picture by its negative, which is what a viewer sees: report that, as 0/90/180/270.
     for side in stream.get("side_data_list") or []:
         if "rotation" in side:
-            return int(round(-float(side["rotation"]))) % 360
+            return round(-float(side["rotation"])) % 360
     tag = (stream.get("tags") or {}).get("rotate")
-    return int(round(float(tag))) % 360 if tag else 0
+    return round(float(tag)) % 360 if tag else 0
 
 
 def parse_probe_json(text: str, file: Path, size_bytes: int) -> MediaInfo:

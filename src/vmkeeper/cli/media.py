@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from vmkeeper.cli import media_jobs
 from vmkeeper.cli.common import JsonOption, emit, progress_printer, state
 from vmkeeper.jsonable import to_jsonable
 from vmkeeper.media import service, supervisor
@@ -64,15 +66,12 @@ def reverse_cmd(ctx: typer.Context, src: Path, dst: Path, as_json: bool = JsonOp
     else:
         plan = dataclasses.replace(prepared[0], as_json=as_json)
         if _owns_process():
-            try:
+            # Could not exec: supervise from here, the same code.
+            with contextlib.suppress(OSError):
                 supervisor.exec_supervisor(plan)
-            except OSError:
-                pass  # could not exec: supervise from here, the same code
         outcome = supervisor.supervise(plan, progress, service.json_log())
     if supervisor.report(outcome, as_json) != 0:
         raise typer.Exit(1)
 
-
-from vmkeeper.cli import media_jobs
 
 media_jobs.register(app)

@@ -45,4 +45,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    from vmkeeper import logs
+
+    logs.configure()  # an entry point: importing the package configures nothing
     sys.exit(main())

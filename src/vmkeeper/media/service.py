@@ -81,8 +81,8 @@ def prepare(
     """Check ``source`` (size, probe, limits) and compute the job; nothing is started yet.
 
     Returns a refused or failed ReverseResult (logged), or the job for
-    :func:`vmkeeper.media.supervisor.supervise` and the probed metadata. Raises UsageError for a destination of unknown
-    type.
+    :func:`vmkeeper.media.supervisor.supervise` and the probed metadata. Raises UsageError for a
+    destination of unknown type.
     """
     started = started or time.monotonic()
     deadline = deadline or started + media.reverse_timeout_ms / 1000

@@ -30,7 +30,7 @@ import selectors
 import shutil
 import signal
 
-# Only vmkeeper.proc imports subprocess elsewhere, but proc imports psutil and structlog: the
+# Only vmkeeper.proc imports subprocess elsewhere, but proc imports psutil (and the package): the
 # point of this process is to hold none of that while the worker runs. Popen here keeps proc's
 # semantics: argv only, the child in its own session, its whole group killed on the deadline
 # and on any way out of the wait.
@@ -55,8 +55,9 @@ def _bare_package() -> None:
 if __name__ == "__main__":
     _bare_package()
 
-from vmkeeper import logrecord
-from vmkeeper.media.job import ReverseJob, ReverseStats, SupervisedReversal
+# After _bare_package: run as a script, these must not import vmkeeper's __init__.
+from vmkeeper import logrecord  # noqa: E402
+from vmkeeper.media.job import ReverseJob, ReverseStats, SupervisedReversal  # noqa: E402
 
 Progress = Callable[[str], None]
 
