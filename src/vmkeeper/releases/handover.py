@@ -298,6 +298,10 @@ class Handover:
         if temp is None and routed == self.front_port:
             return []
         found: list[str] = []
+        if temp is not None and temp.online and routed == self.spare_port:
+            # Killed between writing the include and `graceful`: make Apache agree with the
+            # file before the old server is touched.
+            self.route(self.spare_port)
         adopted = self._adopt_spare(temp, routed)
         if adopted:
             found.append(adopted)
