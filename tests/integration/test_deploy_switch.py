@@ -140,7 +140,7 @@ def test_without_the_snippet_the_deploy_says_so_and_counts_failures(
         bed.commit("no snippet")
         run, data = bed.deploy()
         assert run.code == 0, run.stderr
-        assert any("runbook's switch" in n and "vmkeeper doctor" in n for n in data["notes"])
+        assert any("switch is the runbook's" in n and "vmkeeper doctor" in n for n in data["notes"])
         assert isinstance(data["failed_requests"], int) and data["longest_gap_s"] is not None
         doctor = json.loads(bed.run("doctor", "--json").stdout)
         check = next(c for c in doctor["checks"] if c["name"] == "apache:switch")
