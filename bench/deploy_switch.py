@@ -67,9 +67,11 @@ class Client:
                         kind = "ok"
                 except httpx.HTTPError as error:
                     kind = f"connection: {type(error).__name__}"
-                self.samples.append((time.monotonic(), kind))
-                next_at += interval
-                self.stop.wait(max(0.0, next_at - time.monotonic()))
+                now = time.monotonic()
+                self.samples.append((now, kind))
+                # A steady rate: after a slow answer, no burst to catch up.
+                next_at = max(next_at + interval, now)
+                self.stop.wait(max(0.0, next_at - now))
 
 
 @dataclass
