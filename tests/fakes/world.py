@@ -20,8 +20,9 @@ from vmkeeper import proc
 from vmkeeper.adapters import apache, host, http
 from vmkeeper.adapters.pm2 import Pm2, Pm2App
 from vmkeeper.errors import VmkeeperError
+from vmkeeper.gather import Got
 from vmkeeper.health import checks
-from vmkeeper.health.facts import Facts, Got, Pm2Snapshot
+from vmkeeper.health.facts import Facts, Pm2Snapshot
 from vmkeeper.health.model import HealthReport
 from vmkeeper.health.service import report_from_checks
 from vmkeeper.releases import store

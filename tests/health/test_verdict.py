@@ -12,8 +12,8 @@ from vmkeeper.adapters.pm2 import Pm2App, parse_jlist
 from vmkeeper.gather import Got
 from vmkeeper.health import checks, report
 from vmkeeper.health.facts import Facts, Pm2Snapshot
-from vmkeeper.health.model import HealthReport, Layer, Status, worst
-from vmkeeper.health.verdict import verdict
+from vmkeeper.health.model import Cause, HealthReport, Layer, Status, worst
+from vmkeeper.health.verdict import diagnose
 from vmkeeper.settings import Settings
 
 DATA = Path(__file__).parents[1] / "data"
@@ -58,7 +58,7 @@ def facts(**change: object) -> Facts:
 
 def judge(f: Facts, mode: str = "pm2") -> tuple[Status, str, Layer | None]:
     found = checks.evaluate(f, S, mode)
-    v = verdict(found)
+    v = diagnose(found)
     return worst(c.status for c in found), v.line, v.layer
 
 
@@ -104,7 +104,7 @@ def test_restarts_grown_since_the_previous_run_are_flapping() -> None:
     found = checks.evaluate(facts(pm2=Got(Pm2Snapshot(42, apps)),
                                   previous_restarts=previous), S, "pm2")
     backend = next(c for c in found if c.name == "pm2:backend-dev")
-    assert backend.status is Status.WARN and backend.reason == "flapping"
+    assert backend.status is Status.WARN and backend.reason is Cause.FLAPPING
 
 
 def test_a_foreign_process_on_an_app_port_is_the_first_broken_layer() -> None:
@@ -183,7 +183,7 @@ def test_a_source_that_failed_is_unknown() -> None:
 
 
 def _report(found: list[checks.Check]) -> HealthReport:
-    v = verdict(found)
+    v = diagnose(found)
     return HealthReport(worst(c.status for c in found), v.line, None, None, found, 0.1, "pm2")
 
 

@@ -7,7 +7,6 @@ These run the installed ``vmkeeper`` script as a child, so the CLI really replac
 from __future__ import annotations
 
 import contextlib
-
 import dataclasses
 import json
 import os
@@ -22,6 +21,7 @@ import pytest
 
 from tests.media.conftest import Clips
 from tests.media.helpers import run
+from tests.support.waiting import wait_for
 from vmkeeper.jsonable import to_jsonable
 from vmkeeper.media.clips import Clip, make_clip
 from vmkeeper.media.job import ReverseStats
@@ -155,9 +155,9 @@ def _start_reversing(tmp_path: Path, clip: Path, dst: Path
     child = _start(tmp_path, str(clip), str(dst), "--json")
     parent = psutil.Process(child.pid)
     deadline = time.monotonic() + 60
-    while not _reversing(parent):
-        assert child.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for(lambda: _reversing(parent) or child.poll() is not None, 60,
+             "the reversal worker to start")
+    assert child.poll() is None, child.communicate()
     return child, parent, deadline
 
 
@@ -181,9 +181,8 @@ def test_sigkill_of_the_supervisor_takes_the_worker_with_it(long_clip: Path,
     assert workers
     # The worker asks for the parent-death signal first thing; once it has loaded FFmpeg's
     # libraries it is past that (freezing it during interpreter start-up would test nothing).
-    while not all(_has_loaded_ffmpeg(worker) for worker in workers):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for(lambda: all(_has_loaded_ffmpeg(worker) for worker in workers),
+             max(deadline - time.monotonic(), 1), "the worker to load FFmpeg's libraries")
     # Frozen, the worker cannot notice a closed pipe on its next progress line: only the
     # kernel's parent-death signal can end it (a worker hung inside a codec call is the same).
     for worker in workers:
@@ -191,7 +190,7 @@ def test_sigkill_of_the_supervisor_takes_the_worker_with_it(long_clip: Path,
     try:
         child.kill()
         child.communicate(timeout=60)
-        assert _ended(workers, timeout=10), "the worker outlived its SIGKILLed supervisor"
+        wait_for(lambda: _ended(workers), 10, "the worker to end with its SIGKILLed supervisor")
     finally:
         for worker in workers:
             with contextlib.suppress(psutil.Error):
@@ -199,19 +198,14 @@ def test_sigkill_of_the_supervisor_takes_the_worker_with_it(long_clip: Path,
     assert not dst.exists()
 
 
-def _ended(processes: list[psutil.Process], timeout: float) -> bool:
+def _ended(processes: list[psutil.Process]) -> bool:
     """All gone or zombies (an orphan is reaped by init, which may take its time here)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        running = []
-        for process in processes:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                if process.status() != psutil.STATUS_ZOMBIE:
-                    running.append(process)
-        if not running:
-            return True
-        time.sleep(0.1)
-    return False
+    running = []
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if process.status() != psutil.STATUS_ZOMBIE:
+                running.append(process)
+    return not running
 
 
 def _has_loaded_ffmpeg(process: psutil.Process) -> bool:

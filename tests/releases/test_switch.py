@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from tests.fakes.world import FakeVm
+from vmkeeper.adapters import http
 from vmkeeper.releases import store
 from vmkeeper.releases.activation import Target
 
@@ -101,3 +103,19 @@ def test_a_failing_pm2_save_is_a_value_of_the_outcome(vm: FakeVm) -> None:
     outcome = vm.switcher().switch_to(new, old)
     assert outcome.serving and not outcome.saved and "Failed to save" in (outcome.save_error or "")
     assert _dump_cwd(vm) == str(old.app_dir)  # the dump still says the old release
+
+
+def test_a_replaced_gate_decides_readiness_and_its_no_reverts(vm: FakeVm) -> None:
+    old, new = vm.release("aaaaaaa"), vm.release("bbbbbbb", stamp="20260102T000000Z")
+    vm.run_frontend(old)
+    default = vm.switcher()
+
+    def only_old(target: Target) -> http.Readiness:
+        # A stricter gate than the default (the site answers for the new release too).
+        return default.wait_until_serving(target.app_dir) if target == old \
+            else http.Readiness(False, 5.0, {"gate": "not warmed up"})
+
+    outcome = dataclasses.replace(default, gate=only_old).switch_to(new, old)
+    assert not outcome.serving and outcome.failure is not None
+    assert "not warmed up" in outcome.failure and not outcome.revert_failed
+    assert _frontend_cwd(vm) == old.app_dir and _dump_cwd(vm) == str(old.app_dir)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +16,6 @@ import psutil
 
 from vmkeeper import proc
 from vmkeeper.errors import CommandError
-
-Runner = Callable[..., proc.Result]
 
 
 @dataclass(frozen=True)
@@ -158,7 +156,7 @@ def ss_argv() -> list[str]:
     return ["ss", "-Hltnp"]
 
 
-def listeners(ports: Iterable[int], *, timeout: float, runner: Runner = proc.run
+def listeners(ports: Iterable[int], *, timeout: float, runner: proc.Runner = proc.run
               ) -> tuple[list[Listener], str]:
     """Listening sockets on ``ports`` with their owners, and which source said so."""
     wanted = list(ports)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,7 @@ import psutil
 
 from vmkeeper import proc
 from vmkeeper.errors import VmkeeperError
-
-Runner = Callable[..., proc.Result]
+from vmkeeper.jsonable import parse_json
 
 
 class Pm2OutputError(VmkeeperError):
@@ -127,7 +126,7 @@ def _json_array(text: str, what: str) -> list[Any]:
     error: json.JSONDecodeError | None = None
     for candidate in candidates:
         try:
-            data = json.loads(candidate)
+            data = parse_json(candidate, what, error=Pm2OutputError)
         except json.JSONDecodeError as failed:
             error = error or failed
             continue
@@ -147,7 +146,7 @@ def parse_jlist(text: str) -> list[Pm2App]:
 def parse_dump(text: str) -> list[Pm2App]:
     """dump.pm2 as `pm2 save` writes it: one (pretty-printed) JSON array of app entries."""
     try:
-        data = json.loads(text)
+        data = parse_json(text, "dump.pm2", error=Pm2OutputError)
     except json.JSONDecodeError as error:
         raise Pm2OutputError(f"dump.pm2 is not JSON ({error.msg} at line {error.lineno}).") from None
     if not isinstance(data, list):
@@ -164,6 +163,14 @@ def start_file_argv(pm2_bin: str, name: str, path: str | Path) -> list[str]:
     return [pm2_bin, "start", str(path), "--name", name]
 
 
+def restart_argv(pm2_bin: str, name: str) -> list[str]:
+    return [pm2_bin, "restart", name, "--update-env"]
+
+
+def resurrect_argv(pm2_bin: str) -> list[str]:
+    return [pm2_bin, "resurrect"]
+
+
 @dataclass(frozen=True)
 class Pm2:
     """A PM2 installation: its program, its PM2_HOME, and how long one call may take."""
@@ -171,7 +178,7 @@ class Pm2:
     bin: str
     home: Path
     timeout: float = 30.0
-    runner: Runner = proc.run
+    runner: proc.Runner = proc.run
 
     @property
     def dump_path(self) -> Path:
@@ -233,13 +240,13 @@ class Pm2:
         return self._run([self.bin, "stop", name])
 
     def restart(self, name: str) -> proc.Result:
-        return self._run([self.bin, "restart", name, "--update-env"])
+        return self._run(restart_argv(self.bin, name))
 
     def save(self, *, force: bool = False) -> proc.Result:
         return self._run([self.bin, "save", *(["--force"] if force else [])])
 
     def resurrect(self) -> proc.Result:
-        return self._run([self.bin, "resurrect"], timeout=max(self.timeout, 60))
+        return self._run(resurrect_argv(self.bin), timeout=max(self.timeout, 60))
 
     def kill(self) -> proc.Result:
         return self._run([self.bin, "kill"], check=False, timeout=max(self.timeout, 60))

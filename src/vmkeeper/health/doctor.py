@@ -19,7 +19,7 @@ from vmkeeper.errors import VmkeeperError
 from vmkeeper.gather import Gathering, Got
 from vmkeeper.health import checks as judge
 from vmkeeper.health.facts import proxy_lines
-from vmkeeper.health.model import Check, Layer, Status, worst
+from vmkeeper.health.model import Cause, Check, Layer, Status, worst
 from vmkeeper.settings import Settings
 
 
@@ -123,7 +123,7 @@ def switch_snippet_check(settings: Settings) -> Check:
         "VirtualHost that proxies the site, just above its `ProxyPass /` line (with "
         "`a2enmod rewrite`, then `apachectl graceful`):\n"
         + apache_adapter.snippet(include).rstrip("\n"),
-        None, expected, Layer.APACHE, reason="no_switch_snippet",
+        None, expected, Layer.APACHE, reason=Cause.NO_SWITCH_SNIPPET,
         details={"snippet": apache_adapter.snippet(include)},
     )
 

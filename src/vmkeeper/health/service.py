@@ -11,7 +11,7 @@ from vmkeeper.health import checks as judge
 from vmkeeper.health import facts as gathering
 from vmkeeper.health.model import Check, HealthReport, Layer, worst
 from vmkeeper.health.report import load_restarts, save_restarts, write_prometheus
-from vmkeeper.health.verdict import verdict
+from vmkeeper.health.verdict import diagnose
 from vmkeeper.releases import store
 from vmkeeper.settings import Settings
 
@@ -33,8 +33,8 @@ def run_health(settings: Settings, *, prometheus: Path | None = None, remember: 
 
 
 def report_from_checks(checks: list[Check], seconds: float, mode: str) -> HealthReport:
-    """The report of judged checks: the worst status and the chain's verdict."""
-    found = verdict(checks)
+    """The report of judged checks: the worst status and the chain's one diagnosis."""
+    found = diagnose(checks, mode)
     return HealthReport(
         status=worst(c.status for c in checks),
         verdict=found.line,

@@ -14,16 +14,12 @@ the same :func:`vmkeeper.media.supervisor.supervise` in-process: one implementat
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-
-import structlog
 
 from vmkeeper.adapters.ffmpeg import MediaInfo
 from vmkeeper.errors import CommandNotFound, MediaError, MediaRejected, UsageError
@@ -49,17 +45,11 @@ class ReverseResult:
     peak_memory_bytes: int | None = None  # parent + worker, sampled, and the worker's own peak
 
 
-def json_log() -> Any:
+def json_log() -> supervisor.JsonLog:
     # One JSON line per reversal on stderr, where PM2 and journald collect it; stdout stays the
-    # command's own (`--json` prints one object there and nothing else). The supervisor script
-    # writes the same record without structlog (supervisor.JsonLog).
-    return structlog.wrap_logger(
-        structlog.PrintLogger(sys.stderr),
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        processors=[structlog.processors.add_log_level,
-                    structlog.processors.TimeStamper(fmt="iso", utc=True),
-                    structlog.processors.JSONRenderer()],
-    )
+    # command's own (`--json` prints one object there and nothing else). The same writer as the
+    # supervisor script's, so the record is vmkeeper.logrecord's in every process.
+    return supervisor.JsonLog()
 
 
 def container_for(destination: Path) -> str:

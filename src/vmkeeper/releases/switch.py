@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Protocol, Self
 
 from vmkeeper.adapters import http
 from vmkeeper.adapters.pm2 import Pm2
@@ -57,9 +57,19 @@ class SwitchOutcome:
         return self.target if self.serving else self.previous
 
 
+class Gate(Protocol):
+    """When is a target serving? The default gate is :meth:`Switcher.wait_until_serving`; an
+    activation that serves a release elsewhere first (another name, another port) brings its
+    own."""
+
+    def __call__(self, target: Target) -> Readiness: ...
+
+
 @dataclass(frozen=True)
 class Switcher:
-    """What a switch uses; the fast tests pass the fake PM2 world, its fake site and clock."""
+    """What a switch uses; the fast tests pass the fake PM2 world, its fake site and clock.
+    ``activation`` and ``gate`` are the replaceable steps (how a release goes live, how its
+    readiness is judged)."""
 
     settings: Settings
     pm2: Pm2
@@ -67,6 +77,7 @@ class Switcher:
     probe: http.Prober = http.probe
     clock: http.Clock = time.monotonic
     sleep: http.Sleep = time.sleep
+    gate: Gate | None = None
 
     def wait_until_serving(self, app_dir: Path, timeout: float | None = None) -> Readiness:
         """The frontend answers its expected status AND PM2 runs `frontend-dev` online from
@@ -91,7 +102,8 @@ class Switcher:
         """Activate and wait; the error is a phrase that follows "the release …"."""
         try:
             self.activation.activate(target)
-            ready = self.wait_until_serving(target.app_dir)
+            ready = self.gate(target) if self.gate is not None \
+                else self.wait_until_serving(target.app_dir)
         except (VmkeeperError, OSError) as error:
             return None, f"could not be started ({_sentence(error)})"
         if not ready.ok:

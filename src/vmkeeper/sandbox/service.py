@@ -25,6 +25,7 @@ from vmkeeper.adapters import apache as apache_adapter
 from vmkeeper.adapters import host, host_commands, http
 from vmkeeper.adapters.git import Git
 from vmkeeper.adapters.pm2 import Pm2, Pm2App
+from vmkeeper.atomic import write_atomic
 from vmkeeper.errors import SandboxError, VmkeeperError
 from vmkeeper.health.service import run_status
 from vmkeeper.progress import Phase, Progress, ProgressEvent, note, silent
@@ -114,8 +115,7 @@ def media_token(layout: Layout) -> str:
     path = layout.state / "media.token"
     if not path.exists():
         layout.state.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24))
-        path.chmod(0o600)
+        write_atomic(path, secrets.token_urlsafe(24))  # 0600 from the start: it is a secret
     return path.read_text().strip()
 
 
@@ -408,23 +408,13 @@ def ensure_apache_running(layout: Layout, apache: apache_adapter.Apache) -> None
 
 
 def wait_for_site(settings: Settings, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    checks = {
+    """The site through Apache and the API answer as the runbook's health says, or raise."""
+    ready = http.wait_until_answering({
         settings.public_url + "/": 200,
         f"http://127.0.0.1:{settings.apps.backend.port}/api/auth/me": 401,
-    }
-    last: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        pending = False
-        for url, expected in checks.items():
-            result = http.probe(url, timeout=5)
-            last[url] = http.describe(result)
-            pending = pending or result.status != expected
-        if not pending:
-            return
-        time.sleep(0.5)
-    summary = "; ".join(f"{url} → {seen}" for url, seen in last.items())
-    raise SandboxError(f"the site did not come up within {timeout:g} s: {summary}")
+    }, timeout=timeout, interval=0.5)
+    if not ready.ok:
+        raise SandboxError(f"the site did not come up within {timeout:g} s: {ready.last}")
 
 
 def status(layout: Layout, steps: list[str] | None = None) -> SandboxStatus:
