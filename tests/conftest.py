@@ -10,7 +10,12 @@ from dataclasses import dataclass
 
 import pytest
 
+from vmkeeper import logs
 from vmkeeper.cli.main import main
+
+# The test run is an entry point too: importing vmkeeper configures nothing, so configure here
+# (structlog's own default would print debug lines on stdout).
+logs.configure()
 
 
 @dataclass(frozen=True)

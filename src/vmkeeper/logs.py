@@ -1,6 +1,7 @@
 """Logging: structlog to stderr, warnings and up by default, never on stdout (--json owns it).
 
 ``VMKEEPER_LOG_LEVEL`` (debug, info, warning…) and ``VMKEEPER_LOG_FORMAT=json`` change it.
+Entry points call :func:`configure` (the CLI's ``main``); importing vmkeeper configures nothing.
 """
 
 from __future__ import annotations
@@ -12,14 +13,19 @@ import sys
 import structlog
 
 
+def json_format() -> bool:
+    """Whether log records are asked for as JSON lines (``VMKEEPER_LOG_FORMAT=json``)."""
+    return os.environ.get("VMKEEPER_LOG_FORMAT", "").lower() == "json"
+
+
 def configure(level: str | None = None, fmt: str | None = None) -> None:
     name = (level or os.environ.get("VMKEEPER_LOG_LEVEL") or "warning").upper()
     numeric = logging.getLevelName(name)
     if not isinstance(numeric, int):
         numeric = logging.WARNING
-    json_format = (fmt or os.environ.get("VMKEEPER_LOG_FORMAT") or "").lower() == "json"
+    as_json = fmt.lower() == "json" if fmt else json_format()
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json_format
+        structlog.processors.JSONRenderer() if as_json
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(

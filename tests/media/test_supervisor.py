@@ -7,7 +7,6 @@ These run the installed ``vmkeeper`` script as a child, so the CLI really replac
 from __future__ import annotations
 
 import contextlib
-
 import dataclasses
 import json
 import os
@@ -25,7 +24,7 @@ from tests.media.helpers import run
 from vmkeeper.jsonable import to_jsonable
 from vmkeeper.media.job import ReverseStats
 from vmkeeper.media.service import ReverseResult
-from vmkeeper.media.supervisor import WORKER_SCRIPT as WORKER
+from vmkeeper.media.supervisor import WORKER_MODULE as WORKER
 from vmkeeper.settings import MediaSettings
 
 pytestmark = pytest.mark.slow
@@ -61,7 +60,7 @@ def _reversing(parent: psutil.Process) -> bool:
     """Whether ``parent``'s reversal worker (not its probe child) is running."""
     for process in parent.children():
         try:
-            if process.cmdline()[2:4] == [WORKER, "reverse"]:
+            if process.cmdline()[3:5] == [WORKER, "reverse"]:
                 return True
         except psutil.Error:
             continue
@@ -114,6 +113,7 @@ def test_cli_human_output_and_exit_codes(clips: Clips, tmp_path: Path) -> None:
 def test_cli_timeout_leaves_no_process_no_partial_no_temp_dir(long_clip: Path,
                                                               tmp_path: Path) -> None:
     dst = tmp_path / "out" / "reversed.mp4"
+    dst.parent.mkdir()  # `media reverse` never creates DST's folder
     child = _start(tmp_path, str(long_clip), str(dst), "--json",
                    FFMPEG_REVERSE_TIMEOUT_MS="2000")
     stdout, stderr = child.communicate(timeout=120)
@@ -136,7 +136,7 @@ def test_the_process_waiting_for_the_worker_is_small(long_clip: Path, tmp_path: 
         try:
             if _reversing(parent):
                 worker_seen = True
-                assert "supervisor.py" in " ".join(parent.cmdline())  # the CLI exec'd it
+                assert "vmkeeper.media.supervisor" in parent.cmdline()  # the CLI exec'd it
                 samples.append(parent.memory_info().rss)
         except psutil.Error:
             pass
@@ -163,7 +163,8 @@ def _start_reversing(tmp_path: Path, clip: Path, dst: Path
 def test_sigterm_to_the_supervisor_kills_the_worker_and_cleans_up(long_clip: Path,
                                                                   tmp_path: Path) -> None:
     dst = tmp_path / "out" / "reversed.mp4"
-    child, parent, deadline = _start_reversing(tmp_path, long_clip, dst)
+    dst.parent.mkdir()  # `media reverse` never creates DST's folder
+    child, _parent, _deadline = _start_reversing(tmp_path, long_clip, dst)
     child.terminate()
     child.communicate(timeout=60)
     assert child.returncode == 128 + 15
@@ -175,6 +176,7 @@ def test_sigterm_to_the_supervisor_kills_the_worker_and_cleans_up(long_clip: Pat
 def test_sigkill_of_the_supervisor_takes_the_worker_with_it(long_clip: Path,
                                                             tmp_path: Path) -> None:
     dst = tmp_path / "out" / "reversed.mp4"
+    dst.parent.mkdir()  # `media reverse` never creates DST's folder
     child, parent, deadline = _start_reversing(tmp_path, long_clip, dst)
     workers = parent.children(recursive=True)
     assert workers

@@ -16,8 +16,7 @@ from pydantic import BaseModel
 
 from vmkeeper.agent import metrics
 from vmkeeper.jsonable import to_jsonable
-from vmkeeper.media.jobs import JobState
-from vmkeeper.media.queue import (
+from vmkeeper.media.jobqueue import (
     BreakerRefused,
     Disposition,
     JobNotFound,
@@ -26,6 +25,7 @@ from vmkeeper.media.queue import (
     MediaQueue,
     SourceMissing,
 )
+from vmkeeper.media.jobs import JobState
 
 
 class ReverseRequest(BaseModel):

@@ -18,6 +18,7 @@ ClickException: type[Exception] = next(
     base for base in typer.BadParameter.__mro__ if base.__name__ == "ClickException"
 )
 
+from vmkeeper import logs
 from vmkeeper.cli import config as config_cli
 from vmkeeper.cli.common import CliState, stderr_console
 from vmkeeper.errors import VmkeeperError
@@ -82,6 +83,9 @@ def _crash_log(error: BaseException) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` and return the exit code; errors never escape as tracebacks."""
+    # The entry point configures logging (importing the package does not): before anything logs,
+    # since structlog's default prints debug lines on stdout, which --json owns.
+    logs.configure()
     _register()
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
