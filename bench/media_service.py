@@ -28,7 +28,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.media_service.helpers import TOKEN, corrupt, make_video
-from vmkeeper import proc
+from vmkeeper import logs, proc
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -44,6 +44,7 @@ def _mib(value: float | None) -> str:
 
 
 def main() -> int:
+    logs.configure()  # an entry point: importing vmkeeper configures nothing
     parser = argparse.ArgumentParser()
     parser.add_argument("--videos", type=int, default=4)
     parser.add_argument("--copies", type=int, default=5, help="submissions of each good key")
