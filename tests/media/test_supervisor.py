@@ -220,3 +220,48 @@ def _has_loaded_ffmpeg(process: psutil.Process) -> bool:
         return any("libavcodec" in region.path for region in process.memory_maps())
     except psutil.Error:
         return False
+
+
+def test_a_symlink_planted_at_the_temporary_name_is_not_written_through(
+        clips: Clips, tmp_path: Path) -> None:
+    # The old partial name was predictable (".out.partial-<pid>.mp4" beside DST): a symlink
+    # planted there sent the worker's output into the victim and left DST a link to it.
+    victim = tmp_path / "victim.conf"
+    victim.write_text("precious\n")
+    dst = tmp_path / "out.mp4"
+    for pid in {os.getpid(), os.getppid()}:
+        (tmp_path / f".out.partial-{pid}.mp4").symlink_to(victim)
+    result = run(MediaSettings(), clips.tiny, dst)
+    assert result.ok, result.error
+    assert victim.read_text() == "precious\n"
+    assert dst.is_file() and not dst.is_symlink()
+    leftovers = {p.name for p in tmp_path.iterdir()} - {"victim.conf", "out.mp4"}
+    assert all(name.startswith(".out.partial-") for name in leftovers)  # only what we planted
+
+
+def test_a_symlink_at_dst_is_replaced_never_written_through(clips: Clips,
+                                                            tmp_path: Path) -> None:
+    victim = tmp_path / "victim.conf"
+    victim.write_text("precious\n")
+    dst = tmp_path / "out.mp4"
+    dst.symlink_to(victim)
+    result = run(MediaSettings(), clips.tiny, dst)
+    assert result.ok, result.error
+    assert victim.read_text() == "precious\n"
+    assert dst.is_file() and not dst.is_symlink() and dst.stat().st_size > 0
+
+
+def test_the_partial_output_lives_in_a_private_folder(clips: Clips, tmp_path: Path) -> None:
+    dst = tmp_path / "out.mp4"
+    seen: list[tuple[str, int]] = []
+
+    def watch(_event: object) -> None:
+        for entry in tmp_path.iterdir():
+            if entry.name.startswith(".out.vmkeeper-"):
+                seen.append((entry.name, entry.stat().st_mode & 0o777))
+
+    from vmkeeper.media.service import reverse
+
+    assert reverse(MediaSettings(), clips.tiny, dst, watch).ok
+    assert seen and all(mode == 0o700 for _name, mode in seen)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # the folder is gone
