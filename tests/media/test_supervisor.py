@@ -104,6 +104,14 @@ def test_cli_human_output_and_exit_codes(clips: Clips, tmp_path: Path) -> None:
     assert child.returncode == 0, stderr
     assert stdout.startswith(f"{tmp_path / 'out.mp4'}: 15 frames reversed in ")
     assert "reversed 15 of 15 frames (100%)" in stderr
+    # Human output only (what `make demo` shows): the JSON record only when asked for.
+    assert not [line for line in stderr.splitlines() if line.startswith("{")], stderr
+    asked = _start(tmp_path, str(clips.tiny), str(tmp_path / "out2.mp4"),
+                   VMKEEPER_LOG_FORMAT="json")
+    _stdout, stderr = asked.communicate(timeout=120)
+    assert asked.returncode == 0, stderr
+    records = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert [record["event"] for record in records] == ["media.reverse"]
     refused = _start(tmp_path, str(clips.audio_only), str(tmp_path / "no.mp4"))
     stdout, stderr = refused.communicate(timeout=120)
     assert refused.returncode == 1 and stdout == ""
