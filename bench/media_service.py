@@ -4,7 +4,9 @@ Two phases against one service:
 1. throughput — every good key submitted several times at once (duplicates); the queue drains.
    Baseline: one `vmkeeper media reverse` of the same clip run alone from the shell (median of
    3), i.e. doing the jobs by hand one after another. ``throughput × baseline seconds`` is the
-   ratio: 1.0 means the service adds nothing per job over the lean CLI path.
+   ratio: 1.0 means the service adds nothing per job over the lean CLI path. And the per-job
+   overhead in the same run, so under the same load: the reversal workers' lifetimes (sampled
+   every 50 ms) over the phase's wall time — 1.0 would be a worker running at every instant.
 2. hostile — corrupt media, an empty file, path escapes, an over-long key, a body over the cap,
    a non-ASCII token: what each got, and the time the runner spent on them.
 
@@ -59,6 +61,8 @@ class Sampler:
     def __init__(self, pid: int) -> None:
         self.service = psutil.Process(pid)
         self.peaks = {"service": 0, "idle service": 0, "supervising": 0, "worker": 0}
+        # pid -> (started, last seen): how long each reversal worker ran, seen every 50 ms
+        self.workers: dict[int, tuple[float, float]] = {}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -84,6 +88,8 @@ class Sampler:
                     key = "supervising"
                 elif "reverse" in line and "worker" in line:
                     key = "worker"
+                    first, _last = self.workers.get(process.pid, (process.create_time(), 0.0))
+                    self.workers[process.pid] = (first, time.time())
                 else:
                     continue
                 self.peaks[key] = max(self.peaks[key], process.memory_info().rss)
@@ -179,6 +185,7 @@ def main() -> int:
             answers = _submit_all(url, [p.name for p in good for _ in range(args.copies)])
             jobs = _drain(url, {a.json()["id"] for a in answers if a.status_code in (200, 202)})
             wall = time.monotonic() - started
+            reversing = [last - first for first, last in sampler.workers.values()]
             hostile_started = time.monotonic()
             hostile_answers = _submit_all(url, ["corrupt1.mp4", "corrupt2.mp4", "empty.mp4",
                                                 "../etc/passwd", "/etc/passwd"])
@@ -188,15 +195,16 @@ def main() -> int:
             hostile_wall = time.monotonic() - hostile_started
         service.popen.terminate()
         service.popen.wait(timeout=30)
-    _print(args, folder, by_hand, wall, jobs, answers, hostile, hostile_answers, hostile_wall,
-           extra, sampler.peaks)
+    _print(args, folder, by_hand, (wall, reversing), jobs, answers, hostile, hostile_answers,
+           hostile_wall, extra, sampler.peaks)
     return 0
 
 
-def _print(args: argparse.Namespace, folder: Path, by_hand: float, wall: float,
-           jobs: list[dict[str, Any]], answers: list[httpx.Response],
+def _print(args: argparse.Namespace, folder: Path, by_hand: float,
+           phase: tuple[float, list[float]], jobs: list[dict[str, Any]], answers: list[httpx.Response],
            hostile: list[dict[str, Any]], hostile_answers: list[httpx.Response],
            hostile_wall: float, extra: list[tuple[str, int]], peaks: dict[str, int]) -> None:
+    wall, reversing = phase
     done = [j for j in jobs if j["state"] == "done"]
     seconds = [j["seconds"] for j in done if j["seconds"]]
     one_job = statistics.median(seconds) if seconds else 0
@@ -213,6 +221,10 @@ def _print(args: argparse.Namespace, folder: Path, by_hand: float, wall: float,
         ("phase 1 wall (good jobs)", f"{wall:.1f} s"),
         ("throughput (good jobs)", f"{len(done) / wall * 60:.1f} /min"),
         ("throughput vs the baseline", f"{len(done) / wall * by_hand:.2f}x"),
+        ("the reversal alone (worker lifetime) p50", f"{statistics.median(reversing):.2f} s"
+         if reversing else "-"),
+        ("throughput vs 1 ÷ reversal seconds", f"{sum(reversing) / wall:.2f}x"
+         if reversing else "-"),
         ("queue wait p50 / max", f"{statistics.median(waits):.1f} / {max(waits):.1f} s"
          if waits else "-"),
         ("hostile: HTTP 202 / 400", f"{statuses.count(202)} / {statuses.count(400)}"),
