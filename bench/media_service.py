@@ -38,8 +38,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.media_service.helpers import TOKEN, corrupt, make_video
+from tests.media_service.helpers import TOKEN, corrupt
 from vmkeeper import logs, proc
+from vmkeeper.media.clips import Clip, Sound, make_clip
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 FINISHED = ("done", "failed", "rejected")
@@ -155,7 +156,8 @@ def main() -> int:
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-media-service-"))
     uploads = folder / "uploads"
-    good = [make_video(uploads / f"v{n}.mp4", args.seconds, args.size, 30)
+    good = [make_clip(uploads / f"v{n}.mp4", Clip(size=args.size, seconds=args.seconds, gop=30,
+                                                  sound=Sound.BEEP))
             for n in range(args.videos)]
     corrupt(good[0], uploads / "corrupt1.mp4")
     corrupt(good[-1], uploads / "corrupt2.mp4")

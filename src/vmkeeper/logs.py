@@ -9,8 +9,20 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
+
+from vmkeeper import logrecord
+
+
+def _as_record(_logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
+    """Every record in vmkeeper.logrecord's shape: its timestamp, then level, event, fields."""
+    fields = dict(event_dict)
+    event = str(fields.pop("event", ""))
+    level = str(fields.pop("level", method))
+    return logrecord.record(event, level, **fields)
 
 
 def json_format() -> bool:
@@ -25,13 +37,13 @@ def configure(level: str | None = None, fmt: str | None = None) -> None:
         numeric = logging.WARNING
     as_json = fmt.lower() == "json" if fmt else json_format()
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if as_json
+        structlog.processors.JSONRenderer(default=str, ensure_ascii=False) if as_json
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _as_record,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

@@ -50,6 +50,8 @@ class ReleasesSettings(_Section):
     # Free space a new release needs beyond the previous release's size (node_modules varies).
     disk_margin_mb: int = Field(200, ge=0)
     git_timeout_s: float = Field(120, gt=0)
+    # The zero-downtime switch starts the new release here first, as a temporary PM2 app.
+    spare_port: int = Field(3002, ge=1, le=65535)
 
 
 class AppSettings(_Section):
@@ -88,6 +90,12 @@ class ProxySettings(_Section):
     error_log: Path = Path("/var/log/apache2/error.log")
     config: Path = Path("/etc/apache2/apache2.conf")
     bin: str = "apache2"
+    # The zero-downtime switch (docs/deploy-switch.md): the file vmkeeper writes and the VM's
+    # vhost includes in place of its frontend ProxyPass, and how Apache is told to reread it.
+    frontend_include: Path = Path("/etc/vmkeeper/apache-frontend.conf")
+    graceful_command: list[str] = ["sudo", "-n", "apachectl", "graceful"]
+    # Longest a request may still be running on the old server after the switch (ProxyTimeout).
+    drain_timeout_s: float = Field(35, gt=0)
 
 
 class Pm2Settings(_Section):

@@ -16,8 +16,8 @@ from urllib.parse import quote
 import pytest
 
 from tests.conftest import CliRun
+from vmkeeper.diagnose.archive import BundleError
 from vmkeeper.diagnose.bundle import (
-    BundleError,
     BundleOptions,
     Piece,
     Skipped,

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import stat
 import time
 from pathlib import Path
 
 from vmkeeper.adapters import host, http, systemd
 from vmkeeper.adapters.pm2 import Pm2App, parse_jlist
+from vmkeeper.gather import Got
 from vmkeeper.health import checks, report
-from vmkeeper.health.facts import Facts, Got, Pm2Snapshot
-from vmkeeper.health.model import HealthReport, Layer, Status, worst
-from vmkeeper.health.verdict import verdict
+from vmkeeper.health.facts import Facts, Pm2Snapshot
+from vmkeeper.health.model import Cause, HealthReport, Layer, Status, worst
+from vmkeeper.health.verdict import diagnose
 from vmkeeper.settings import Settings
 
 DATA = Path(__file__).parents[1] / "data"
@@ -56,7 +58,7 @@ def facts(**change: object) -> Facts:
 
 def judge(f: Facts, mode: str = "pm2") -> tuple[Status, str, Layer | None]:
     found = checks.evaluate(f, S, mode)
-    v = verdict(found)
+    v = diagnose(found)
     return worst(c.status for c in found), v.line, v.layer
 
 
@@ -102,7 +104,7 @@ def test_restarts_grown_since_the_previous_run_are_flapping() -> None:
     found = checks.evaluate(facts(pm2=Got(Pm2Snapshot(42, apps)),
                                   previous_restarts=previous), S, "pm2")
     backend = next(c for c in found if c.name == "pm2:backend-dev")
-    assert backend.status is Status.WARN and backend.reason == "flapping"
+    assert backend.status is Status.WARN and backend.reason is Cause.FLAPPING
 
 
 def test_a_foreign_process_on_an_app_port_is_the_first_broken_layer() -> None:
@@ -181,7 +183,7 @@ def test_a_source_that_failed_is_unknown() -> None:
 
 
 def _report(found: list[checks.Check]) -> HealthReport:
-    v = verdict(found)
+    v = diagnose(found)
     return HealthReport(worst(c.status for c in found), v.line, None, None, found, 0.1, "pm2")
 
 
@@ -195,11 +197,16 @@ def test_prometheus_text_has_help_type_and_one_sample_per_check() -> None:
         assert line.startswith("#") or " " in line
 
 
-def test_prometheus_file_is_written_atomically(tmp_path: Path) -> None:
+def test_prometheus_file_is_written_atomically_and_readable_by_the_collector(
+        tmp_path: Path) -> None:
     target = tmp_path / "textfile" / "vmkeeper.prom"
-    report.write_atomic(target, "a 1\n")
-    report.write_atomic(target, "a 2\n")
-    assert target.read_text() == "a 2\n" and list(target.parent.iterdir()) == [target]
+    target.parent.mkdir()
+    target.write_text("old 1\n")
+    found = checks.evaluate(facts(), S, "pm2")
+    report.write_prometheus(target, _report(found))
+    assert target.read_text().startswith("# HELP vmkeeper_health_status")
+    assert list(target.parent.iterdir()) == [target]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644  # node_exporter runs as its own user
 
 
 def test_restart_counts_round_trip_through_the_state_dir(tmp_path: Path) -> None:

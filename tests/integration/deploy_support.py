@@ -18,6 +18,8 @@ import httpx
 from tests.conftest import CliRun, SandboxHandle
 from tests.support.waiting import wait_for  # noqa: F401 - re-exported for the deploy tests
 from vmkeeper import proc
+from vmkeeper.adapters import apache, host
+from vmkeeper.releases import handover
 from vmkeeper.sandbox.layout import ASSETS
 
 GIT_ID = ["-c", "user.name=test", "-c", "user.email=test@localhost"]
@@ -130,3 +132,20 @@ def child_env(pause_at: str, flag: Path, seconds: float = 120) -> dict[str, str]
     }
 
 
+def assert_runbook_end_state(bed: DeployBed, release: str) -> None:
+    """frontend-dev from the release on FRONT_PORT, saved; nothing of the switch left."""
+    settings, pm2 = bed.sandbox.settings, bed.sandbox.pm2
+    app = pm2.app("frontend-dev")
+    assert app is not None and app.online and app.cwd == bed.releases / release / "frontend"
+    assert app.env_value("FRONT_PORT") == str(settings.apps.frontend.port)
+    assert app.args == ("run", "start")
+    names = [a.name for a in pm2.jlist()]
+    assert handover.temp_name(settings) not in names
+    assert handover.temp_name(settings) not in [a.name for a in pm2.read_dump()]
+    dumped = next(a for a in pm2.read_dump() if a.name == "frontend-dev")
+    assert dumped.cwd == app.cwd
+    assert host.listeners_psutil([settings.releases.spare_port]) == []
+    include = settings.proxy.frontend_include.read_text()
+    assert apache.include_port(include) == settings.apps.frontend.port
+    assert httpx.get(f"http://127.0.0.1:{settings.apps.frontend.port}/", timeout=10
+                     ).status_code == 200

@@ -14,8 +14,15 @@ import httpx
 import pytest
 
 from tests.conftest import CliRun, SandboxHandle
-from tests.integration.deploy_support import DeployBed, child_env, git, wait_for
+from tests.integration.deploy_support import (
+    DeployBed,
+    assert_runbook_end_state,
+    child_env,
+    git,
+    wait_for,
+)
 from vmkeeper import proc
+from vmkeeper.releases import handover
 
 pytestmark = pytest.mark.slow
 
@@ -252,9 +259,16 @@ def test_a_second_deploy_or_rollback_is_refused_while_one_runs(
     assert json.loads(waited.stdout)["ok"] is True
 
 
-# SIGKILL at every step: at its start, and for the long or critical ones once its work is done.
+# SIGKILL at every step: at its start, and for the long or critical ones once its work is done;
+# and at every sub-step of the zero-downtime switch (the sandbox's Apache has the snippet).
+SWITCH_SUB_STEPS = [f"switch/{name}" for name in handover.SUB_STEPS]
 KILL_POINTS = ["pull", "archive", "env", "install", "build", "clean", "switch", "save",
-               "install:end", "build:end", "switch:end", "save:end"]
+               "install:end", "build:end", "switch:end", "save:end", *SWITCH_SUB_STEPS]
+# From the flip on, Apache sends requests to the new release (through the temporary app until
+# `back`); from `back` on, frontend-dev itself runs it.
+SERVES_NEW = {"switch/drain", "switch/restart", "switch/back", "switch/retire", "switch:end",
+              "save", "save:end"}
+ACTIVE_NEW = {"switch/back", "switch/retire", "switch:end", "save", "save:end"}
 
 
 @pytest.mark.parametrize("point", KILL_POINTS)
@@ -271,13 +285,12 @@ def test_sigkill_at_each_step_leaves_the_site_serving_and_the_next_deploy_cleans
         signal_sent = time.monotonic()
         proc.kill_group(child.pid, signal.SIGKILL)
         child.wait()
-    # The site serves at once: the old release, or the new one if the switch had completed.
+    # The site serves at once: the old release, or the new one once Apache was flipped to it.
     response = httpx.get(bed.site, timeout=10)
     assert response.status_code == 200, f"site down after SIGKILL at {point}"
-    switched = point in ("switch:end", "save", "save:end")
-    assert response.headers["x-build-id"] == (new_sha if switched else old_sha)
+    assert response.headers["x-build-id"] == (new_sha if point in SERVES_NEW else old_sha)
     active = bed.releases_json()["active"]
-    assert (active != old) == switched, (point, active, old)
+    assert (active != old) == (point in ACTIVE_NEW), (point, active, old)
     assert time.monotonic() - signal_sent < 30
     # The next deploy takes the lock at once, succeeds, and leaves only good releases.
     run, data = bed.deploy()
@@ -288,6 +301,7 @@ def test_sigkill_at_each_step_leaves_the_site_serving_and_the_next_deploy_cleans
     assert len(listed["releases"]) == 2
     assert listed["active"] == listed["dump_active"] == data["release"]
     assert not [p for p in bed.releases.iterdir() if p.name.startswith((".trash-", ".archive-"))]
+    assert_runbook_end_state(bed, data["release"])  # no temporary app, nothing on the spare
 
 
 def test_sigkill_mid_build_kills_the_orphaned_build_on_the_next_deploy(

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CliRun, SandboxHandle
+from tests.support.waiting import wait_for
 from vmkeeper import proc
 
 pytestmark = pytest.mark.slow
@@ -120,12 +121,9 @@ def test_a_foreign_process_on_the_backend_port_is_named(
 
 def _wait_listening(port: int) -> None:
     import socket
-    import time
 
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"nothing came to listen on {port}")
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_for(listening, 10, f"something to listen on {port}")

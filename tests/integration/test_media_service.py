@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ import psutil
 import pytest
 
 from tests.media_service.helpers import TOKEN, make_video
+from tests.support.waiting import wait_for
 from vmkeeper import proc
 
 pytestmark = pytest.mark.slow
@@ -57,14 +57,12 @@ class Service:
         return found
 
     def wait_finished(self, job_id: str, timeout: float = 120) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def finished() -> dict[str, Any] | None:
             job: dict[str, Any] = httpx.get(f"{self.url}/jobs/{job_id}", headers=AUTH,
                                             timeout=5).json()
-            if job["state"] in ("done", "failed", "rejected"):
-                return job
-            time.sleep(0.2)
-        raise AssertionError(f"job {job_id} did not finish")
+            return job if job["state"] in ("done", "failed", "rejected") else None
+
+        return wait_for(finished, timeout, f"job {job_id} to finish", interval=0.2)
 
 
 @contextmanager
@@ -75,16 +73,10 @@ def service(config: Path, log: Path) -> Iterator[Service]:
     with log.open("ab") as sink, proc.start(
             [sys.executable, "-m", "vmkeeper", "--config", str(config), "media", "serve"],
             timeout=900, stdout=sink, stderr=sink) as running:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert running.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "the service did not come up"
-            time.sleep(0.1)
+        wait_for(lambda: running.poll() is not None
+                 or httpx.get(f"{url}/health", timeout=1).status_code == 200,
+                 30, "the service to answer /health")
+        assert running.poll() is None, log.read_text()
         try:
             yield Service(running, url, log)
         finally:
@@ -162,12 +154,12 @@ def test_sigkill_with_jobs_queued_and_one_running_then_restart_finishes_all(
     with service(config, log) as svc:
         ids = [httpx.post(f"{svc.url}/reverse", json={"key": key}, headers=AUTH,
                           timeout=5).json()["id"] for key in keys]
-        deadline = time.monotonic() + 30
-        while httpx.get(f"{svc.url}/jobs?state=running", headers=AUTH,
-                        timeout=5).json()["jobs"] == []:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        time.sleep(0.5)  # let the worker get going
+        wait_for(lambda: httpx.get(f"{svc.url}/jobs?state=running", headers=AUTH,
+                                   timeout=5).json()["jobs"], 30, "a job to run")
+        # The reversal worker itself, not just the row: it is what must outlive the service.
+        wait_for(lambda: [p for p in _ours(tmp_path)
+                          if "vmkeeper.media.worker" in (p.info["cmdline"] or [])],
+                 30, "the reversal worker to start")
         os.kill(svc.running.pid, signal.SIGKILL)  # the service only: its worker lives on
         svc.running.popen.wait(timeout=10)
     with service(config, log) as svc:

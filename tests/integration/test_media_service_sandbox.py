@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import SandboxHandle
 from tests.media_service.helpers import make_video
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -21,21 +22,20 @@ def test_backend_route_reverses_an_uploaded_video_through_the_media_service(
     make_video(settings.media.storage_root / "tour" / "clip.mp4")
     backend = f"http://127.0.0.1:{settings.apps.backend.port}"
     # The media service may still be starting when PM2 reports it online.
-    deadline = time.monotonic() + 30
-    while True:
+    def submitted() -> httpx.Response | None:
         answer = httpx.post(f"{backend}/api/videos/{quote('tour/clip.mp4', safe='')}/reverse",
                             timeout=15)
-        if answer.status_code != 502 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+        return answer if answer.status_code != 502 else None
+
+    answer = wait_for(submitted, 30, "the backend to reach the media service", interval=0.5)
     assert answer.status_code == 202, answer.text
     job_id = answer.json()["id"]
-    deadline = time.monotonic() + 120
-    while True:
-        job = httpx.get(f"{backend}/api/videos/jobs/{job_id}", timeout=15).json()
-        if job["state"] in ("done", "failed", "rejected") or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    def finished() -> dict[str, Any] | None:
+        job: dict[str, Any] = httpx.get(f"{backend}/api/videos/jobs/{job_id}",
+                                        timeout=15).json()
+        return job if job["state"] in ("done", "failed", "rejected") else None
+
+    job = wait_for(finished, 120, f"job {job_id} to finish", interval=0.5)
     assert job["state"] == "done", job
     assert (settings.media.storage_root / "reversed" / "tour" / "clip.mp4").is_file()
     escape = httpx.post(f"{backend}/api/videos/{quote('../secret.mp4', safe='')}/reverse",

@@ -69,7 +69,7 @@ def test_one_stopped_app_is_restarted(sandbox: SandboxHandle, cli: Callable[...,
     try:
         code, result = recover(sandbox, cli)
         assert code == 0 and result["ok"], result["diagnosis"]
-        assert commands(result) == [f"{sandbox.layout.pm2_bin} restart backend-dev"]
+        assert commands(result) == [f"{sandbox.layout.pm2_bin} restart backend-dev --update-env"]
         assert httpx.get(sandbox.settings.public_url + "/api/auth/me", timeout=10
                          ).status_code == 401
     finally:
@@ -86,7 +86,7 @@ def test_a_crash_looping_app_stops_after_bounded_attempts_with_evidence(
         code, result = recover(sandbox, cli)
         assert code == 1 and not result["ok"]
         assert 1 <= len(result["actions"]) <= 2  # type: ignore[arg-type]
-        assert all(c.endswith("restart fl-executor") for c in commands(result))
+        assert all(c.endswith("restart fl-executor --update-env") for c in commands(result))
         assert result["attempts"] == 2 and "Not healed" in str(result["diagnosis"])
         assert "fl-executor" in str(result["diagnosis"])
         assert not any("git" in c or "executor.js" in c for c in commands(result))

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 
 import httpx
@@ -9,6 +8,7 @@ import psutil
 import pytest
 
 from tests.conftest import CliRun, SandboxHandle
+from tests.support.waiting import wait_for
 from vmkeeper import proc
 from vmkeeper.sandbox import service
 from vmkeeper.sandbox.layout import PLANTED_SECRETS
@@ -114,9 +114,14 @@ def test_down_leaves_no_process_then_up_restores(sandbox: SandboxHandle) -> None
     assert daemon and apache_pid and app_pids
     killed = service.down(sandbox.layout)
     assert killed == []  # the orderly stop left nothing behind
-    time.sleep(0.5)
+    def ended(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
     for pid in [daemon, apache_pid, *app_pids]:
-        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        wait_for(lambda pid=pid: ended(pid), 10, f"process {pid} to end after sandbox down")
     assert service.sandbox_processes(sandbox.layout) == []
     sandbox.restore()
     assert _site(sandbox).status_code == 200

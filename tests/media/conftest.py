@@ -1,44 +1,17 @@
-"""Inputs generated once per session with FFmpeg's lavfi sources: small and short, so fast.
-
-testsrc2's picture changes every frame, so a lost, doubled or swapped frame changes a checksum;
-the stereo tone has a different pitch per channel, so a channel swap shows too. AAC is encoded
-with PNS off (-aac_pns 0): PNS noise would make decodes differ slightly.
-"""
+"""Inputs generated once per session with the project's clip generator (media/clips.py): small
+and short, so fast."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from vmkeeper import proc
 from vmkeeper.adapters.ffmpeg import ffmpeg_binary
+from vmkeeper.media.clips import Clip, Codec, Sound, make_audio, make_clip
 
 FFMPEG = ffmpeg_binary(None)
-AUDIO = "aevalsrc=sin(440*2*PI*t)*0.5|sin(660*2*PI*t)*0.4:s=48000:d={d}"
-
-
-def ffmpeg(*args: str | Path) -> None:
-    proc.run([FFMPEG, "-nostdin", "-v", "error", "-y", *args], timeout=120)
-
-
-def make_clip(path: Path, *, size: str = "160x120", rate: int = 30, seconds: float = 3,
-              gop: int = 30, audio_seconds: float | None = None, video_filter: str | None = None,
-              extra: Sequence[str] = (), audio: bool = True) -> Path:
-    args: list[str | Path] = ["-f", "lavfi", "-i",
-                              f"testsrc2=size={size}:rate={rate}:duration={seconds}"]
-    if audio:
-        args += ["-f", "lavfi", "-i", AUDIO.format(d=audio_seconds or seconds)]
-    if video_filter:
-        args += ["-vf", video_filter, "-fps_mode", "passthrough"]
-    args += ["-c:v", "libx264", "-preset", "veryfast", "-g", str(gop), "-bf", "2",
-             "-pix_fmt", "yuv420p"]
-    if audio:
-        args += ["-c:a", "aac", "-aac_pns", "0", "-b:a", "192k"]
-    ffmpeg(*args, *extra, path)
-    return path
 
 
 @dataclass(frozen=True)
@@ -49,6 +22,8 @@ class Clips:
     rotated: Path
     vfr: Path
     odd: Path
+    odd_vp9: Path
+    open_gop: Path
     offset: Path
     short_audio: Path
     long_audio: Path
@@ -61,23 +36,23 @@ class Clips:
 @pytest.fixture(scope="session")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
     d = tmp_path_factory.mktemp("clips")
-    unrotated = make_clip(d / "unrotated.mp4", seconds=2)
-    ffmpeg("-display_rotation:v:0", "90", "-i", unrotated, "-c", "copy", d / "rotated.mp4")
-    ffmpeg("-f", "lavfi", "-i", AUDIO.format(d=2), "-c:a", "aac", d / "audio_only.m4a")
     return Clips(
-        basic=make_clip(d / "basic.mp4"),
-        qvga=make_clip(d / "qvga.mp4", size="320x240", seconds=2, gop=60),
-        long_gop=make_clip(d / "long_gop.mp4", seconds=4, gop=300),
-        rotated=d / "rotated.mp4",
-        # 20 frames at 20 fps, then 30 fps: a true mirror must keep each frame's duration.
-        vfr=make_clip(d / "vfr.mp4", seconds=3,
-                      video_filter="settb=1/600,setpts='if(lt(N,20),N/20,1+(N-20)/30)/TB'"),
-        odd=make_clip(d / "odd.mp4", size="161x121", seconds=2),
-        offset=make_clip(d / "offset.mp4", seconds=2, extra=["-output_ts_offset", "1.5"]),
-        short_audio=make_clip(d / "short_audio.mp4", seconds=3, audio_seconds=2),
-        long_audio=make_clip(d / "long_audio.mp4", seconds=2, audio_seconds=3),
-        silent=make_clip(d / "silent.mp4", seconds=2, audio=False),
-        tiny=make_clip(d / "tiny.mp4", seconds=0.5),
-        audio_only=d / "audio_only.m4a",
-        slow=make_clip(d / "slow.mp4", size="640x480", seconds=6, gop=60),
+        basic=make_clip(d / "basic.mp4", Clip()),
+        qvga=make_clip(d / "qvga.mp4", Clip(size="320x240", seconds=2, gop=60)),
+        long_gop=make_clip(d / "long_gop.mp4", Clip(seconds=4, gop=300)),
+        rotated=make_clip(d / "rotated.mp4", Clip(seconds=2, rotation=90)),
+        # Every other second at 20 of 30 fps: a true mirror must keep each frame's duration.
+        vfr=make_clip(d / "vfr.mp4", Clip(seconds=3, vfr=True)),
+        # Odd sizes: H.264 4:2:0 cannot have them, so 4:4:4 and VP9 4:2:0 (chroma 81x61).
+        odd=make_clip(d / "odd.mp4", Clip(size="161x121", seconds=2, pix_fmt="yuv444p")),
+        odd_vp9=make_clip(d / "odd.mkv", Clip(size="161x121", seconds=2, codec=Codec.VP9)),
+        open_gop=make_clip(d / "open_gop.mp4", Clip(seconds=3, gop=20, bframes=3,
+                                                    codec=Codec.H264_OPEN_GOP)),
+        offset=make_clip(d / "offset.mp4", Clip(seconds=2, start_s=1.5)),
+        short_audio=make_clip(d / "short_audio.mp4", Clip(seconds=3, audio_seconds=2)),
+        long_audio=make_clip(d / "long_audio.mp4", Clip(seconds=2, audio_seconds=3)),
+        silent=make_clip(d / "silent.mp4", Clip(seconds=2, sound=Sound.NONE)),
+        tiny=make_clip(d / "tiny.mp4", Clip(seconds=0.5)),
+        audio_only=make_audio(d / "audio_only.m4a", seconds=2),
+        slow=make_clip(d / "slow.mp4", Clip(size="640x480", seconds=6, gop=60)),
     )

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.media.conftest import Clips, ffmpeg
+from tests.media.conftest import FFMPEG, Clips
 from tests.media.helpers import run
 from vmkeeper.cli.main import main
 from vmkeeper.errors import MediaRejected
 from vmkeeper.media import service
+from vmkeeper.media.clips import remux
 from vmkeeper.media.probe import probe_media
 from vmkeeper.settings import MediaSettings
 
@@ -54,7 +55,8 @@ def bad_files(clips: Clips, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     no_index = d / "no_index.mp4"  # moov at the end, cut off
     no_index.write_bytes(whole[: len(whole) // 2])
     faststart = d / "faststart.mp4"
-    ffmpeg("-i", clips.basic, "-c", "copy", "-movflags", "+faststart", faststart)
+    remux(FFMPEG, ["-i", str(clips.basic), "-c", "copy", "-movflags", "+faststart",
+                   str(faststart)])
     cut = d / "cut_data.mp4"  # moov first, media data cut short
     data = faststart.read_bytes()
     cut.write_bytes(data[: len(data) * 2 // 3])

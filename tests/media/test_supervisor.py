@@ -19,9 +19,11 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.media.conftest import Clips, make_clip
+from tests.media.conftest import Clips
 from tests.media.helpers import run
+from tests.support.waiting import wait_for
 from vmkeeper.jsonable import to_jsonable
+from vmkeeper.media.clips import Clip, make_clip
 from vmkeeper.media.job import ReverseStats
 from vmkeeper.media.service import ReverseResult
 from vmkeeper.media.supervisor import WORKER_MODULE as WORKER
@@ -36,8 +38,8 @@ MiB = 2**20
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Long enough that the worker runs for a few seconds on a busy VM.
-    return make_clip(tmp_path_factory.mktemp("long") / "long.mp4", size="1280x720", seconds=20,
-                     gop=60)
+    return make_clip(tmp_path_factory.mktemp("long") / "long.mp4",
+                     Clip(size="1280x720", seconds=20, gop=60))
 
 
 def _start(tmp_path: Path, *args: str, **env: str) -> subprocess.Popen[str]:
@@ -162,9 +164,9 @@ def _start_reversing(tmp_path: Path, clip: Path, dst: Path
     child = _start(tmp_path, str(clip), str(dst), "--json")
     parent = psutil.Process(child.pid)
     deadline = time.monotonic() + 60
-    while not _reversing(parent):
-        assert child.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for(lambda: _reversing(parent) or child.poll() is not None, 60,
+             "the reversal worker to start")
+    assert child.poll() is None, child.communicate()
     return child, parent, deadline
 
 
@@ -190,9 +192,8 @@ def test_sigkill_of_the_supervisor_takes_the_worker_with_it(long_clip: Path,
     assert workers
     # The worker asks for the parent-death signal first thing; once it has loaded FFmpeg's
     # libraries it is past that (freezing it during interpreter start-up would test nothing).
-    while not all(_has_loaded_ffmpeg(worker) for worker in workers):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for(lambda: all(_has_loaded_ffmpeg(worker) for worker in workers),
+             max(deadline - time.monotonic(), 1), "the worker to load FFmpeg's libraries")
     # Frozen, the worker cannot notice a closed pipe on its next progress line: only the
     # kernel's parent-death signal can end it (a worker hung inside a codec call is the same).
     for worker in workers:
@@ -200,7 +201,7 @@ def test_sigkill_of_the_supervisor_takes_the_worker_with_it(long_clip: Path,
     try:
         child.kill()
         child.communicate(timeout=60)
-        assert _ended(workers, timeout=10), "the worker outlived its SIGKILLed supervisor"
+        wait_for(lambda: _ended(workers), 10, "the worker to end with its SIGKILLed supervisor")
     finally:
         for worker in workers:
             with contextlib.suppress(psutil.Error):
@@ -208,19 +209,14 @@ def test_sigkill_of_the_supervisor_takes_the_worker_with_it(long_clip: Path,
     assert not dst.exists()
 
 
-def _ended(processes: list[psutil.Process], timeout: float) -> bool:
+def _ended(processes: list[psutil.Process]) -> bool:
     """All gone or zombies (an orphan is reaped by init, which may take its time here)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        running = []
-        for process in processes:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                if process.status() != psutil.STATUS_ZOMBIE:
-                    running.append(process)
-        if not running:
-            return True
-        time.sleep(0.1)
-    return False
+    running = []
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if process.status() != psutil.STATUS_ZOMBIE:
+                running.append(process)
+    return not running
 
 
 def _has_loaded_ffmpeg(process: psutil.Process) -> bool:

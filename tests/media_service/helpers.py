@@ -1,4 +1,4 @@
-"""Test videos from FFmpeg's lavfi, settings for a throwaway storage root, a fake clock."""
+"""Test videos (media/clips.py), settings for a throwaway storage root, a fake clock."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.clock import FakeClock  # noqa: F401 - re-exported for the media tests
-from vmkeeper import proc
-from vmkeeper.adapters.ffmpeg import ffmpeg_binary
+from vmkeeper.media.clips import Clip, Sound, make_clip
 from vmkeeper.settings import Settings
 
 TOKEN = "test-token-0123456789"
@@ -15,13 +14,8 @@ TOKEN = "test-token-0123456789"
 
 def make_video(path: Path, seconds: float = 2, size: str = "160x120", rate: int = 15) -> Path:
     """A tiny H.264 + AAC MP4 (testsrc2 and a sine), GOP of one second."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    proc.run([ffmpeg_binary(None), "-nostdin", "-v", "error", "-y",
-              "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}:duration={seconds}",
-              "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
-              "-c:v", "libx264", "-preset", "veryfast", "-g", str(rate), "-pix_fmt", "yuv420p",
-              "-c:a", "aac", "-shortest", "-threads", "1", str(path)], timeout=120)
-    return path
+    return make_clip(path, Clip(size=size, rate=rate, seconds=seconds, gop=rate,
+                                sound=Sound.BEEP))
 
 
 def corrupt(path: Path, target: Path) -> Path:

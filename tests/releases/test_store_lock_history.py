@@ -48,7 +48,7 @@ def test_meta_round_trip_and_state_change(tmp_path: Path) -> None:
     store.set_state(tmp_path, store.ReleaseState.GOOD, size_bytes=42)
     read = store.read_meta(tmp_path)
     assert read is not None and read.state is store.ReleaseState.GOOD and read.size_bytes == 42
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".meta-")]
+    assert [p.name for p in tmp_path.iterdir()] == [store.MARKER]  # no temporary left
 
 
 def test_remove_release_leaves_no_directory_and_refuses_bad_ids(tmp_path: Path) -> None:

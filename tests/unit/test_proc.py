@@ -6,6 +6,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.support.waiting import wait_for
 from vmkeeper import proc
 from vmkeeper.errors import CommandFailed, CommandNotFound, CommandTimeout
 
@@ -29,17 +30,14 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     assert time.monotonic() - started < 10
     assert "timed out after 1 s" in str(error.value)
     grandchild = int(pid_file.read_text())
-    deadline = time.monotonic() + 5
-    while psutil.pid_exists(grandchild) and time.monotonic() < deadline:
+
+    def gone() -> bool:
         try:
-            if psutil.Process(grandchild).status() == psutil.STATUS_ZOMBIE:
-                break
+            return psutil.Process(grandchild).status() == psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:
-            break
-        time.sleep(0.05)
-    alive = psutil.pid_exists(grandchild) and \
-        psutil.Process(grandchild).status() != psutil.STATUS_ZOMBIE
-    assert not alive, "the sleep started by the child survived the timeout"
+            return True
+
+    wait_for(gone, 5, "the sleep started by the child to end with the timeout")
 
 
 def test_missing_program_raises_command_not_found() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +16,6 @@ import psutil
 
 from vmkeeper import proc
 from vmkeeper.errors import CommandError
-
-Runner = Callable[..., proc.Result]
 
 
 @dataclass(frozen=True)
@@ -158,7 +156,7 @@ def ss_argv() -> list[str]:
     return ["ss", "-Hltnp"]
 
 
-def listeners(ports: Iterable[int], *, timeout: float, runner: Runner = proc.run
+def listeners(ports: Iterable[int], *, timeout: float, runner: proc.Runner = proc.run
               ) -> tuple[list[Listener], str]:
     """Listening sockets on ``ports`` with their owners, and which source said so."""
     wanted = list(ports)
@@ -196,3 +194,16 @@ def processes_working_in(folder: Path) -> list[psutil.Process]:
         if (cwd + os.sep).startswith(inside) and process.info["pid"] != os.getpid():
             found.append(process)
     return found
+
+
+def connections_to(port: int) -> int:
+    """Open TCP connections to 127.0.0.1:``port`` (clients' side): Apache's to a frontend.
+
+    Read from /proc/net/tcp by psutil, which lists every user's sockets (without their pids):
+    Apache runs as www-data, vmkeeper as the deploying user.
+    """
+    return sum(
+        1 for conn in psutil.net_connections(kind="tcp")
+        if conn.raddr and conn.raddr.port == port and conn.status == psutil.CONN_ESTABLISHED
+        and conn.raddr.ip in ("127.0.0.1", "::1", "::ffff:127.0.0.1")
+    )

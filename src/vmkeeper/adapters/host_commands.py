@@ -7,13 +7,13 @@ judges come from adapters.host instead. argv builders are pure; each run has a t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
 
 from vmkeeper import proc
 from vmkeeper.adapters import host
 from vmkeeper.errors import CommandNotFound
 
-Runner = Callable[..., proc.Result]
+_NODE_MAJOR = re.compile(r"v?(\d+)\.")
 
 
 def df_argv(inodes: bool = False) -> list[str]:
@@ -37,6 +37,18 @@ def node_version_argv() -> list[str]:
     return ["node", "-v"]
 
 
+def node_version(*, timeout: float, runner: proc.Runner = proc.run) -> str:
+    """What ``node -v`` prints (``v20.11.1``): health, doctor, the sandbox and the bundle all
+    ask this one way. Raises the CommandError subclasses of proc.run."""
+    return first_line(node_version_argv(), timeout=timeout, runner=runner)
+
+
+def node_major(version: str | None) -> int | None:
+    """20 for ``v20.11.1`` (PM2 reports ``20.11.1``); None when it is not a version."""
+    match = _NODE_MAJOR.match(version or "")
+    return int(match.group(1)) if match else None
+
+
 def npm_version_argv() -> list[str]:
     return ["npm", "-v"]
 
@@ -45,17 +57,17 @@ def ffmpeg_version_argv(ffmpeg: str) -> list[str]:
     return [ffmpeg, "-hide_banner", "-version"]
 
 
-def output(argv: list[str], *, timeout: float, runner: Runner = proc.run) -> str:
+def output(argv: list[str], *, timeout: float, runner: proc.Runner = proc.run) -> str:
     """What ``argv`` prints on stdout. Raises the CommandError subclasses of proc.run."""
     return runner(argv, timeout=timeout).stdout
 
 
-def first_line(argv: list[str], *, timeout: float, runner: Runner = proc.run) -> str:
+def first_line(argv: list[str], *, timeout: float, runner: proc.Runner = proc.run) -> str:
     text = output(argv, timeout=timeout, runner=runner).strip()
     return text.splitlines()[0] if text else ""
 
 
-def listening_text(*, timeout: float, runner: Runner = proc.run) -> tuple[str, str]:
+def listening_text(*, timeout: float, runner: proc.Runner = proc.run) -> tuple[str, str]:
     """Listening TCP sockets as text and which program said so: `ss -ltnp`, else psutil."""
     try:
         return output(ss_argv(), timeout=timeout, runner=runner), "ss -ltnp"

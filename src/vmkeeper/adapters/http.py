@@ -1,12 +1,18 @@
-"""HTTP probes: one request, a hard timeout, and the failure told apart (refused vs timeout)."""
+"""HTTP probes: one request, a hard timeout, and the failure told apart (refused vs timeout);
+and the one readiness wait built on them (the switch's gate, the sandbox's site check)."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import Enum
+from typing import Protocol
 
 import httpx
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
 
 
 class ProbeError(str, Enum):
@@ -59,6 +65,66 @@ def probe(
                      str(error) or f"no answer within {timeout:g} s")
     except httpx.HTTPError as error:
         return Probe(url, None, None, time.monotonic() - started, ProbeError.OTHER, str(error))
+
+
+class Prober(Protocol):
+    """What the readiness wait asks: :func:`probe` itself, or a test's fake of the site."""
+
+    def __call__(self, url: str, *, timeout: float) -> Probe: ...
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """How a wait ended: every URL answered as expected (``ok``) or the time ran out, and what
+    each URL last answered."""
+
+    ok: bool
+    seconds: float
+    answers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def last(self) -> str:
+        if len(self.answers) == 1:
+            return next(iter(self.answers.values()))
+        return "; ".join(f"{url} → {seen}" for url, seen in self.answers.items()) or "not tried"
+
+
+def wait_until_answering(
+    expected: Mapping[str, int],
+    *,
+    timeout: float,
+    interval: float = 0.25,
+    probe: Prober = probe,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = time.sleep,
+    also: Callable[[], str | None] | None = None,
+) -> Readiness:
+    """Poll every URL until each answers its expected status, for at most ``timeout`` seconds.
+
+    ``also`` is asked once all of them do: None when the rest of readiness holds too, else the
+    sentence that says why not (the switch: a 200 from a process that is not the new release).
+    """
+    started = clock()
+    answers = {url: "not tried" for url in expected}
+    while True:
+        pending = False
+        for url, status in expected.items():
+            result = probe(url, timeout=max(min(5.0, timeout), 0.1))
+            if result.status == status:
+                answers[url] = str(status)
+                continue
+            pending = True
+            answers[url] = (f"HTTP {result.status} (expected {status})"
+                            if result.error is None and not result.proxy_unavailable
+                            else describe(result))
+        if not pending:
+            why_not = also() if also is not None else None
+            if why_not is None:
+                return Readiness(True, clock() - started, answers)
+            answers = {url: f"{seen}, but {why_not}" for url, seen in answers.items()}
+        if clock() - started >= timeout:
+            return Readiness(False, clock() - started, answers)
+        sleep(interval)
 
 
 def describe(result: Probe) -> str:

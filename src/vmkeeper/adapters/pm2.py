@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,6 @@ import psutil
 
 from vmkeeper import proc
 from vmkeeper.errors import VmkeeperError
-
-Runner = Callable[..., proc.Result]
 
 
 class Pm2OutputError(VmkeeperError):
@@ -164,6 +162,14 @@ def start_file_argv(pm2_bin: str, name: str, path: str | Path) -> list[str]:
     return [pm2_bin, "start", str(path), "--name", name]
 
 
+def restart_argv(pm2_bin: str, name: str) -> list[str]:
+    return [pm2_bin, "restart", name, "--update-env"]
+
+
+def resurrect_argv(pm2_bin: str) -> list[str]:
+    return [pm2_bin, "resurrect"]
+
+
 @dataclass(frozen=True)
 class Pm2:
     """A PM2 installation: its program, its PM2_HOME, and how long one call may take."""
@@ -171,7 +177,7 @@ class Pm2:
     bin: str
     home: Path
     timeout: float = 30.0
-    runner: Runner = proc.run
+    runner: proc.Runner = proc.run
 
     @property
     def dump_path(self) -> Path:
@@ -233,13 +239,13 @@ class Pm2:
         return self._run([self.bin, "stop", name])
 
     def restart(self, name: str) -> proc.Result:
-        return self._run([self.bin, "restart", name, "--update-env"])
+        return self._run(restart_argv(self.bin, name))
 
     def save(self, *, force: bool = False) -> proc.Result:
         return self._run([self.bin, "save", *(["--force"] if force else [])])
 
     def resurrect(self) -> proc.Result:
-        return self._run([self.bin, "resurrect"], timeout=max(self.timeout, 60))
+        return self._run(resurrect_argv(self.bin), timeout=max(self.timeout, 60))
 
     def kill(self) -> proc.Result:
         return self._run([self.bin, "kill"], check=False, timeout=max(self.timeout, 60))

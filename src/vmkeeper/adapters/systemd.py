@@ -8,15 +8,13 @@ unit to ask, and callers fall back to the PM2 daemon itself.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
 from vmkeeper import proc
-
-Runner = Callable[..., proc.Result]
 
 # What `show` is asked for: enough to tell "active", "failed with oom-kill", "start-limit-hit".
 SHOW_PROPERTIES = (
@@ -144,7 +142,7 @@ class Systemctl:
 
     bin: str = "systemctl"
     timeout: float = 15.0
-    runner: Runner = proc.run
+    runner: proc.Runner = proc.run
 
     def _run(self, argv: Sequence[str], *, check: bool) -> proc.Result:
         return self.runner(list(argv), timeout=self.timeout, check=check)

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from vmkeeper import __version__
-from vmkeeper.cli.common import JsonOption, emit, progress_printer, state
+from vmkeeper.cli.common import JsonOption, emit, event_printer, state
 from vmkeeper.diagnose.bundle import BundleOptions, BundleResult, create_bundle
 from vmkeeper.diagnose.bundle_sources import default_sources
 
@@ -35,7 +35,7 @@ def bundle(
         BundleOptions(output=output, timeout_s=timeout,
                       extra_manifest={"vmkeeper_version": __version__,
                                       "config_file": loaded.config_file}),
-        progress=progress_printer(as_json),
+        progress=event_printer(as_json),
     )
     emit(result, as_json, lambda console: _human(console, result))
 

@@ -12,6 +12,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from vmkeeper import progress
 from vmkeeper.jsonable import to_jsonable
 from vmkeeper.settings import LoadedSettings, Settings, load_settings
 
@@ -69,3 +70,11 @@ def progress_printer(as_json: bool) -> Callable[[str], None]:
         return lambda _message: None
     console = stderr_console()
     return lambda message: console.print(f"[dim]…[/dim] {message}")
+
+
+def event_printer(as_json: bool) -> progress.Progress:
+    """The same lines for services that report ProgressEvents: each event's message."""
+    if as_json:
+        return progress.silent
+    console = stderr_console()
+    return lambda event: console.print(f"[dim]…[/dim] {event.message}")

@@ -16,10 +16,9 @@ import typer
 from rich.console import Console
 from rich.rule import Rule
 
-from vmkeeper import proc
-from vmkeeper.adapters.ffmpeg import ffmpeg_binary
 from vmkeeper.cli.main import _register, app
 from vmkeeper.cli.main import main as vmkeeper
+from vmkeeper.media.clips import Clip, Sound, make_clip
 from vmkeeper.sandbox import service
 from vmkeeper.sandbox.layout import DEFAULT_BASE_PORT, Layout
 
@@ -70,15 +69,7 @@ def sample_video(uploads: Path) -> Path:
     """A 4 s 320x240 clip with a beep every second, made with the bundled FFmpeg."""
     clip = uploads / "demo" / "clip.mp4"
     if not clip.exists():
-        clip.parent.mkdir(parents=True, exist_ok=True)
-        proc.run(
-            [ffmpeg_binary(None), "-v", "error", "-y",
-             "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=4",
-             "-f", "lavfi", "-i", "sine=frequency=440:beep_factor=4:duration=4",
-             "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-             "-c:a", "aac", "-shortest", str(clip)],
-            timeout=120,
-        )
+        make_clip(clip, Clip(size="320x240", seconds=4, sound=Sound.BEEP))
     return clip
 
 

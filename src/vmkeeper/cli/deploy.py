@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from vmkeeper import progress as progress_events
 from vmkeeper.cli.common import JsonOption, emit, state, stderr_console
+from vmkeeper.progress import Phase, ProgressEvent
 from vmkeeper.releases import deploy as deploy_service
 from vmkeeper.releases import rollback as rollback_service
 from vmkeeper.releases.results import (
@@ -19,7 +21,6 @@ from vmkeeper.releases.results import (
     DeployResult,
     ReleasesReport,
     RollbackResult,
-    StepEvent,
 )
 
 WaitOption = typer.Option(
@@ -29,10 +30,10 @@ WaitOption = typer.Option(
 
 
 @contextlib.contextmanager
-def _live_steps(enabled: bool) -> Iterator[deploy_service.Progress]:
+def _live_steps(enabled: bool) -> Iterator[progress_events.Progress]:
     """Each step on stderr with a spinner and its elapsed time while it runs."""
     if not enabled:
-        yield deploy_service.no_progress
+        yield progress_events.silent
         return
     progress = Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
@@ -40,17 +41,20 @@ def _live_steps(enabled: bool) -> Iterator[deploy_service.Progress]:
     )
     tasks: dict[str, TaskID] = {}
 
-    def show(event: StepEvent) -> None:
-        label = f"{event.index}/{len(STEPS)} {STEP_TITLES.get(event.name, event.name)}"
-        if event.phase == "started":
-            tasks[event.name] = progress.add_task(label, total=1)
+    def show(event: ProgressEvent) -> None:
+        if event.step is None:
             return
-        task = tasks.get(event.name)
-        if task is None:
+        label = f"{event.index}/{len(STEPS)} {STEP_TITLES.get(event.step, event.step)}"
+        if event.phase is Phase.STARTED:
+            tasks[event.step] = progress.add_task(label, total=1)
             return
-        mark = "[green]✓[/green]" if event.phase == "done" else "[red]✗[/red]"
-        detail = f" [dim]{event.detail}[/dim]" if event.detail and event.phase == "done" else ""
-        progress.update(task, description=f"{mark} {label} ({event.seconds:.1f} s){detail}",
+        task = tasks.get(event.step)
+        if task is None or event.phase not in (Phase.DONE, Phase.FAILED):
+            return
+        done = event.phase is Phase.DONE
+        mark = "[green]✓[/green]" if done else "[red]✗[/red]"
+        detail = f" [dim]{event.message}[/dim]" if event.message and done else ""
+        progress.update(task, description=f"{mark} {label} ({event.seconds or 0:.1f} s){detail}",
                         completed=1)
         progress.stop_task(task)
 
@@ -143,6 +147,10 @@ def rollback(
                           f"(was {result.previous or '-'}) in {result.seconds:.1f} s")
         for note in result.notes:
             console.print(f"[yellow]note:[/yellow] {note}")
+        if result.failed_requests is not None:
+            console.print(f"requests through the proxy during the switch: "
+                          f"{result.failed_requests} failed, longest gap "
+                          f"{result.longest_gap_s or 0:.2f} s")
         console.print(f"active release: {result.active or '-'}")
 
     emit(result, as_json, human)

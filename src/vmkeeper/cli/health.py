@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vmkeeper.cli.common import JsonOption, emit, progress_printer, state
+from vmkeeper.cli.common import JsonOption, emit, event_printer, state
 from vmkeeper.health.doctor import run_doctor
 from vmkeeper.health.logs import read_logs
 from vmkeeper.health.model import Check, Status
@@ -83,7 +83,7 @@ def recover(
 ) -> None:
     """The runbook's 503 decision tree, acted on and verified. Exit 0 healed or healthy."""
     result = run_recover(state(ctx).settings, dry_run=dry_run,
-                         progress=progress_printer(as_json))
+                         progress=event_printer(as_json))
 
     def human(console: Console) -> None:
         console.print(escape(result.diagnosis))

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vmkeeper.cli.common import JsonOption, emit, progress_printer
+from vmkeeper.cli.common import JsonOption, emit, event_printer
 from vmkeeper.sandbox import service
 from vmkeeper.sandbox.layout import DEFAULT_BASE_PORT, DEFAULT_DIR, Layout
 
@@ -56,7 +56,7 @@ def up(
 ) -> None:
     """Build (or resume) the sandbox: workspace, PM2 apps, Apache, a first deploy."""
     base = base_port if base_port is not None else service.base_port_of(dir)
-    result = service.up(Layout.at(dir, base), progress_printer(as_json))
+    result = service.up(Layout.at(dir, base), event_printer(as_json))
     emit(_payload(result), as_json, lambda console: _render(result, console))
 
 
@@ -74,7 +74,7 @@ def status(dir: Path = DirOption, as_json: bool = JsonOption) -> None:
 def down(dir: Path = DirOption, as_json: bool = JsonOption) -> None:
     """Stop everything the sandbox started (PM2 daemon and apps, Apache)."""
     layout = _existing_layout(dir)
-    killed = service.down(layout, progress_printer(as_json))
+    killed = service.down(layout, event_printer(as_json))
     payload = {"dir": layout.dir, "stopped": True, "killed_leftovers": killed}
     emit(payload, as_json, lambda console: console.print(
         f"sandbox in {layout.dir} is down" + (f" (killed leftovers {killed})" if killed else "")))

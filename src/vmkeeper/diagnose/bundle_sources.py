@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from vmkeeper import proc
 from vmkeeper.adapters import host_commands, systemd
@@ -89,8 +90,9 @@ def jlist(settings: Settings, timeout_s: float) -> Gathered:
                         "one); see dump.pm2 for what it would resurrect")]
     outputs: list[proc.Result] = []
 
-    def keep(argv: list[str], **options: object) -> proc.Result:
-        result = proc.run(argv, **options)  # type: ignore[arg-type]
+    def keep(argv: proc.Argv, *, timeout: float, cwd: str | Path | None = None,
+             env: Mapping[str, str] | None = None, check: bool = True) -> proc.Result:
+        result = proc.run(argv, timeout=timeout, cwd=cwd, env=env, check=check)
         outputs.append(result)
         return result
 
@@ -167,8 +169,7 @@ def versions(settings: Settings, timeout_s: float) -> Gathered:
         return found
 
     askers: dict[str, Callable[[], str]] = {
-        "node": lambda: host_commands.first_line(host_commands.node_version_argv(),
-                                                 timeout=timeout_s),
+        "node": lambda: host_commands.node_version(timeout=timeout_s),
         "npm": lambda: host_commands.first_line(host_commands.npm_version_argv(),
                                                 timeout=timeout_s),
         "pm2": pm2,

@@ -11,9 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 from vmkeeper.adapters import http
+from vmkeeper.adapters.host_commands import node_major
 from vmkeeper.adapters.pm2 import Pm2App
-from vmkeeper.health.facts import Facts, Got, watched_ports
-from vmkeeper.health.model import Check, Layer, Status
+from vmkeeper.gather import Got
+from vmkeeper.health.facts import Facts, watched_ports
+from vmkeeper.health.model import Cause, Check, Layer, Status
 from vmkeeper.settings import Settings
 
 
@@ -33,7 +35,7 @@ def _level(value: float, warn: float, crit: float, *, higher_is_worse: bool = Tr
 
 def _unknown(name: str, got: Got[Any], layer: Layer, expected: object = None) -> Check:
     return Check(name, Status.UNKNOWN, f"could not check: {got.error}", None, expected, layer,
-                 got.seconds, "unavailable")
+                 got.seconds, Cause.UNAVAILABLE)
 
 
 # --------------------------------------------------------------------------------- host
@@ -94,22 +96,23 @@ def _probe_check(name: str, got: Got[http.Probe], expected: int, layer: Layer,
         return _unknown(f"http:{name}", got, layer, expected)
     observed = {"status": result.status, "server": result.server, "error":
                 result.error.value if result.error else None, "seconds": round(result.seconds, 3)}
+    role = {"role": name}
     if result.status == expected:
         return Check(f"http:{name}", Status.OK, f"{result.url} → {expected} ({meaning})",
-                     observed, expected, layer, result.seconds)
+                     observed, expected, layer, result.seconds, details=role)
     if result.error is not None:
-        reason = result.error.value
+        reason = Cause(result.error.value)
         summary = f"{result.url} → {http.describe(result)}"
     elif result.proxy_unavailable:
-        reason = "proxy_503"
+        reason = Cause.PROXY_503
         summary = f"{result.url} → 503 from Apache itself: its upstream is unreachable"
     else:
-        reason = "status"
+        reason = Cause.STATUS
         summary = f"{result.url} → {result.status}, expected {expected}"
         if result.status and result.status >= 500:
             summary += " (an error of the app behind it)"
     return Check(f"http:{name}", Status.CRITICAL, summary, observed, expected, layer,
-                 result.seconds, reason)
+                 result.seconds, reason, details=role)
 
 
 def http_checks(facts: Facts, settings: Settings) -> list[Check]:
@@ -148,7 +151,7 @@ def port_checks(facts: Facts, settings: Settings) -> list[Check]:
         name = f"port:{port}"
         if not owners:
             checks.append(Check(name, missing_status, f"nothing listens on {port} ({role})",
-                                None, f"{role} listening", layer, reason="not_listening",
+                                None, f"{role} listening", layer, reason=Cause.NOT_LISTENING,
                                 details={"role": role, "port": port}))
             continue
         pid, process = owners[0]
@@ -160,7 +163,7 @@ def port_checks(facts: Facts, settings: Settings) -> list[Check]:
                 name, Status.CRITICAL,
                 f"{port} is held by {owner}, not by PM2's {app_name}",
                 {"pid": pid, "process": process}, f"{app_name} listening", layer,
-                reason="foreign_owner", details={"role": role, "port": port, "pid": pid},
+                reason=Cause.FOREIGN_OWNER, details={"role": role, "port": port, "pid": pid},
             ))
             continue
         checks.append(Check(name, Status.OK, f"{port} ({role}) listened on by {owner}",
@@ -194,14 +197,14 @@ def pm2_checks(facts: Facts, settings: Settings) -> list[Check]:
     if snapshot.apps is None:
         return [Check(f"pm2:{name}", Status.CRITICAL,
                       f"{name} is not running: the PM2 daemon is down", None, "online",
-                      Layer.APPS, reason="daemon_down") for name in expected]
+                      Layer.APPS, reason=Cause.DAEMON_DOWN) for name in expected]
     live = {app.name: app for app in snapshot.apps}
     checks: list[Check] = []
     for name in expected:
         app = live.get(name)
         if app is None:
             checks.append(Check(f"pm2:{name}", Status.CRITICAL, f"{name} is not in PM2's list",
-                                None, "online", Layer.APPS, reason="missing"))
+                                None, "online", Layer.APPS, reason=Cause.MISSING))
             continue
         uptime = _uptime(app, facts.now)
         observed = {"status": app.status, "pid": app.pid, "uptime_s": uptime,
@@ -213,7 +216,7 @@ def pm2_checks(facts: Facts, settings: Settings) -> list[Check]:
         if not app.online:
             looping = app.status in ("errored", "waiting restart", "launching") or \
                 app.unstable_restarts > 0
-            reason = "crash_loop" if looping else "stopped"
+            reason = Cause.CRASH_LOOP if looping else Cause.STOPPED
             summary = (f"{name} is crash-looping ({app.status} after {app.restarts} restarts)"
                        if looping else f"{name} is {app.status}")
             checks.append(Check(f"pm2:{name}", Status.CRITICAL, summary, observed, "online",
@@ -222,7 +225,7 @@ def pm2_checks(facts: Facts, settings: Settings) -> list[Check]:
             checks.append(Check(f"pm2:{name}", Status.WARN,
                                 f"{line}: flapping, restarts grew from {previous}",
                                 observed, "online, restarts steady", Layer.APPS,
-                                reason="flapping"))
+                                reason=Cause.FLAPPING))
         else:
             checks.append(Check(f"pm2:{name}", Status.OK, line, observed, "online", Layer.APPS))
     optional = {settings.apps.media.name}
@@ -230,7 +233,7 @@ def pm2_checks(facts: Facts, settings: Settings) -> list[Check]:
     if extra:
         checks.append(Check("pm2:unexpected", Status.WARN,
                             f"PM2 also runs apps the settings do not expect: {', '.join(extra)}",
-                            extra, sorted(expected), Layer.APPS, reason="unexpected"))
+                            extra, sorted(expected), Layer.APPS, reason=Cause.UNEXPECTED))
     return checks
 
 
@@ -246,17 +249,17 @@ def supervisor_check(facts: Facts, settings: Settings, mode: str) -> Check:
                     "main_pid": unit.main_pid, "restarts": unit.restarts, "daemon_pid": daemon}
         if not unit.exists:
             return Check("supervisor", Status.CRITICAL, f"unit {unit.unit} is not installed",
-                         observed, "active", Layer.SUPERVISOR, reason="unit_missing")
+                         observed, "active", Layer.SUPERVISOR, reason=Cause.UNIT_MISSING)
         if unit.active and daemon:
             return Check("supervisor", Status.OK,
                          f"{unit.unit} active ({unit.sub_state}), PM2 daemon pid {daemon}",
                          observed, "active", Layer.SUPERVISOR)
-        reason = ("oom_kill" if unit.oom_killed else
-                  "start_limit_hit" if unit.start_limit_hit else "unit_down")
+        reason = (Cause.OOM_KILL if unit.oom_killed else
+                  Cause.START_LIMIT_HIT if unit.start_limit_hit else Cause.UNIT_DOWN)
         summary = f"{unit.unit} {unit.active_state} ({unit.sub_state}), result {unit.result}"
         if unit.active and not daemon:
             summary = f"{unit.unit} is active but no PM2 daemon runs"
-            reason = "daemon_down"
+            reason = Cause.DAEMON_DOWN
         if unit.oom_killed:
             summary += ": the kernel OOM killer took it down"
         elif unit.start_limit_hit:
@@ -267,14 +270,15 @@ def supervisor_check(facts: Facts, settings: Settings, mode: str) -> Check:
         return Check("supervisor", Status.OK, f"PM2 daemon running (pid {daemon})",
                      {"daemon_pid": daemon}, "running", Layer.SUPERVISOR)
     return Check("supervisor", Status.CRITICAL, "PM2 daemon not running",
-                 {"daemon_pid": None}, "running", Layer.SUPERVISOR, reason="daemon_down")
+                 {"daemon_pid": None}, "running", Layer.SUPERVISOR, reason=Cause.DAEMON_DOWN)
 
 
 def dump_check(facts: Facts, settings: Settings) -> Check:
     path = settings.pm2.home / "dump.pm2"
     expected = [app.name for app in settings.app_roles().values()]
     if facts.dump.value is None:
-        reason = "dump_missing" if "No such file" in (facts.dump.error or "") else "dump_bad"
+        absent = "No such file" in (facts.dump.error or "")
+        reason = Cause.DUMP_MISSING if absent else Cause.DUMP_BAD
         return Check("dump", Status.CRITICAL,
                      f"{path} cannot be used: {facts.dump.error}", None, expected,
                      Layer.DUMP, reason=reason)
@@ -282,10 +286,10 @@ def dump_check(facts: Facts, settings: Settings) -> Check:
     missing = [name for name in expected if name not in names]
     if not names:
         return Check("dump", Status.CRITICAL, f"{path} lists no apps: a resurrect brings back "
-                     "nothing", names, expected, Layer.DUMP, reason="dump_empty")
+                     "nothing", names, expected, Layer.DUMP, reason=Cause.DUMP_EMPTY)
     if missing:
         return Check("dump", Status.CRITICAL, f"{path} lacks {', '.join(missing)}", names,
-                     expected, Layer.DUMP, reason="dump_incomplete",
+                     expected, Layer.DUMP, reason=Cause.DUMP_INCOMPLETE,
                      details={"missing": missing})
     frontend = settings.apps.frontend.name
     saved = next(app for app in facts.dump.value if app.name == frontend)
@@ -296,18 +300,10 @@ def dump_check(facts: Facts, settings: Settings) -> Check:
         return Check("dump", Status.WARN,
                      f"{path} would start {frontend} from {saved.cwd}, but the active release "
                      f"is {live.cwd}: run `pm2 save`", {"frontend_cwd": str(saved.cwd)},
-                     {"frontend_cwd": str(live.cwd)}, Layer.DUMP, reason="dump_stale")
+                     {"frontend_cwd": str(live.cwd)}, Layer.DUMP, reason=Cause.DUMP_STALE)
     return Check("dump", Status.OK, f"{path} lists all {len(expected)} apps"
                  + (f"; {frontend} from the active release" if live else ""),
                  names, expected, Layer.DUMP)
-
-
-_MAJOR = re.compile(r"v?(\d+)\.")
-
-
-def _major(version: str | None) -> int | None:
-    match = _MAJOR.match(version or "")
-    return int(match.group(1)) if match else None
 
 
 def node_checks(facts: Facts, settings: Settings) -> list[Check]:
@@ -317,14 +313,14 @@ def node_checks(facts: Facts, settings: Settings) -> list[Check]:
     if version is None:
         checks.append(_unknown("node", facts.node_version, Layer.RUNTIME, f"v{required}.x"))
     else:
-        status = Status.OK if _major(version) == required else Status.WARN
+        status = Status.OK if node_major(version) == required else Status.WARN
         checks.append(Check("node", status, f"node -v → {version}"
                             + ("" if status is Status.OK else f", the project requires {required}.x"),
                             version, f"v{required}.x", Layer.RUNTIME))
     snapshot = facts.pm2.value
     apps = (snapshot.apps if snapshot and snapshot.apps is not None else facts.dump.value) or []
     wrong = {a.name: a.node_version for a in apps
-             if a.node_version and _major(a.node_version) != required}
+             if a.node_version and node_major(a.node_version) != required}
     if apps:
         seen = sorted({a.node_version for a in apps if a.node_version})
         checks.append(Check(
@@ -333,7 +329,7 @@ def node_checks(facts: Facts, settings: Settings) -> list[Check]:
              + f"; the project requires {required}.x") if wrong
             else f"PM2 runs every app on Node {', '.join(seen) or '?'}",
             {a.name: a.node_version for a in apps}, f"{required}.x", Layer.RUNTIME,
-            reason="node_mismatch" if wrong else None,
+            reason=Cause.NODE_MISMATCH if wrong else None,
         ))
     return checks
 
@@ -354,13 +350,13 @@ def proxy_config_check(facts: Facts, settings: Settings) -> Check:
             sticky.append(line)
     if not passes:
         return Check("proxy:retry", Status.UNKNOWN, f"no ProxyPass found in {settings.proxy.config}",
-                     [], "retry=0", Layer.APACHE, reason="no_proxypass")
+                     [], "retry=0", Layer.APACHE, reason=Cause.NO_PROXYPASS)
     if sticky:
         return Check(
             "proxy:retry", Status.WARN,
             f"{len(sticky)} ProxyPass line(s) keep an unreachable backend in error for `retry` "
             "seconds (default 60): a 503 can outlive its cause by a minute; add retry=0",
-            sticky, "retry=0", Layer.APACHE, reason="sticky_retry",
+            sticky, "retry=0", Layer.APACHE, reason=Cause.STICKY_RETRY,
         )
     return Check("proxy:retry", Status.OK, "every ProxyPass retries at once (retry=0)",
                  passes, "retry=0", Layer.APACHE)

@@ -5,7 +5,6 @@ Nothing here starts a PM2 daemon: the PM2 version comes from its package.json.
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import os
 import shutil
@@ -15,10 +14,12 @@ from pathlib import Path
 
 from vmkeeper import proc
 from vmkeeper.adapters import apache as apache_adapter
+from vmkeeper.adapters import host_commands
 from vmkeeper.errors import VmkeeperError
+from vmkeeper.gather import Gathering, Got
 from vmkeeper.health import checks as judge
-from vmkeeper.health.facts import Got, node_version, proxy_lines
-from vmkeeper.health.model import Check, Layer, Status, worst
+from vmkeeper.health.facts import proxy_lines
+from vmkeeper.health.model import Cause, Check, Layer, Status, worst
 from vmkeeper.settings import Settings
 
 
@@ -32,20 +33,13 @@ class DoctorReport:
         return self.status.exit_code
 
 
-def _got(function: Callable[[], object]) -> Got[object]:
-    try:
-        return Got(function())
-    except (VmkeeperError, OSError, ValueError) as error:
-        return Got(None, str(error) or type(error).__name__)
-
-
 def node_check(settings: Settings, timeout: float) -> Check:
-    got = _got(lambda: node_version(timeout))
-    if got.value is None:
-        return Check("node", Status.CRITICAL, f"node not usable: {got.error}", None,
+    try:
+        version = host_commands.node_version(timeout=timeout)
+    except (VmkeeperError, OSError) as error:
+        return Check("node", Status.CRITICAL, f"node not usable: {error}", None,
                      f"v{settings.node_major}.x", Layer.RUNTIME)
-    version = str(got.value)
-    ok = version.lstrip("v").split(".")[0] == str(settings.node_major)
+    ok = host_commands.node_major(version) == settings.node_major
     where = shutil.which("node")
     return Check("node", Status.OK if ok else Status.WARN,
                  f"node -v → {version} at {where}" + ("" if ok else
@@ -115,28 +109,70 @@ def apache_check(settings: Settings) -> Check:
                  Layer.APACHE)
 
 
-def run_doctor(settings: Settings) -> DoctorReport:
-    timeout = settings.health.check_timeout_s
-    jobs: list[Callable[[], list[Check]]] = [
-        lambda: [node_check(settings, timeout)],
-        lambda: [pm2_check(settings)],
-        lambda: [ffmpeg_check(settings, timeout)],
-        lambda: [apache_check(settings)],
-        lambda: [_proxy_retry(settings)],
-        lambda: [
-            _path_check("workspace", settings.workspace.path),
-            _path_check("frontend", settings.frontend_workspace),
-            _path_check("releases", settings.releases.root, writable=True),
-            _path_check("pm2_home", settings.pm2.home),
-            _path_check("dump", settings.pm2.home / "dump.pm2", file=True),
-            _path_check("apache_error_log", settings.proxy.error_log, file=True,
-                        required=False),
-            _path_check("apache_config", settings.proxy.config, file=True),
-            _path_check("state_dir", settings.state_dir, writable=True, required=False),
-        ],
+def switch_snippet_check(settings: Settings) -> Check:
+    """Is Apache ready for the zero-downtime switch? When not, the two lines to add."""
+    include = settings.proxy.frontend_include
+    expected = f"{settings.proxy.config} includes {include}"
+    if apache_adapter.includes(settings.proxy.config, include):
+        return Check("apache:switch", Status.OK, f"Apache includes {include}: deploy and "
+                     "rollback switch without downtime", str(include), expected, Layer.APACHE)
+    return Check(
+        "apache:switch", Status.WARN,
+        f"Apache's config does not include {include}, so deploy and rollback use the "
+        "runbook's switch (requests fail while the new server starts). Add, in the "
+        "VirtualHost that proxies the site, just above its `ProxyPass /` line (with "
+        "`a2enmod rewrite`, then `apachectl graceful`):\n"
+        + apache_adapter.snippet(include).rstrip("\n"),
+        None, expected, Layer.APACHE, reason=Cause.NO_SWITCH_SNIPPET,
+        details={"snippet": apache_adapter.snippet(include)},
+    )
+
+
+def _jobs(settings: Settings, timeout: float) -> list[tuple[str, Layer, Callable[[], Check]]]:
+    """(check name, layer, job): one job per check, so one that hangs costs only its own."""
+    paths = [
+        ("workspace", settings.workspace.path, {}),
+        ("frontend", settings.frontend_workspace, {}),
+        ("releases", settings.releases.root, {"writable": True}),
+        ("pm2_home", settings.pm2.home, {}),
+        ("dump", settings.pm2.home / "dump.pm2", {"file": True}),
+        ("apache_error_log", settings.proxy.error_log, {"file": True, "required": False}),
+        ("apache_config", settings.proxy.config, {"file": True}),
+        ("state_dir", settings.state_dir, {"writable": True, "required": False}),
     ]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-        checks = [c for part in pool.map(lambda job: job(), jobs) for c in part]
+    jobs: list[tuple[str, Layer, Callable[[], Check]]] = [
+        ("node", Layer.RUNTIME, lambda: node_check(settings, timeout)),
+        ("pm2", Layer.SUPERVISOR, lambda: pm2_check(settings)),
+        ("ffmpeg", Layer.RUNTIME, lambda: ffmpeg_check(settings, timeout)),
+        ("apache", Layer.APACHE, lambda: apache_check(settings)),
+        ("apache:switch", Layer.APACHE, lambda: switch_snippet_check(settings)),
+        ("proxy_config", Layer.APACHE, lambda: _proxy_retry(settings)),
+    ]
+    jobs += [(f"path:{name}", Layer.HOST, _path_job(name, path, options))
+             for name, path, options in paths]
+    return jobs
+
+
+def _path_job(name: str, path: Path, options: dict[str, bool]) -> Callable[[], Check]:
+    return lambda: _path_check(name, path, **options)
+
+
+def run_doctor(settings: Settings) -> DoctorReport:
+    """Every check at once, each within health.check_timeout_s (and a margin): a hung mount
+    or a wedged program is reported as a check that did not answer, never a hung doctor."""
+    timeout = settings.health.check_timeout_s
+    gathering = Gathering(timeout_s=timeout + 2, name="doctor")
+    pending = [(name, layer, gathering.add(name, job))
+               for name, layer, job in _jobs(settings, timeout)]
+    gathering.run()
+    checks = []
+    for name, layer, job in pending:
+        got = job.got
+        if got.value is not None:
+            checks.append(got.value)
+        else:
+            checks.append(Check(name, Status.UNKNOWN, f"{name}: {got.error}", None, "an answer",
+                                layer, got.seconds))
     return DoctorReport(worst(c.status for c in checks), checks)
 
 

@@ -1,39 +1,22 @@
-"""Everything health looks at, gathered concurrently: each source in its own thread with its own
-timeout, failures kept as values. The judging (checks.py) is pure and runs on these facts.
+"""Everything health looks at, gathered concurrently (vmkeeper.gather): each source in its own
+thread with its own timeout, failures kept as values. The judging (checks.py) is pure and runs
+on these facts.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
 from urllib.parse import urlsplit
 
 import psutil
 
-from vmkeeper import proc
-from vmkeeper.adapters import host, http, systemd
+from vmkeeper.adapters import host, host_commands, http, systemd
 from vmkeeper.adapters.pm2 import Pm2, Pm2App, from_settings
-from vmkeeper.errors import VmkeeperError
+from vmkeeper.gather import Gathering, Got
 from vmkeeper.settings import Settings
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Got(Generic[T]):
-    """One gathered fact: its value, or why it could not be had, and how long it took."""
-
-    value: T | None
-    error: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 @dataclass(frozen=True)
@@ -134,10 +117,6 @@ def pm2_snapshot(pm2: Pm2) -> Pm2Snapshot:
     return Pm2Snapshot(daemon, apps, {app.name: _tree(app.pid) for app in apps})
 
 
-def node_version(timeout: float) -> str:
-    return proc.run(["node", "-v"], timeout=timeout).stdout.strip()
-
-
 def proxy_lines(config: Path) -> list[str]:
     """ProxyPass-like lines of Apache's config and the files it includes next to it (Debian's
     sites-enabled/ and conf-enabled/)."""
@@ -159,14 +138,6 @@ def _prober(url: str, headers: dict[str, str], timeout: float) -> Callable[[], h
     return lambda: http.probe(url, timeout=timeout, headers=headers)
 
 
-def _timed(function: Callable[[], T]) -> Got[T]:
-    started = time.monotonic()
-    try:
-        return Got(function(), None, time.monotonic() - started)
-    except (VmkeeperError, OSError, psutil.Error, ValueError) as error:
-        return Got(None, str(error) or type(error).__name__, time.monotonic() - started)
-
-
 def gather(settings: Settings, *, previous_restarts: dict[str, int] | None = None,
            pm2: Pm2 | None = None, mode: str | None = None) -> Facts:
     """Gather every fact at once; no source may take longer than health.check_timeout_s."""
@@ -174,45 +145,32 @@ def gather(settings: Settings, *, previous_restarts: dict[str, int] | None = Non
     pm2 = pm2 or health_pm2(settings)
     mode = mode or supervisor_mode(settings)
     systemctl = systemd.Systemctl(settings.health.systemctl, timeout=timeout)
-    jobs: dict[str, Callable[[], object]] = {
-        "filesystems": lambda: _filesystems(watched_paths(settings)),
-        "memory": host.memory,
-        "listeners": lambda: host.listeners(watched_ports(settings), timeout=timeout)[0],
-        "pm2": lambda: pm2_snapshot(pm2),
-        "dump": pm2.read_dump,
-        "node": lambda: node_version(timeout),
-        "proxy_config": lambda: proxy_lines(settings.proxy.config),
-    }
-    for name, (url, headers) in probe_urls(settings).items():
-        jobs[f"probe:{name}"] = _prober(url, headers, timeout)
-    if mode == "systemd":
-        jobs["unit"] = lambda: systemctl.show(settings.pm2.unit)
-    results: dict[str, Got[object]] = {}
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(jobs),
-                                                 thread_name_prefix="health")
-    try:
-        futures = {name: pool.submit(_timed, job) for name, job in jobs.items()}
-        # Every source carries its own timeout; this deadline only guards against one that
-        # does not (a hung filesystem in statvfs), with a margin for the slowest honest one.
-        deadline = time.monotonic() + timeout + 2
-        for name, future in futures.items():
-            try:
-                results[name] = future.result(timeout=max(deadline - time.monotonic(), 0.01))
-            except concurrent.futures.TimeoutError:
-                results[name] = Got(None, f"no answer within {timeout:g} s", timeout)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    # Every source carries its own timeout; the gathering's deadline only guards against one
+    # that does not (a hung filesystem in statvfs), with a margin for the slowest honest one.
+    jobs = Gathering(timeout_s=timeout + 2, name="health")
+    filesystems = jobs.add("filesystems", lambda: _filesystems(watched_paths(settings)))
+    memory = jobs.add("memory", host.memory)
+    listeners = jobs.add("listeners",
+                         lambda: host.listeners(watched_ports(settings), timeout=timeout)[0])
+    snapshot = jobs.add("pm2", lambda: pm2_snapshot(pm2))
+    dump = jobs.add("dump", pm2.read_dump)
+    node = jobs.add("node", lambda: host_commands.node_version(timeout=timeout))
+    proxy_config = jobs.add("proxy_config", lambda: proxy_lines(settings.proxy.config))
+    probes = {name: jobs.add(f"probe:{name}", _prober(url, headers, timeout))
+              for name, (url, headers) in probe_urls(settings).items()}
+    unit = (jobs.add("unit", lambda: systemctl.show(settings.pm2.unit))
+            if mode == "systemd" else None)
+    jobs.run()
     return Facts(
-        filesystems=results["filesystems"],  # type: ignore[arg-type]
-        memory=results["memory"],  # type: ignore[arg-type]
-        listeners=results["listeners"],  # type: ignore[arg-type]
-        probes={k.removeprefix("probe:"): v for k, v in results.items()  # type: ignore[misc]
-                if k.startswith("probe:")},
-        pm2=results["pm2"],  # type: ignore[arg-type]
-        unit=results.get("unit"),  # type: ignore[arg-type]
-        dump=results["dump"],  # type: ignore[arg-type]
-        node_version=results["node"],  # type: ignore[arg-type]
-        proxy_config=results["proxy_config"],  # type: ignore[arg-type]
+        filesystems=filesystems.got,
+        memory=memory.got,
+        listeners=listeners.got,
+        probes={name: probe.got for name, probe in probes.items()},
+        pm2=snapshot.got,
+        unit=unit.got if unit else None,
+        dump=dump.got,
+        node_version=node.got,
+        proxy_config=proxy_config.got,
         previous_restarts=dict(previous_restarts or {}),
         now=time.time(),
     )

@@ -1,4 +1,5 @@
-"""The values health reports: a status per check, the layer it belongs to, the whole report."""
+"""The values health reports: a status per check, the layer it belongs to, why a check is not
+ok (its cause), the one diagnosis of the chain, the whole report."""
 
 from __future__ import annotations
 
@@ -47,6 +48,48 @@ CHAIN: tuple[Layer, ...] = (
 )
 
 
+class Cause(str, Enum):
+    """Why a check is not ok: the one value the verdict and the recovery plan key on.
+
+    Declared in the order a layer's causes are told: when one layer has several broken checks,
+    the first of their causes in this order is the layer's cause (Apache not listening before
+    Apache answering 503; an app missing from PM2 before one that crashes).
+    """
+
+    FOREIGN_OWNER = "foreign_owner"  # a process PM2 did not start holds an app's port
+    NOT_LISTENING = "not_listening"
+    REFUSED = "refused"
+    TIMEOUT = "timeout"
+    DNS = "dns"
+    HTTP_ERROR = "error"
+    PROXY_503 = "proxy_503"  # Apache's own 503: its upstream is unreachable (or held in error)
+    STATUS = "status"  # an answer, but not the expected status
+    MISSING = "missing"  # not in PM2's list
+    CRASH_LOOP = "crash_loop"
+    STOPPED = "stopped"
+    DAEMON_DOWN = "daemon_down"
+    OOM_KILL = "oom_kill"
+    START_LIMIT_HIT = "start_limit_hit"
+    UNIT_MISSING = "unit_missing"
+    UNIT_DOWN = "unit_down"
+    DUMP_MISSING = "dump_missing"
+    DUMP_BAD = "dump_bad"
+    DUMP_EMPTY = "dump_empty"
+    DUMP_INCOMPLETE = "dump_incomplete"
+    DUMP_STALE = "dump_stale"
+    FLAPPING = "flapping"  # online, but restarted since the previous run
+    UNEXPECTED = "unexpected"  # PM2 runs apps the settings do not name
+    STICKY_RETRY = "sticky_retry"
+    NO_PROXYPASS = "no_proxypass"
+    NO_SWITCH_SNIPPET = "no_switch_snippet"  # Apache lacks the zero-downtime include
+    NODE_MISMATCH = "node_mismatch"
+    UNAVAILABLE = "unavailable"  # the fact could not be gathered
+
+    @property
+    def rank(self) -> int:
+        return list(Cause).index(self)
+
+
 @dataclass(frozen=True)
 class Check:
     name: str
@@ -56,16 +99,34 @@ class Check:
     expected: Any = None
     layer: Layer = Layer.HOST
     seconds: float | None = None
-    # A short code the recovery planner keys on ("refused", "proxy_503", "foreign_owner"…).
-    reason: str | None = None
+    # Why it is not ok (None when it is): what the verdict and the recovery plan key on.
+    reason: Cause | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Diagnosis:
+    """The one reading of the chain that health prints and recover acts on.
+
+    ``layer`` is the first broken layer in causal order (None when the chain answers),
+    ``cause`` what broke there, ``evidence`` what each layer of the chain shows, ``advice``
+    what to do, ``line`` the sentence health opens with. ``broken`` holds the critical checks
+    of the chain (the apps, ports and pids a plan needs), ``supervisor`` who restarts PM2.
+    """
+
     layer: Layer | None
-    line: str
+    cause: Cause | None
+    evidence: tuple[str, ...]
     advice: str | None
+    line: str
+    broken: tuple[Check, ...] = ()
+    supervisor: str = "pm2"
+
+    def broken_in(self, layer: Layer) -> list[Check]:
+        return [c for c in self.broken if c.layer is layer]
+
+    def causes_in(self, layer: Layer) -> set[Cause | None]:
+        return {c.reason for c in self.broken_in(layer)}
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
+from vmkeeper.atomic import write_atomic
 from vmkeeper.health.model import HealthReport
 
 RESTARTS_FILE = "health-restarts.json"
@@ -52,19 +51,11 @@ def prometheus_text(report: HealthReport, now: float | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Temp file in the same directory, then rename: the collector never reads half a file."""
+def write_prometheus(path: Path, report: HealthReport) -> None:
+    """Atomically (vmkeeper.atomic): the collector never reads half a file. 0644, because
+    node_exporter reads it as its own user."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    write_atomic(path, prometheus_text(report), mode=0o644)
 
 
 def load_restarts(state_dir: Path) -> dict[str, int]:
@@ -85,4 +76,5 @@ def save_restarts(state_dir: Path, report: HealthReport) -> None:
         return
     # Best effort: a read-only state_dir must not turn a health check into a failure.
     with contextlib.suppress(OSError):
+        state_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(state_dir / RESTARTS_FILE, json.dumps(counts, sort_keys=True) + "\n")

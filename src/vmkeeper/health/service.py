@@ -9,9 +9,9 @@ from pathlib import Path
 from vmkeeper.adapters.pm2 import Pm2
 from vmkeeper.health import checks as judge
 from vmkeeper.health import facts as gathering
-from vmkeeper.health.model import HealthReport, Layer, worst
-from vmkeeper.health.report import load_restarts, prometheus_text, save_restarts, write_atomic
-from vmkeeper.health.verdict import verdict
+from vmkeeper.health.model import Check, HealthReport, Layer, worst
+from vmkeeper.health.report import load_restarts, save_restarts, write_prometheus
+from vmkeeper.health.verdict import diagnose
 from vmkeeper.releases import store
 from vmkeeper.settings import Settings
 
@@ -23,23 +23,28 @@ def run_health(settings: Settings, *, prometheus: Path | None = None, remember: 
     mode = gathering.supervisor_mode(settings)
     facts = gathering.gather(settings, previous_restarts=load_restarts(settings.state_dir),
                              pm2=pm2, mode=mode)
-    checks = judge.evaluate(facts, settings, mode)
-    found = verdict(checks)
-    report = HealthReport(
+    report = report_from_checks(judge.evaluate(facts, settings, mode),
+                                time.monotonic() - started, mode)
+    if remember:
+        save_restarts(settings.state_dir, report)
+    if prometheus is not None:
+        write_prometheus(prometheus, report)
+    return report
+
+
+def report_from_checks(checks: list[Check], seconds: float, mode: str) -> HealthReport:
+    """The report of judged checks: the worst status and the chain's one diagnosis."""
+    found = diagnose(checks, mode)
+    return HealthReport(
         status=worst(c.status for c in checks),
         verdict=found.line,
         first_broken_layer=found.layer.value if found.layer and found.layer is not Layer.HOST
         else None,
         advice=found.advice,
         checks=checks,
-        seconds=time.monotonic() - started,
+        seconds=seconds,
         supervisor=mode,
     )
-    if remember:
-        save_restarts(settings.state_dir, report)
-    if prometheus is not None:
-        write_atomic(prometheus, prometheus_text(report))
-    return report
 
 
 @dataclass(frozen=True)

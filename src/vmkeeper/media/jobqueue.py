@@ -8,20 +8,18 @@ one active job per key, and an output newer than its source is answered without 
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, TextIO
+from typing import Any, TextIO
 
-from vmkeeper.errors import BreakerOpen, LockHeld, MediaRejected, VmkeeperError
+from vmkeeper import flock, logrecord
+from vmkeeper.errors import BreakerOpen, MediaRejected, VmkeeperError
 from vmkeeper.media.breaker import Breaker, BreakerStatus
 from vmkeeper.media.isolation import Isolation, IsolationInfo, detect
 from vmkeeper.media.job import CONTAINERS
@@ -136,10 +134,9 @@ def json_logger(stream: TextIO = sys.stderr) -> Log:
     lock = threading.Lock()
 
     def log(event: str, **fields: Any) -> None:
-        stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
-        line = json.dumps({"timestamp": stamp, "event": event, **fields}, default=str)
+        text = logrecord.line(event, **fields)
         with lock:
-            stream.write(line + "\n")
+            stream.write(text + "\n")
             stream.flush()
 
     return log
@@ -242,23 +239,17 @@ class ServiceLock:
     """One service per job store: a second would run the same queue twice at once."""
 
     path: Path
-    handle: IO[str] | None = None
+    held: flock.HeldLock | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            raise LockHeld(f"Another media service already runs on {self.path.parent}: stop it "
-                           "first (one service per job store).") from None
-        self.handle = handle
+        self.held = flock.take(self.path, "media service", refusal=flock.Refusal(
+            f"Another media service already runs on {self.path.parent}",
+            "stop it first (one service per job store)."))
 
     def release(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
+        if self.held is not None:
+            self.held.release()
+            self.held = None
 
 
 def open_queue(settings: Settings, *, clock: Callable[[], float] = time.time,

@@ -39,9 +39,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, NoReturn, Protocol
 
+from vmkeeper import logrecord
 from vmkeeper.media.job import Confine, ReverseJob, ReverseResult, ReverseStats, SupervisedReversal
 from vmkeeper.progress import Phase, Progress, ProgressEvent, silent
 
@@ -62,12 +62,10 @@ class Log(Protocol):
 
 
 class JsonLog:
-    """The CLI's structlog record (level, ISO UTC timestamp, JSON) without structlog."""
+    """The CLI's structlog record (vmkeeper.logrecord) without structlog."""
 
     def _write(self, level: str, event: str, fields: dict[str, Any]) -> None:
-        stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        record = {**fields, "event": event, "level": level, "timestamp": stamp}
-        sys.stderr.write(json.dumps(record, default=str) + "\n")
+        sys.stderr.write(logrecord.line(event, level, **fields) + "\n")
         sys.stderr.flush()
 
     def info(self, event: str, **fields: Any) -> None:

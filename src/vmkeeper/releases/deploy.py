@@ -1,9 +1,10 @@
 """`vmkeeper deploy`: the runbook's eight "Frontend Release Deploys" steps, safe under failure.
 
 Steps 1–6 touch only the workspace's git refs and a new release directory, so a failure there
-removes that directory and nothing live changed. Step 7 switches PM2 and reverts to the
-previous release if the new one does not answer. Step 8 saves PM2 and prunes — only after a
-healthy switch, so a failed release never pushes out a good one.
+removes that directory and nothing live changed. Step 7 is the one gated switch (switch.py):
+PM2 starts the new release, it must answer, else the previous one comes back; either way PM2
+is saved and the dump compared. Step 8 checks that the dump records the new release and
+prunes — only after a healthy switch, so a failed release never pushes out a good one.
 """
 
 from __future__ import annotations
@@ -18,16 +19,10 @@ from pathlib import Path
 from vmkeeper.adapters import git as git_adapter
 from vmkeeper.adapters.pm2 import Pm2
 from vmkeeper.errors import DeployError, VmkeeperError
+from vmkeeper.progress import Phase, Progress, ProgressEvent, silent
 from vmkeeper.releases import build, cleanup, history, live, lock, plan, store, switch, testhook
-from vmkeeper.releases.results import (
-    STEP_TITLES,
-    STEPS,
-    DeployResult,
-    Progress,
-    StepEvent,
-    StepResult,
-    no_progress,
-)
+from vmkeeper.releases.activation import Target
+from vmkeeper.releases.results import STEP_TITLES, STEPS, DeployResult, StepResult
 from vmkeeper.settings import Settings
 
 
@@ -36,11 +31,13 @@ class StepFailed(Exception):
 
 
 class _Run:
-    def __init__(self, settings: Settings, branch: str, progress: Progress, pm2: Pm2) -> None:
+    def __init__(self, settings: Settings, branch: str, progress: Progress,
+                 switcher: switch.Switcher) -> None:
         self.settings = settings
         self.branch = branch
         self.progress = progress
-        self.pm2 = pm2
+        self.switcher = switcher
+        self.pm2 = switcher.pm2
         self.root = settings.releases.root
         self.git = git_adapter.Git(settings.workspace.path, settings.releases.git_timeout_s)
         self.run_id = uuid.uuid4().hex[:12]
@@ -54,6 +51,7 @@ class _Run:
         self.live_state: live.LiveState | None = None
         self.reverted = False
         self.watch: switch.TrafficWatch | None = None
+        self.outcome: switch.SwitchOutcome | None = None
         self.dump_agrees: bool | None = None
         self.pruned: list[str] = []
         self.cleaned: list[str] = []
@@ -69,7 +67,7 @@ class _Run:
         index = STEPS.index(name) + 1
         started = time.monotonic()
         details: list[str] = []
-        self.progress(StepEvent(name, index, "started"))
+        self.progress(ProgressEvent(STEP_TITLES[name], Phase.STARTED, name, index))
         testhook.pause_if_requested(name, "start")
         try:
             yield details
@@ -77,11 +75,11 @@ class _Run:
         except (VmkeeperError, OSError, StepFailed) as error:
             seconds = time.monotonic() - started
             self.steps.append(StepResult(name, False, seconds, "; ".join(details)))
-            self.progress(StepEvent(name, index, "failed", seconds, str(error)))
+            self.progress(ProgressEvent(str(error), Phase.FAILED, name, index, seconds))
             raise StepFailed(f"step {index} ({name}) failed: {_sentence(error)}") from None
         seconds = time.monotonic() - started
         self.steps.append(StepResult(name, True, seconds, "; ".join(details)))
-        self.progress(StepEvent(name, index, "done", seconds, "; ".join(details)))
+        self.progress(ProgressEvent("; ".join(details), Phase.DONE, name, index, seconds))
 
     # --- steps 1-6 -----------------------------------------------------------------------------
 
@@ -174,55 +172,32 @@ class _Run:
     # --- steps 7-8 -----------------------------------------------------------------------------
 
     def switch(self, details: list[str]) -> None:
-        assert self.release_path is not None
+        assert self.release_id is not None
+        target = Target(self.app_dir, self.release_id, self.build_env())
+        previous = Target(self.previous_dir, self.previous_id) if self.previous_dir else None
         # Requests through the proxy during the switch: the operator's view of its cost.
-        with switch.TrafficWatch(self.settings.public_url.rstrip("/") + "/") as watch:
+        with switch.TrafficWatch(self.settings.public_url.rstrip("/") + "/",
+                                 probe=self.switcher.probe) as watch:
             self.watch = watch
-            error: str | None = None
-            try:
-                switch.activate(self.settings, self.pm2, self.app_dir, self.build_env())
-                ready = switch.wait_until_serving(
-                    self.settings, pm2=self.pm2, app_dir=self.app_dir)
-                if not ready.ok:
-                    error = (f"the new release did not answer "
-                             f"{self.settings.apps.frontend.expected_status} within "
-                             f"{ready.seconds:.0f} s (last: {ready.last})")
-                else:
-                    details.append(f"serving after {ready.seconds:.1f} s")
-            except VmkeeperError as failed:
-                error = f"starting the new release failed: {_sentence(failed)}"
-            if error is not None:
-                raise DeployError(error + "; " + self.revert())
-        store.set_state(self.release_path, store.ReleaseState.GOOD)
-
-    def revert(self) -> str:
-        """Automatic revert: stop the new release, start the previous one, save, say how it went."""
-        assert self.release_path is not None
-        store.set_state(self.release_path, store.ReleaseState.FAILED)
-        self.reverted = True
-        if self.previous_dir is None:
-            self.pm2.delete(self.settings.apps.frontend.name, check=False)
-            self.pm2.save(force=True)
-            return "there was no previous frontend to go back to, so frontend-dev was stopped"
-        name = self.previous_id or str(self.previous_dir)
-        try:
-            switch.activate(self.settings, self.pm2, self.previous_dir)
-            ready = switch.wait_until_serving(self.settings, pm2=self.pm2,
-                                              app_dir=self.previous_dir)
-            self.pm2.save(force=True)
-        except VmkeeperError as error:
-            return f"REVERT FAILED, the site may be down: restarting {name} failed ({error})"
-        if not ready.ok:
-            return f"reverted to {name}, but it does not answer either ({ready.last})"
-        return f"reverted: {name} is serving again"
+            outcome = self.switcher.switch_to(target, previous)
+        self.outcome = outcome
+        self.reverted = outcome.reverted
+        self.dump_agrees = outcome.dump_agrees
+        self.notes.extend(outcome.notes)
+        if not outcome.serving:
+            raise DeployError(f"the new release {outcome.failure}; {outcome.revert}")
+        details.append(f"serving after {outcome.ready_seconds or 0:.1f} s")
 
     def save(self, details: list[str]) -> None:
-        assert self.release_id is not None
-        self.pm2.save()
-        agrees, why = live.dump_matches(self.settings, self.pm2, self.app_dir)
-        self.dump_agrees = agrees
-        if not agrees:
-            raise DeployError(f"pm2 save did not record the new release ({why})")
+        """The switch saved PM2; here its dump must hold the new release before anything old
+        is pruned."""
+        outcome = self.outcome
+        assert outcome is not None
+        if not outcome.saved:
+            raise DeployError(f"pm2 save failed ({outcome.save_error})")
+        if not outcome.dump_agrees:
+            raise DeployError(f"pm2 save did not record the new release ({outcome.dump_note})")
+        details.append("dump.pm2 starts the new release")
         state = live.read_live(self.settings, self.pm2)
         self.pruned = cleanup.prune(self.root, self.settings.releases.keep, state)
         details.append("pruned " + (", ".join(self.pruned) or "nothing"))
@@ -238,6 +213,9 @@ class _Run:
             )
         history.append(self.root, {"run": self.run_id, "phase": "started", "command": "deploy",
                                    "branch": self.branch})
+        # A switch killed half-way left the site served, but maybe by its temporary app:
+        # finish that before anything is read as live or removed as a leftover.
+        self.notes.extend(self.switcher.activation.recover())
         self.live_state = live.read_live(self.settings, self.pm2, start_daemon=True)
         self.previous_id = self.live_state.active_id
         self.previous_dir = self.live_state.active_dir
@@ -326,20 +304,20 @@ def deploy(
     branch: str | None = None,
     dry_run: bool = False,
     wait_s: float = 0.0,
-    progress: Progress = no_progress,
+    progress: Progress = silent,
     pm2: Pm2 | None = None,
+    switcher: switch.Switcher | None = None,
 ) -> DeployResult:
     """Deploy ``branch`` (default workspace.branch) as a new release.
 
     Raises LockHeld if another deploy or rollback holds the lock (after ``wait_s``). A failed
     step is not an exception: the result says which step failed, why, and what was undone.
+    ``switcher`` (its PM2, activation, site and clock) is the fast tests' seam.
     """
     chosen = branch or settings.workspace.branch
-    client = pm2 or live.pm2_client(settings)
+    if switcher is None:
+        switcher = switch.switcher_for(settings, pm2 or live.pm2_client(settings))
     if dry_run:
-        return plan.dry_run(settings, chosen, client)
+        return plan.dry_run(settings, chosen, switcher.pm2)
     with lock.acquire(settings.releases.root, "deploy", wait_s=wait_s, branch=chosen) as held:
-        return _Run(settings, chosen, progress, client).execute(held)
-
-
-__all__ = ["STEP_TITLES", "Progress", "deploy", "no_progress"]
+        return _Run(settings, chosen, progress, switcher).execute(held)

@@ -10,9 +10,10 @@ import getpass
 import json
 import os
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from vmkeeper import logrecord
 
 HISTORY_NAME = "history.jsonl"
 
@@ -34,7 +35,7 @@ def who() -> str:
 
 def append(root: Path, record: Mapping[str, Any]) -> dict[str, Any]:
     root.mkdir(parents=True, exist_ok=True)
-    full = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "who": who(),
+    full = {"time": logrecord.timestamp(), "who": who(),
             "pid": os.getpid(), **record}
     line = (json.dumps(full, default=str, ensure_ascii=False) + "\n").encode()
     fd = os.open(history_path(root), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

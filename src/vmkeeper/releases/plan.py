@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import shutil
 
-from vmkeeper import proc
+from vmkeeper import flock, proc
 from vmkeeper.adapters import git as git_adapter
 from vmkeeper.adapters.pm2 import Pm2
 from vmkeeper.errors import CommandError
-from vmkeeper.releases import cleanup, live, lock, retention, store, switch
+from vmkeeper.releases import activation, cleanup, live, lock, retention, store, switch
 from vmkeeper.releases.results import STEP_TITLES, DeployResult, PlannedStep
 from vmkeeper.settings import Settings
 
@@ -43,7 +43,7 @@ def dry_run(settings: Settings, branch: str, pm2: Pm2) -> DeployResult:
         sha = git.rev_parse(f"{remote}/{branch}") or git.rev_parse(branch)
     except CommandError as error:
         notes.append(f"cannot read the workspace: {error}")
-    holder = lock.read_holder(root / lock.LOCK_NAME)
+    holder = flock.read_holder(root / lock.LOCK_NAME)
     if holder is not None:
         notes.append(f"the lock file names a holder ({holder.describe()}); it may be running")
     state = live.read_live(settings, pm2)
@@ -82,12 +82,13 @@ def dry_run(settings: Settings, branch: str, pm2: Pm2) -> DeployResult:
                     [f"remove {app_dir / p}" for p in settings.releases.remove_paths]),
         PlannedStep("switch", STEP_TITLES["switch"], [
             _cmd([pm2.bin, "delete", app.name]),
-            _cmd(switch.start_argv(settings, pm2), app_dir, {"FRONT_PORT": str(app.port)}),
+            _cmd(activation.start_argv(settings, pm2), app_dir, {"FRONT_PORT": str(app.port)}),
             (f"wait up to {settings.releases.ready_timeout_s:g} s for "
              f"{switch.frontend_url(settings)} → {app.expected_status or 200}"),
+            _cmd([pm2.bin, "save", "--force"]),
         ]),
         PlannedStep("save", STEP_TITLES["save"], [
-            _cmd([pm2.bin, "save"]),
+            f"check that {pm2.dump_path} starts {app.name} from {app_dir}",
             *[f"remove {root / r}" for r in prunable],
         ]),
     ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,27 +18,9 @@ STEP_TITLES: dict[str, str] = {
     "install": "npm ci",
     "build": "npm run build",
     "clean": "remove build caches",
-    "switch": "switch frontend-dev and wait until it serves",
-    "save": "pm2 save, remove old releases",
+    "switch": "switch frontend-dev, wait until it serves, pm2 save",
+    "save": "check the dump, remove old releases",
 }
-
-
-@dataclass(frozen=True)
-class StepEvent:
-    """One progress event: a step started, finished or failed (``seconds`` since it started)."""
-
-    name: str
-    index: int
-    phase: str  # "started" | "done" | "failed" | "note"
-    seconds: float = 0.0
-    detail: str = ""
-
-
-Progress = Callable[[StepEvent], None]
-
-
-def no_progress(_event: StepEvent) -> None:
-    return None
 
 
 @dataclass(frozen=True)
@@ -93,6 +74,9 @@ class RollbackResult:
     dump_agrees: bool | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # Requests through the proxy during the switch, as for a deploy.
+    failed_requests: int | None = None
+    longest_gap_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,12 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from vmkeeper.adapters.pm2 import Pm2
 from vmkeeper.errors import DeployError, VmkeeperError
 from vmkeeper.releases import build, history, live, lock, retention, store, switch
+from vmkeeper.releases.activation import Target
 from vmkeeper.releases.results import ReleaseRow, ReleasesReport, RollbackResult
 from vmkeeper.settings import Settings
 
@@ -53,63 +53,79 @@ def rollback(
     previous: bool = False,
     wait_s: float = 0.0,
     pm2: Pm2 | None = None,
+    switcher: switch.Switcher | None = None,
 ) -> RollbackResult:
-    """Start frontend-dev from a retained release; revert if it does not answer.
+    """Start frontend-dev from a retained release through the gated switch; revert if it does
+    not answer.
 
     Raises BadReleaseId (exit 2) or DeployError for an id it refuses, LockHeld while a deploy
-    runs. Changes nothing unless the target is valid.
+    runs. Changes nothing unless the target is valid. ``switcher`` is the fast tests' seam.
     """
     if (release_id is None) == (not previous):
         raise DeployError("Give a release id or --previous (not both).", exit_code=2)
-    client = pm2 or live.pm2_client(settings)
+    if switcher is None:
+        switcher = switch.switcher_for(settings, pm2 or live.pm2_client(settings))
     root = settings.releases.root
     if release_id is not None:
         resolve_target(settings, release_id)
     with lock.acquire(root, "rollback", wait_s=wait_s):
-        started = time.monotonic()
-        state = live.read_live(settings, client, start_daemon=True)
+        started = switcher.clock()
+        recovered = switcher.activation.recover()
+        state = live.read_live(settings, switcher.pm2, start_daemon=True)
         target_id = release_id or previous_release(settings, state.active_id)
         target = resolve_target(settings, target_id)
-        app_dir = target.app_dir(settings.workspace.frontend_dir)
         run = uuid.uuid4().hex[:12]
         history.append(root, {"run": run, "phase": "started", "command": "rollback",
                               "release": target_id})
-        notes: list[str] = []
-        reverted = False
-        error: str | None = None
+        finished: dict[str, object] = {"result": "interrupted"}
         try:
-            switch.activate(settings, client, app_dir, {"RELEASE_ID": target_id})
-            ready = switch.wait_until_serving(settings, pm2=client, app_dir=app_dir)
-            if ready.ok:
-                store.set_state(target.path, store.ReleaseState.GOOD)
-            else:
-                error = f"Release {target_id} did not answer ({ready.last})"
-        except VmkeeperError as failed:
-            error = f"Starting release {target_id} failed ({str(failed).rstrip('.')})"
-        if error is not None and state.active_dir is not None:
-            reverted = True
-            switch.activate(settings, client, state.active_dir)
-            back = switch.wait_until_serving(settings, pm2=client, app_dir=state.active_dir)
-            error += ("; reverted to " + (state.active_id or str(state.active_dir))
-                      + ("" if back.ok else f", which does not answer either ({back.last})") + ".")
-        client.save(force=True)
-        agrees, why = live.dump_matches(
-            settings, client, app_dir if error is None else (state.active_dir or app_dir))
-        if not agrees:
-            notes.append(why)
-        after = live.read_live(settings, client)
-        result = RollbackResult(
-            ok=error is None, active=after.active_id, previous=state.active_id, error=error,
-            target=target_id, reverted=reverted, dump_agrees=agrees,
-            seconds=round(time.monotonic() - started, 3), notes=notes,
-        )
-        history.append(root, {
-            "run": run, "phase": "finished", "command": "rollback", "release": target_id,
-            "previous": state.active_id, "active": after.active_id,
-            "result": "ok" if result.ok else ("reverted" if reverted else "failed"),
-            "error": error, "seconds": result.seconds,
-        })
-        return result
+            # The same measurement as a deploy's: requests through the proxy during the switch.
+            with switch.TrafficWatch(settings.public_url.rstrip("/") + "/",
+                                     probe=switcher.probe) as watch:
+                outcome = switcher.switch_to(
+                    Target(target.app_dir(settings.workspace.frontend_dir), target_id,
+                           {"RELEASE_ID": target_id}),
+                    Target(state.active_dir, state.active_id) if state.active_dir else None)
+            result = _result(settings, switcher, outcome, state.active_id,
+                             switcher.clock() - started, watch, recovered)
+            finished = {"previous": state.active_id, "active": result.active,
+                        "result": "ok" if result.ok else (
+                            "reverted" if result.reverted else "failed"),
+                        "error": result.error, "seconds": result.seconds,
+                        "failed_requests": result.failed_requests,
+                        "longest_gap_s": result.longest_gap_s}
+            return result
+        finally:
+            # Whatever happened above, the run is recorded as finished (never left "started").
+            history.append(root, {"run": run, "phase": "finished", "command": "rollback",
+                                  "release": target_id, **finished})
+
+
+def _result(settings: Settings, switcher: switch.Switcher, outcome: switch.SwitchOutcome,
+            previous: str | None, seconds: float, watch: switch.TrafficWatch,
+            recovered: list[str]) -> RollbackResult:
+    target = outcome.target.label
+    problems: list[str] = []
+    if not outcome.serving:
+        problems.append(f"Release {target} {outcome.failure}; {outcome.revert}")
+    if not outcome.saved:
+        problems.append(f"pm2 save failed ({outcome.save_error}): a reboot would start "
+                        "what the old dump says")
+    notes = [*recovered, *outcome.notes]
+    if outcome.dump_note:
+        notes.append(outcome.dump_note)
+    try:
+        active = live.read_live(settings, switcher.pm2).active_id
+    except VmkeeperError as error:
+        active = None
+        notes.append(f"could not read PM2's list after the switch ({error})")
+    return RollbackResult(
+        ok=not problems, active=active, previous=previous,
+        error="; ".join(problems) + "." if problems else None, target=target,
+        reverted=outcome.reverted, dump_agrees=outcome.dump_agrees,
+        seconds=round(seconds, 3), notes=notes, failed_requests=watch.failed,
+        longest_gap_s=round(watch.longest_gap_s, 3),
+    )
 
 
 def list_releases(settings: Settings, pm2: Pm2 | None = None) -> ReleasesReport:

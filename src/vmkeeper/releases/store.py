@@ -7,12 +7,13 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 
+from vmkeeper import logrecord
+from vmkeeper.atomic import write_atomic
 from vmkeeper.errors import VmkeeperError
 
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -132,22 +133,12 @@ def read_meta(release_dir: Path) -> ReleaseMeta | None:
 
 
 def write_meta(release_dir: Path, meta: ReleaseMeta) -> ReleaseMeta:
-    """Write the record atomically (temp file, fsync, rename): a kill never leaves half of it."""
+    """Write the record atomically (vmkeeper.atomic): a kill never leaves half of it."""
     stamped = ReleaseMeta(
         meta.id, meta.sha, meta.branch, meta.state, meta.size_bytes,
-        datetime.now(UTC).isoformat(timespec="seconds"),
+        logrecord.timestamp(),
     )
-    handle, temp = tempfile.mkstemp(dir=release_dir, prefix=".meta-")
-    try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(stamped.to_json(), out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, release_dir / MARKER)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    write_atomic(release_dir / MARKER, json.dumps(stamped.to_json()))
     return stamped
 
 

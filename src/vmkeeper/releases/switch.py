@@ -1,36 +1,29 @@
-"""Runbook step 7: point `frontend-dev` at a release's app directory, then wait until it serves.
+"""The one gated switch (runbook step 7, and the manual rollback): make a release live, wait
+until it serves, go back to the previous one if it does not, `pm2 save`, check the dump.
 
-The runbook's switch is `pm2 delete` then `pm2 start`: between the two nothing serves. A deploy
-killed right there would leave the site down, so the pair runs in a child process of its own
-session (``python -m vmkeeper.releases.switch``) that finishes even if the deploy is SIGKILLed,
-and Ctrl-C/SIGTERM are held back in the deploy until the child is done.
+Deploy and rollback both switch through :meth:`Switcher.switch_to` and differ only in how they
+pick the target. Nothing in here raises for a failure of the outside world: a target that never
+answers, a revert that fails too, a `pm2 save` that fails — each is a value in the outcome, so
+the caller always records how the run finished. How the release is made live is the
+replaceable step (:class:`activation.Activation`; the runbook's delete+start by default).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import signal
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import Any, Self
+from typing import Protocol, Self
 
-from vmkeeper import proc
 from vmkeeper.adapters import http
-from vmkeeper.adapters.pm2 import Pm2, start_npm_argv
+from vmkeeper.adapters.pm2 import Pm2
+from vmkeeper.errors import VmkeeperError
+from vmkeeper.releases import handover, live, store
+from vmkeeper.releases.activation import Activation, Target
 from vmkeeper.settings import Settings
 
-
-@dataclass(frozen=True)
-class Readiness:
-    ok: bool
-    seconds: float
-    last: str
+Readiness = http.Readiness
 
 
 def frontend_url(settings: Settings) -> str:
@@ -38,107 +31,155 @@ def frontend_url(settings: Settings) -> str:
     return f"http://127.0.0.1:{app.port}{app.health_path or '/'}"
 
 
-def frontend_env(settings: Settings, extra_env: Mapping[str, str] | None = None) -> dict[str, str]:
-    app = settings.apps.frontend
-    return {"FRONT_PORT": str(app.port), **app.env, **(extra_env or {})}
+@dataclass(frozen=True)
+class SwitchOutcome:
+    """How a switch went. ``serving``: the target took. ``failure``: why it did not (worded to
+    follow "the release …"); ``revert``: how going back went, when it had to."""
+
+    target: Target
+    previous: Target | None
+    serving: bool
+    seconds: float
+    ready_seconds: float | None = None
+    failure: str | None = None
+    reverted: bool = False
+    revert: str | None = None
+    revert_failed: bool = False
+    saved: bool = False
+    save_error: str | None = None
+    dump_agrees: bool | None = None
+    dump_note: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def live(self) -> Target | None:
+        """Which frontend should be live now (and in the dump)."""
+        return self.target if self.serving else self.previous
 
 
-def start_argv(settings: Settings, pm2: Pm2) -> list[str]:
-    app = settings.apps.frontend
-    return start_npm_argv(pm2.bin, app.name, app.start_script or "start")
+class Gate(Protocol):
+    """When is a target serving? The default gate is :meth:`Switcher.wait_until_serving`; an
+    activation that serves a release elsewhere first (another name, another port) brings its
+    own."""
+
+    def __call__(self, target: Target) -> Readiness: ...
 
 
-def wait_until_serving(
-    settings: Settings,
-    timeout: float | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    pm2: Pm2 | None = None,
-    app_dir: Path | None = None,
-) -> Readiness:
-    """Poll the frontend until it answers its expected status, for at most ``timeout`` s.
+@dataclass(frozen=True)
+class Switcher:
+    """What a switch uses; the fast tests pass the fake PM2 world, its fake site and clock.
+    ``activation`` and ``gate`` are the replaceable steps (how a release goes live, how its
+    readiness is judged)."""
 
-    With ``pm2`` and ``app_dir``, also require `frontend-dev` online with that cwd: a 200 from
-    a process that is not the new release (an old server still on the port) is not readiness.
-    """
-    limit = timeout if timeout is not None else settings.releases.ready_timeout_s
-    expected = settings.apps.frontend.expected_status or 200
-    started = time.monotonic()
-    last = "not tried"
-    while True:
-        result = http.probe(frontend_url(settings), timeout=min(5.0, limit))
-        last = http.describe(result)
-        if result.status == expected:
-            if pm2 is None or app_dir is None:
-                return Readiness(True, time.monotonic() - started, last)
-            app = pm2.app(settings.apps.frontend.name)
-            if app is not None and app.online and app.cwd is not None \
-                    and app.cwd.resolve() == app_dir.resolve():
-                return Readiness(True, time.monotonic() - started, last)
-            last = f"{last}, but PM2 shows {settings.apps.frontend.name} " + (
-                "missing" if app is None else f"{app.status} in {app.cwd}")
-        elif result.status is not None:
-            last = f"HTTP {result.status} (expected {expected})"
-        if time.monotonic() - started >= limit:
-            return Readiness(False, time.monotonic() - started, last)
-        sleep(0.25)
+    settings: Settings
+    pm2: Pm2
+    activation: Activation
+    probe: http.Prober = http.probe
+    clock: http.Clock = time.monotonic
+    sleep: http.Sleep = time.sleep
+    gate: Gate | None = None
 
+    def wait_until_serving(self, app_dir: Path, timeout: float | None = None) -> Readiness:
+        """The frontend answers its expected status AND PM2 runs `frontend-dev` online from
+        ``app_dir``: a 200 from an old server still on the port is not readiness."""
+        app = self.settings.apps.frontend
 
-def start_frontend(
-    settings: Settings, pm2: Pm2, app_dir: Path, extra_env: Mapping[str, str] | None = None
-) -> None:
-    """`pm2 delete frontend-dev`, then `FRONT_PORT=<port> pm2 start npm --name frontend-dev --
-    run start` with ``app_dir`` as cwd — delete+start, since `reload` cannot change the cwd."""
-    app = settings.apps.frontend
-    pm2.delete(app.name, check=False)
-    pm2.start_npm(
-        app.name, cwd=app_dir, script=app.start_script or "start",
-        env=frontend_env(settings, extra_env),
-    )
+        def from_app_dir() -> str | None:
+            running = self.pm2.app(app.name)
+            if running is not None and running.online and running.cwd is not None \
+                    and running.cwd.resolve() == app_dir.resolve():
+                return None
+            return f"PM2 shows {app.name} " + (
+                "missing" if running is None else f"{running.status} in {running.cwd}")
 
+        return http.wait_until_answering(
+            {frontend_url(self.settings): app.expected_status or 200},
+            timeout=timeout if timeout is not None else self.settings.releases.ready_timeout_s,
+            probe=self.probe, clock=self.clock, sleep=self.sleep, also=from_app_dir,
+        )
 
-@contextlib.contextmanager
-def interrupts_deferred() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM until the block ends, then act on them as usual."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
+    def _bring_up(self, target: Target) -> tuple[Readiness | None, str | None]:
+        """Activate and wait; the error is a phrase that follows "the release …"."""
+        try:
+            self.activation.activate(target)
+            ready = self.gate(target) if self.gate is not None \
+                else self.wait_until_serving(target.app_dir)
+        except (VmkeeperError, OSError) as error:
+            return None, f"could not be started ({_sentence(error)})"
+        if not ready.ok:
+            expected = self.settings.apps.frontend.expected_status or 200
+            return ready, (f"did not answer {expected} within {ready.seconds:.0f} s "
+                           f"(last: {ready.last})")
+        return ready, None
 
-    def remember(signum: int, _frame: FrameType | None) -> None:
-        received.append(signum)
+    def _go_back(self, previous: Target | None) -> tuple[str, bool]:
+        """The automatic revert, guarded: its own failure is reported, never raised."""
+        name = self.settings.apps.frontend.name
+        if previous is None:
+            try:
+                self.activation.stop()
+            except (VmkeeperError, OSError) as error:
+                return (f"there was no previous frontend to go back to, and stopping {name} "
+                        f"failed too ({_sentence(error)})"), True
+            return f"there was no previous frontend to go back to, so {name} was stopped", False
+        ready, failure = self._bring_up(previous)
+        if failure is None:
+            return f"reverted: {previous.label} is serving again", False
+        if ready is None:
+            return f"REVERT FAILED, the site may be down: {previous.label} {failure}", True
+        return f"reverted to {previous.label}, but it does not answer either ({ready.last})", True
 
-    previous = {sig: signal.signal(sig, remember) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        for signum in received:
-            signal.raise_signal(signum)
+    def _mark(self, target: Target, state: store.ReleaseState, notes: list[str]) -> None:
+        if target.release_id is None:
+            return
+        try:
+            store.set_state(self.settings.releases.root / target.release_id, state)
+        except (OSError, VmkeeperError) as error:
+            notes.append(f"could not mark {target.release_id} {state.value} ({error})")
 
-
-def activate(
-    settings: Settings, pm2: Pm2, app_dir: Path, extra_env: Mapping[str, str] | None = None
-) -> proc.Result:
-    """Run delete+start in a detached child (see the module docstring); raise on failure."""
-    app = settings.apps.frontend
-    spec = {
-        "bin": pm2.bin, "home": str(pm2.home), "timeout": pm2.timeout, "name": app.name,
-        "cwd": str(app_dir), "script": app.start_script or "start",
-        "env": frontend_env(settings, extra_env),
-    }
-    with interrupts_deferred():
-        return proc.run(
-            [sys.executable, "-m", "vmkeeper.releases.switch", json.dumps(spec)],
-            timeout=pm2.timeout * 2 + 15,
+    def switch_to(self, target: Target, previous: Target | None) -> SwitchOutcome:
+        """Make ``target`` live, gated on readiness; on failure go back to ``previous`` (or stop
+        the frontend when there is none). Then `pm2 save --force` and compare the dump with
+        what should be live. Marks the target good or failed."""
+        started = self.clock()
+        notes: list[str] = []
+        ready, failure = self._bring_up(target)
+        notes.extend(self.activation.report())
+        revert: str | None = None
+        revert_failed = False
+        if failure is None:
+            self._mark(target, store.ReleaseState.GOOD, notes)
+        else:
+            self._mark(target, store.ReleaseState.FAILED, notes)
+            revert, revert_failed = self._go_back(previous)
+        saved, save_error = True, None
+        try:
+            self.pm2.save(force=True)
+        except (VmkeeperError, OSError) as error:
+            saved, save_error = False, _sentence(error)
+        expected = target if failure is None else previous
+        agrees: bool | None = None
+        why: str | None = None
+        if expected is not None and saved:
+            agrees, why = live.dump_matches(self.settings, self.pm2, expected.app_dir)
+        return SwitchOutcome(
+            target=target, previous=previous, serving=failure is None,
+            seconds=self.clock() - started,
+            ready_seconds=ready.seconds if ready is not None and failure is None else None,
+            failure=failure, reverted=failure is not None, revert=revert,
+            revert_failed=revert_failed, saved=saved, save_error=save_error,
+            dump_agrees=agrees, dump_note=None if agrees else why, notes=notes,
         )
 
 
-def _child(spec: dict[str, Any]) -> int:
-    pm2 = Pm2(bin=spec["bin"], home=Path(spec["home"]), timeout=float(spec["timeout"]))
-    pm2.delete(spec["name"], check=False)
-    pm2.start_npm(spec["name"], cwd=Path(spec["cwd"]), script=spec["script"], env=spec["env"])
-    return 0
+def switcher_for(settings: Settings, pm2: Pm2) -> Switcher:
+    """The production switch: the zero-downtime handover where Apache carries vmkeeper's
+    snippet, else the runbook's delete+start in a detached child; real HTTP."""
+    return Switcher(settings, pm2, handover.activation_for(settings, pm2))
+
+
+def _sentence(error: BaseException) -> str:
+    return str(error).rstrip(".")
 
 
 @dataclass
@@ -148,6 +189,7 @@ class TrafficWatch:
     url: str
     interval_s: float = 0.1
     timeout_s: float = 2.0
+    probe: http.Prober = http.probe
     requests: int = 0
     failed: int = 0
     longest_gap_s: float = 0.0
@@ -158,7 +200,7 @@ class TrafficWatch:
         assert self._stop is not None
         last_ok = time.monotonic()
         while not self._stop.is_set():
-            result = http.probe(self.url, timeout=self.timeout_s)
+            result = self.probe(self.url, timeout=self.timeout_s)
             now = time.monotonic()
             self.requests += 1
             if result.status is not None and result.status < 500:
@@ -178,11 +220,3 @@ class TrafficWatch:
         assert self._stop is not None and self._thread is not None
         self._stop.set()
         self._thread.join(timeout=self.timeout_s + 1)
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(_child(json.loads(sys.argv[1])))
-    except Exception as error:  # noqa: BLE001 - the parent reads this line as the failure
-        sys.stderr.write(f"switch failed: {error}\n")
-        sys.exit(1)

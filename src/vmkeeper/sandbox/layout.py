@@ -35,6 +35,10 @@ class Ports:
         return self.shifted(3001)
 
     @property
+    def frontend_spare(self) -> int:
+        return self.shifted(3002)
+
+    @property
     def backend(self) -> int:
         return self.shifted(3000)
 
@@ -87,6 +91,10 @@ class Layout:
     @property
     def apache_config(self) -> Path:
         return self.apache_root / "httpd.conf"
+
+    @property
+    def apache_frontend_include(self) -> Path:
+        return self.apache_root / "vmkeeper-frontend.conf"
 
     @property
     def apache_pid(self) -> Path:

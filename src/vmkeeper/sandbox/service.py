@@ -13,7 +13,7 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,18 +21,18 @@ from pathlib import Path
 import psutil
 
 from vmkeeper import proc
+from vmkeeper.atomic import write_atomic
 from vmkeeper.adapters import apache as apache_adapter
-from vmkeeper.adapters import host, http
+from vmkeeper.adapters import host, host_commands, http
 from vmkeeper.adapters.git import Git
 from vmkeeper.adapters.pm2 import Pm2, Pm2App
 from vmkeeper.errors import SandboxError, VmkeeperError
 from vmkeeper.health.service import run_status
-from vmkeeper.releases import build, deploy, store, switch
-from vmkeeper.releases.results import STEP_TITLES, STEPS, StepEvent
+from vmkeeper.progress import Phase, Progress, ProgressEvent, note, silent
+from vmkeeper.releases import activation, build, deploy, store
+from vmkeeper.releases.results import STEP_TITLES, STEPS
 from vmkeeper.sandbox.layout import ASSETS, PLANTED_SECRETS, Layout
 from vmkeeper.settings import Settings, load_settings
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -59,15 +59,13 @@ class SandboxStatus:
         return bool(self.apache_pid and self.pm2_daemon_pid)
 
 
-def _silent(_message: str) -> None:
-    return None
-
-
 def toml_text(layout: Layout, apache_binary: str) -> str:
     p = layout.ports
 
     def q(value: object) -> str:
         return json.dumps(str(value))
+
+    graceful = apache_for(layout, apache_binary).graceful_argv()
 
     return f"""# vmkeeper settings for the sandbox in {layout.dir} (written by `vmkeeper sandbox up`).
 public_url = {q(f"http://127.0.0.1:{p.proxy}")}
@@ -79,6 +77,7 @@ path = {q(layout.workspace)}
 
 [releases]
 root = {q(layout.releases)}
+spare_port = {p.frontend_spare}
 
 [apps.frontend]
 port = {p.frontend}
@@ -98,6 +97,8 @@ port = {p.proxy}
 error_log = {q(layout.apache_error_log)}
 config = {q(layout.apache_config)}
 bin = {q(apache_binary)}
+frontend_include = {q(layout.apache_frontend_include)}
+graceful_command = {json.dumps(graceful)}
 
 [pm2]
 bin = {q(layout.pm2_bin)}
@@ -114,8 +115,7 @@ def media_token(layout: Layout) -> str:
     path = layout.state / "media.token"
     if not path.exists():
         layout.state.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24))
-        path.chmod(0o600)
+        write_atomic(path, secrets.token_urlsafe(24))  # 0600 from the start: it is a secret
     return path.read_text().strip()
 
 
@@ -147,7 +147,7 @@ class _Up:
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
         started = time.monotonic()
-        self.progress(f"{name}…")
+        self.progress(ProgressEvent(f"{name}…", Phase.STARTED, name))
         try:
             yield
         except VmkeeperError as error:
@@ -156,7 +156,8 @@ class _Up:
             raise SandboxError(f"Sandbox step '{name}' failed: {error}") from None
         seconds = time.monotonic() - started
         self.steps.append(f"{name} ({seconds:.1f} s)")
-        self.progress(f"{name}: done in {seconds:.1f} s")
+        self.progress(ProgressEvent(f"{name}: done in {seconds:.1f} s", Phase.DONE, name,
+                                    seconds=seconds))
 
     def run(self) -> SandboxStatus:
         layout = self.layout
@@ -200,14 +201,13 @@ class _Up:
             pm2_for(self.layout).kill()
 
 
-def up(layout: Layout, progress: Progress = _silent) -> SandboxStatus:
+def up(layout: Layout, progress: Progress = silent) -> SandboxStatus:
     return _Up(layout, progress).run()
 
 
 def check_node(required_major: int = 20) -> str:
-    version = proc.run(["node", "-v"], timeout=10).stdout.strip()
-    major = int(version.lstrip("v").split(".")[0])
-    if major != required_major:
+    version = host_commands.node_version(timeout=10)
+    if host_commands.node_major(version) != required_major:
         raise SandboxError(
             f"Node.js {version} found; the standard VM runs Node {required_major}.x: "
             f"install Node {required_major}."
@@ -224,7 +224,7 @@ def ensure_apache(progress: Progress) -> str:
             "Apache 2.4 is not installed and this is not root: run "
             "`sudo apt-get install apache2` (Debian/Ubuntu), then `vmkeeper sandbox up` again."
         )
-    progress("Apache is missing: apt-get install apache2 (as root)")
+    note(progress, "Apache is missing: apt-get install apache2 (as root)")
     apt_env = {"DEBIAN_FRONTEND": "noninteractive"}
     proc.run(["apt-get", "update", "-q"], timeout=600, env=apt_env)
     proc.run(
@@ -278,7 +278,7 @@ def ensure_workspace(layout: Layout) -> None:
     env_file.chmod(0o600)
 
 
-def ensure_frontend(settings: Settings, pm2: Pm2, progress: Progress = _silent) -> None:
+def ensure_frontend(settings: Settings, pm2: Pm2, progress: Progress = silent) -> None:
     """`frontend-dev` serving from a release: left as it is, restarted from the newest built
     release (after `sandbox down`), or else deployed by the real pipeline, as on the VM."""
     frontend = settings.apps.frontend
@@ -289,14 +289,16 @@ def ensure_frontend(settings: Settings, pm2: Pm2, progress: Progress = _silent) 
     for release in store.list_releases(root):
         if store.state_of(release) is store.ReleaseState.GOOD and \
                 build.has_build_output(settings, release.app_dir(frontend_dir)):
-            switch.start_frontend(settings, pm2, release.app_dir(frontend_dir))
+            activation.start_frontend(settings, pm2, activation.Target(
+                release.app_dir(frontend_dir), release.id))
             pm2.save(force=True)
             return
-    def report(event: StepEvent) -> None:
-        if event.phase != "started":
-            detail = f": {event.detail}" if event.detail else ""
-            progress(f"  {event.index}/{len(STEPS)} {STEP_TITLES.get(event.name, event.name)} "
-                     f"{event.phase} ({event.seconds:.1f} s){detail}")
+    def report(event: ProgressEvent) -> None:
+        if event.step is not None and event.phase in (Phase.DONE, Phase.FAILED):
+            detail = f": {event.message}" if event.message else ""
+            note(progress, f"  {event.index}/{len(STEPS)} "
+                 f"{STEP_TITLES.get(event.step, event.step)} {event.phase.value} "
+                 f"({event.seconds or 0:.1f} s){detail}")
 
     result = deploy.deploy(settings, pm2=pm2, progress=report)
     if not result.ok:
@@ -378,8 +380,10 @@ def ensure_apache_running(layout: Layout, apache: apache_adapter.Apache) -> None
         apache_adapter.ProxyRoute("/api", layout.ports.backend),
         apache_adapter.ProxyRoute("/", layout.ports.frontend),
     ]
+    # The sandbox's Apache carries the VM snippet: deploys switch without downtime.
     config = apache_adapter.render_config(
-        root=layout.apache_root, port=layout.ports.proxy, routes=routes
+        root=layout.apache_root, port=layout.ports.proxy, routes=routes,
+        frontend_include=layout.apache_frontend_include,
     )
     changed = not layout.apache_config.exists() or layout.apache_config.read_text() != config
     layout.apache_config.write_text(config)
@@ -396,23 +400,13 @@ def ensure_apache_running(layout: Layout, apache: apache_adapter.Apache) -> None
 
 
 def wait_for_site(settings: Settings, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    checks = {
+    """The site through Apache and the API answer as the runbook's health says, or raise."""
+    ready = http.wait_until_answering({
         settings.public_url + "/": 200,
         f"http://127.0.0.1:{settings.apps.backend.port}/api/auth/me": 401,
-    }
-    last: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        pending = False
-        for url, expected in checks.items():
-            result = http.probe(url, timeout=5)
-            last[url] = http.describe(result)
-            pending = pending or result.status != expected
-        if not pending:
-            return
-        time.sleep(0.5)
-    summary = "; ".join(f"{url} → {seen}" for url, seen in last.items())
-    raise SandboxError(f"the site did not come up within {timeout:g} s: {summary}")
+    }, timeout=timeout, interval=0.5)
+    if not ready.ok:
+        raise SandboxError(f"the site did not come up within {timeout:g} s: {ready.last}")
 
 
 def status(layout: Layout, steps: list[str] | None = None) -> SandboxStatus:
@@ -443,7 +437,7 @@ def status(layout: Layout, steps: list[str] | None = None) -> SandboxStatus:
     )
 
 
-def down(layout: Layout, progress: Progress = _silent) -> list[int]:
+def down(layout: Layout, progress: Progress = silent) -> list[int]:
     """Stop PM2 (daemon and apps) and Apache; kill anything of the sandbox left behind.
 
     Returns the pids that had to be killed after the orderly stop (normally none).
@@ -451,10 +445,10 @@ def down(layout: Layout, progress: Progress = _silent) -> list[int]:
     if not layout.marker.exists() and not layout.config.exists():
         raise SandboxError(f"No sandbox in {layout.dir}: nothing to take down.")
     if layout.pm2_bin.exists():
-        progress("pm2 kill")
+        note(progress, "pm2 kill")
         pm2_for(layout).kill()
     binary = apache_adapter.find_binary() or "apache2"
-    progress("stop Apache")
+    note(progress, "stop Apache")
     apache_for(layout, binary).stop()
     return host.kill_processes(sandbox_processes(layout))
 

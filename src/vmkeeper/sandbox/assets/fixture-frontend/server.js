@@ -4,6 +4,7 @@
 //   - build/index.html missing at start -> message on stderr, exit 1 at once
 //   - NEVER_READY marker in this directory -> listens, but answers every request 500
 //   - START_DELAY_MS=N waits N ms before listening (a slow start)
+//   /slow?ms=N answers after N ms (default 3000)
 // Any other path -> 404. Exits cleanly on SIGTERM/SIGINT.
 const fs = require('node:fs');
 const http = require('node:http');
@@ -35,7 +36,17 @@ const server = http.createServer((req, res) => {
     res.writeHead(500, { ...headers, 'Content-Type': 'text/plain' });
     return res.end('never ready (NEVER_READY marker present)\n');
   }
-  const urlPath = new URL(req.url, 'http://localhost').pathname;
+  const url = new URL(req.url, 'http://localhost');
+  const urlPath = url.pathname;
+  if (urlPath === '/slow') {
+    // A request that takes a while (?ms=N, default 3000): in flight across a switch.
+    const ms = Number(url.searchParams.get('ms') || 3000);
+    setTimeout(() => {
+      res.writeHead(200, { ...headers, 'Content-Type': 'text/plain' });
+      res.end(`slow ${ms} ms from ${process.cwd()}\n`);
+    }, ms);
+    return;
+  }
   if (urlPath !== '/' && urlPath !== '/index.html') {
     res.writeHead(404, { ...headers, 'Content-Type': 'text/plain' });
     return res.end('not found\n');
