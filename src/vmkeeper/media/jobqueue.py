@@ -158,12 +158,25 @@ class MediaQueue:
         self.runner = JobRunner(store, breaker, executor, self.resolve, log,
                                 self.media.max_attempts)
         self.loop = RunnerLoop(self.runner, self.media.concurrency)
+        if isinstance(executor, IsolatedExecutor):
+            executor.lookahead.upcoming = self._upcoming
         self.deduplicated = 0
         self.cached = 0
         self.refused = 0
 
     def resolve(self, key: str) -> tuple[Path, Path]:
         return resolve_key(self.media.storage_root, self.media.output_dir, key)
+
+    def _upcoming(self) -> tuple[str, Path, Path] | None:
+        """The job that runs next (its id, source, destination), for the executor's lookahead."""
+        queued = self.store.select(JobState.QUEUED, 1)
+        if not queued:
+            return None
+        try:
+            source, destination = self.resolve(queued[0].key)
+        except MediaRejected:
+            return None
+        return queued[0].id, source, destination
 
     def view(self, job: Job, disposition: Disposition | None = None) -> JobView:
         return JobView(job, self.store.position(job), disposition)

@@ -62,11 +62,83 @@ class Executor(Protocol):
             on_start: Callable[[WorkerMark], None]) -> Outcome: ...
 
 
+Prepared = ReverseResult | SupervisedReversal
+Upcoming = Callable[[], "tuple[str, Path, Path] | None"]  # next queued job: id, source, dest
+Stamp = tuple[int, int, int]
+
+
+def _stamp(path: Path) -> Stamp | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_ino, info.st_size, info.st_mtime_ns
+
+
+class Lookahead:
+    """The next queued job's checks and probe, done while the current job's worker runs.
+
+    The probe is a child Python importing PyAV: most of the service's per-job cost on top of
+    the reversal (measured in bench/media_service.py). Done ahead it overlaps the reversal
+    instead of preceding it (one more ~45 MiB process for a moment, beside the worker). A plan
+    made ahead is used only for the same file unchanged (inode, size, mtime), and gets its
+    deadline when its job starts.
+    """
+
+    def __init__(self, media: MediaSettings,
+                 prepare: Callable[[MediaSettings, Path, Path], Prepared] = service.prepare
+                 ) -> None:
+        self.media = media
+        self.prepare = prepare
+        self.upcoming: Upcoming | None = None  # set by the queue that owns the executor
+        self._lock = threading.Lock()
+        self._ready: dict[str, tuple[Stamp, Prepared]] = {}
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.upcoming is not None:
+            self._thread = threading.Thread(target=self._prepare_next, daemon=True,
+                                            name="media-lookahead")
+            self._thread.start()
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join(self.media.ffprobe_timeout_ms / 1000 + 5)
+            self._thread = None
+
+    def _prepare_next(self) -> None:
+        assert self.upcoming is not None
+        try:
+            found = self.upcoming()
+        except Exception:  # noqa: BLE001 - an optimisation: the job is prepared when it runs
+            return
+        if found is None or found[0] in self._ready:
+            return
+        job_id, source, destination = found
+        stamp = _stamp(source)
+        try:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            prepared = self.prepare(self.media, source, destination)
+        except (UsageError, OSError):
+            return
+        with self._lock:
+            self._ready = {job_id: (stamp, prepared)} if stamp else {}  # only the next job
+
+    def take(self, job_id: str, source: Path) -> Prepared | None:
+        """The plan made ahead for ``job_id``, if its source is still the file probed."""
+        with self._lock:
+            entry = self._ready.pop(job_id, None)
+        if entry is None or entry[0] != _stamp(source):
+            return None
+        return entry[1]
+
+
 class IsolatedExecutor:
     """The real executor: the supervisor under the job's memory limit, and nothing in between.
 
     Per job: :func:`vmkeeper.media.service.prepare` here (the checks and the probe, in a child
-    under FFPROBE_TIMEOUT_MS), then ``python -P -m vmkeeper.media.supervisor`` — the program
+    under FFPROBE_TIMEOUT_MS; for a queued job, while the job before it runs: :class:`Lookahead`),
+    then ``python -P -m vmkeeper.media.supervisor`` — the program
     ``media reverse`` execs — which confines itself, starts the worker and enforces the job's
     one deadline; the service only waits, and kills the whole confined tree if the supervisor
     itself outlives that deadline by more than it needs to stop its worker.
@@ -81,6 +153,7 @@ class IsolatedExecutor:
         self.kill_margin_s = kill_margin_s
         # Set when the service stops: running workers are killed whole, their jobs requeued.
         self.cancel = threading.Event()
+        self.lookahead = Lookahead(media)
 
     def run(self, job: Job, source: Path, destination: Path,
             on_start: Callable[[WorkerMark], None]) -> Outcome:
@@ -89,11 +162,15 @@ class IsolatedExecutor:
         # The service's own output tree (storage_root/output_dir/…): made here, not by the
         # supervisor, which never creates a folder it was not given.
         destination.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            prepared = service.prepare(self.media, source, destination, deadline=deadline,
-                                       started=started)
-        except UsageError as error:
-            return Outcome(False, rejected=True, reason=Reason.REJECTED, error=str(error))
+        prepared = self.lookahead.take(job.id, source)
+        if isinstance(prepared, SupervisedReversal):
+            prepared = dataclasses.replace(prepared, started=started, deadline=deadline)
+        elif prepared is None:
+            try:
+                prepared = service.prepare(self.media, source, destination, deadline=deadline,
+                                           started=started)
+            except UsageError as error:
+                return Outcome(False, rejected=True, reason=Reason.REJECTED, error=str(error))
         if isinstance(prepared, ReverseResult):
             return _outcome(prepared, prepared.seconds, None)
         confinement = self.isolation.confine(f"{job.id}-{job.attempts}")
@@ -115,10 +192,12 @@ class IsolatedExecutor:
                         on_start(WorkerMark(running.pid,
                                             psutil.Process(running.pid).create_time(),
                                             confinement.cgroup))
+                    self.lookahead.start()
                     stopped_by_us = not self._wait(running)
                     # Whatever the worker left behind (an FFmpeg that escaped its group) goes.
                     confinement.kill_all(running.pid)
                     code = running.poll()
+                self.lookahead.join()
                 stdout.seek(0)
                 stderr.seek(0)
                 answer = stdout.read().decode(errors="replace")
