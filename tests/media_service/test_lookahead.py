@@ -20,13 +20,18 @@ def _lookahead(source: Path, made: list[Path]) -> Lookahead:
     return ahead
 
 
-def test_the_next_job_is_prepared_once_and_used_for_that_job_only(tmp_path: Path) -> None:
+def _prepared_ahead(tmp_path: Path) -> tuple[Path, list[Path], Lookahead]:
     source = tmp_path / "next.mp4"
     source.write_bytes(b"video")
     made: list[Path] = []
     ahead = _lookahead(source, made)
     ahead.start()
     ahead.join()
+    return source, made, ahead
+
+
+def test_the_next_job_is_prepared_once_and_used_for_that_job_only(tmp_path: Path) -> None:
+    source, made, ahead = _prepared_ahead(tmp_path)
     ahead.start()  # the same next job again: not probed twice
     ahead.join()
     assert made == [source]
@@ -37,12 +42,7 @@ def test_the_next_job_is_prepared_once_and_used_for_that_job_only(tmp_path: Path
 
 
 def test_a_source_changed_since_it_was_probed_is_probed_again(tmp_path: Path) -> None:
-    source = tmp_path / "next.mp4"
-    source.write_bytes(b"video")
-    made: list[Path] = []
-    ahead = _lookahead(source, made)
-    ahead.start()
-    ahead.join()
+    source, _made, ahead = _prepared_ahead(tmp_path)
     source.write_bytes(b"another video, longer")
     os.utime(source, ns=(1, 1))
     assert ahead.take("job-2", source) is None
