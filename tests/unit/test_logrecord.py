@@ -11,6 +11,7 @@ import pytest
 import structlog
 
 from vmkeeper import flock, logrecord, logs, proc
+from vmkeeper.media import supervisor
 from vmkeeper.media.jobqueue import json_logger
 from vmkeeper.releases import history
 
@@ -75,3 +76,12 @@ def test_history_and_lock_holders_spell_time_the_same_way(tmp_path: Path) -> Non
     assert STAMP.match(history.append(tmp_path, {"run": "a", "phase": "started"})["time"])
     with flock.hold(tmp_path / "x.lock", "deploy") as held:
         assert STAMP.match(held.holder.since)
+
+
+def test_the_reversal_record_has_the_same_shape_in_process_and_in_the_supervisor(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    supervisor.JsonLog().warning("media.reverse", ok=False, error="too long")
+    data = json.loads(capsys.readouterr().err)
+    assert list(data)[:3] == ["timestamp", "level", "event"]
+    assert (data["level"], data["event"], data["ok"]) == ("warning", "media.reverse", False)
+    assert STAMP.match(data["timestamp"])

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from vmkeeper.errors import SettingsError
 from vmkeeper.settings import Settings, load_settings
@@ -128,7 +129,7 @@ def test_relative_paths_in_file_are_relative_to_the_file(tmp_path: Path) -> None
 
 def test_settings_are_immutable() -> None:
     settings = Settings()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         settings.releases.keep = 5  # type: ignore[misc]
 
 

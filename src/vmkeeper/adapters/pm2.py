@@ -17,6 +17,7 @@ import psutil
 
 from vmkeeper import proc
 from vmkeeper.errors import VmkeeperError
+from vmkeeper.jsonable import parse_json
 
 
 class Pm2OutputError(VmkeeperError):
@@ -125,7 +126,7 @@ def _json_array(text: str, what: str) -> list[Any]:
     error: json.JSONDecodeError | None = None
     for candidate in candidates:
         try:
-            data = json.loads(candidate)
+            data = parse_json(candidate, what, error=Pm2OutputError)
         except json.JSONDecodeError as failed:
             error = error or failed
             continue
@@ -145,7 +146,7 @@ def parse_jlist(text: str) -> list[Pm2App]:
 def parse_dump(text: str) -> list[Pm2App]:
     """dump.pm2 as `pm2 save` writes it: one (pretty-printed) JSON array of app entries."""
     try:
-        data = json.loads(text)
+        data = parse_json(text, "dump.pm2", error=Pm2OutputError)
     except json.JSONDecodeError as error:
         raise Pm2OutputError(f"dump.pm2 is not JSON ({error.msg} at line {error.lineno}).") from None
     if not isinstance(data, list):

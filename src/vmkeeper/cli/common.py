@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-import json
+import functools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 
 from vmkeeper import progress
-from vmkeeper.jsonable import to_jsonable
+from vmkeeper.errors import VmkeeperError
+from vmkeeper.jsonable import json_text
 from vmkeeper.settings import LoadedSettings, Settings, load_settings
+
+# typer 0.2x vendors click (typer._click); the base of its usage errors is found from a public
+# name so this works with either layout.
+ClickException: type[Exception] = next(
+    base for base in typer.BadParameter.__mro__ if base.__name__ == "ClickException"
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 JsonOption = typer.Option(False, "--json", help="Print one JSON object on stdout, nothing else.")
 
@@ -52,8 +62,41 @@ def stderr_console() -> Console:
 
 
 def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(to_jsonable(value), indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(json_text(value) + "\n")
     sys.stdout.flush()
+
+
+class InternalFailure(Exception):
+    """A command's own failure (a bug), carrying the exit code its callers read it as; the
+    cause is ``__cause__``. Only the top-level handler catches it."""
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__(f"internal failure (exit {exit_code})")
+        self.exit_code = exit_code
+
+
+def internal_failure_exits(code: int) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """For monitoring commands (health, doctor): any failure to reach a verdict exits ``code``
+    (3, "unknown", in the Nagios convention) — a crash exited 1, which a monitor reads as
+    "warn", and a settings error 2, "critical"."""
+
+    def decorate(command: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(command)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return command(*args, **kwargs)
+            except VmkeeperError as error:
+                # Bad settings or a refused option: still no verdict, so "unknown" too.
+                error.exit_code = code
+                raise
+            except (ClickException, typer.Exit, typer.Abort):
+                raise
+            except Exception as error:
+                raise InternalFailure(code) from error
+
+        return run
+
+    return decorate
 
 
 def emit(result: Any, as_json: bool, human: Callable[[Console], None]) -> None:

@@ -9,7 +9,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vmkeeper.cli.common import JsonOption, emit, event_printer, state
+from vmkeeper.cli.common import (
+    JsonOption,
+    emit,
+    event_printer,
+    internal_failure_exits,
+    state,
+)
+from vmkeeper.errors import UsageError
 from vmkeeper.health.doctor import run_doctor
 from vmkeeper.health.logs import read_logs
 from vmkeeper.health.model import Check, Status
@@ -54,6 +61,7 @@ def status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     emit(report, as_json, human)
 
 
+@internal_failure_exits(Status.UNKNOWN.exit_code)
 def health(
     ctx: typer.Context,
     as_json: bool = JsonOption,
@@ -63,6 +71,8 @@ def health(
     ),
 ) -> None:
     """Every runbook check, concurrently. Exit 0 ok, 1 warn, 2 critical, 3 unknown."""
+    if prometheus is not None:
+        _check_prometheus_path(prometheus)
     report = run_health(state(ctx).settings, prometheus=prometheus)
 
     def human(console: Console) -> None:
@@ -74,6 +84,15 @@ def health(
 
     emit(report, as_json, human)
     raise typer.Exit(report.exit_code)
+
+
+def _check_prometheus_path(path: Path) -> None:
+    # Refused before any check runs; creating the folder (as root, from a typo) is not ours to do.
+    if path.is_dir():
+        raise UsageError(f"--prometheus {path} is a folder: name the .prom file to write in it.")
+    if not path.parent.is_dir():
+        raise UsageError(f"--prometheus: the folder {path.parent} does not exist: create it "
+                         "(node_exporter's textfile directory) or give another path.")
 
 
 def recover(
@@ -132,6 +151,7 @@ def logs(
     emit(report, as_json, human)
 
 
+@internal_failure_exits(Status.UNKNOWN.exit_code)
 def doctor(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Node, PM2, FFmpeg, Apache and paths checked. Exit 0 ok, 1 warn, 2 critical, 3 unknown."""
     report = run_doctor(state(ctx).settings)

@@ -10,6 +10,7 @@ it first and never run one key twice at once.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import uuid
@@ -128,6 +129,10 @@ class JobStore:
 
     def __init__(self, path: Path, clock: Clock) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # 0600: jobs name uploads and errors. SQLite gives its -wal and -shm files the mode of
+        # the database file, so creating that one private is enough (chmod: older stores).
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        os.chmod(path, 0o600)
         self.path = path
         self._clock = clock
         self._lock = threading.RLock()

@@ -21,11 +21,11 @@ from pathlib import Path
 import psutil
 
 from vmkeeper import proc
-from vmkeeper.atomic import write_atomic
 from vmkeeper.adapters import apache as apache_adapter
 from vmkeeper.adapters import host, host_commands, http
 from vmkeeper.adapters.git import Git
 from vmkeeper.adapters.pm2 import Pm2, Pm2App
+from vmkeeper.atomic import write_atomic
 from vmkeeper.errors import SandboxError, VmkeeperError
 from vmkeeper.health.service import run_status
 from vmkeeper.progress import Phase, Progress, ProgressEvent, note, silent
