@@ -250,7 +250,7 @@ def test_a_second_deploy_or_rollback_is_refused_while_one_runs(
         run = bed.run("deploy", "--json")
         assert run.code == 1
         assert f"pid {first.pid}" in run.stderr and "branch main" in run.stderr
-        assert "command deploy" in run.stderr
+        assert "deploy since" in run.stderr  # the holder: what it runs and since when
         refused = bed.run("rollback", "--previous")
         assert refused.code == 1 and f"pid {first.pid}" in refused.stderr
         waited = bed.run("deploy", "--json", "--wait", "120")  # queues behind the first

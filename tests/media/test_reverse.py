@@ -174,7 +174,7 @@ def test_reverse_default_output_is_h264_aac_mp4_faststart(clips: Clips, tmp_path
     assert abs(result.stats.output_audio_samples - 3 * 48000) <= 1024
     data, channels = samples(dst)
     assert len(data) == 3 * 48000 * channels  # FFmpeg's own decode: exact length
-    assert result.input is not None and result.input.video is not None
+    assert result.input is not None and result.input["video"] is not None
     assert result.output_size_bytes == dst.stat().st_size
 
 
@@ -190,6 +190,7 @@ def test_reverse_timeout_kills_the_worker_and_leaves_nothing(clips: Clips, tmp_p
     monkeypatch.setattr(tempfile, "tempdir", str(private))
     settings = MediaSettings(reverse_timeout_ms=1500)  # past the probe, within the reversal
     dst = tmp_path / "out" / "reversed.mp4"
+    dst.parent.mkdir()  # `media reverse` never creates DST's folder
     result = run(settings, clips.slow, dst, deadline=None)
     assert not result.ok and not result.rejected
     assert result.error is not None and "FFMPEG_REVERSE_TIMEOUT_MS" in result.error
