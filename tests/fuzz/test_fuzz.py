@@ -14,7 +14,8 @@ from vmkeeper import proc
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[0] / "data"
 SEEDS = {
-    "redactor": [*sorted((DATA / "pm2").glob("*.json")), *sorted((DATA / "kernel").glob("*.log"))[:3]],
+    "redactor": [*sorted((DATA / "pm2").glob("*.json")),
+                 *sorted((DATA / "kernel").glob("*.log"))[:3]],
     "kernel_log": sorted((DATA / "kernel").glob("*.log")),
     "pm2_output": sorted((DATA / "pm2").glob("*.json")),
     "settings_file": [],
@@ -45,6 +46,7 @@ def test_a_few_seconds_of_fuzzing_find_no_crash(name: str, tmp_path: Path) -> No
          "-max_len=65536", "-rss_limit_mb=2048", f"-artifact_prefix={tmp_path}/", str(corpus)],
         timeout=SECONDS * 6 + 60, check=False, cwd=HERE.parents[1],
     )
-    crashes = [p.name for p in tmp_path.iterdir() if p.name.startswith(("crash-", "timeout-", "oom-"))]
+    found = ("crash-", "timeout-", "oom-")
+    crashes = [p.name for p in tmp_path.iterdir() if p.name.startswith(found)]
     assert result.returncode == 0 and not crashes, \
         f"{name}: {crashes} (keep each in tests/fuzz/crashes/{name}/)\n{result.stderr[-3000:]}"
