@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from vmkeeper import linear_regex
+
 # kind, pattern: a fixed prefix or structure, then token characters.
 PROVIDERS: tuple[tuple[str, str], ...] = (
     ("github-token", r"gh[pousr]_[A-Za-z0-9]{30,}"),
@@ -132,18 +134,16 @@ class Span:
 
 @cache
 def _compiled() -> dict[str, Any]:
-    import re2  # lazily: the CLI starts without it
-
-    options = re2.Options()
-    options.max_mem = 64 << 20
+    # Compiled on first use: the CLI starts without RE2.
+    budget = 64 << 20
     # Group N + 1 is provider N (the providers' own groups are all non-capturing).
     providers = "|".join(f"({pattern})" for _kind, pattern in PROVIDERS)
     return {
-        "providers": re2.compile(rf"(?:^|[^A-Za-z0-9_])(?:{providers})", options),
-        "pem": re2.compile(_PEM, options),
-        "url": re2.compile(_URL, options),
-        "scheme": re2.compile(_SCHEME, options),
-        "long": re2.compile(_LONG, options),
+        "providers": linear_regex.compile(rf"(?:^|[^A-Za-z0-9_])(?:{providers})", max_mem=budget),
+        "pem": linear_regex.compile(_PEM, max_mem=budget),
+        "url": linear_regex.compile(_URL, max_mem=budget),
+        "scheme": linear_regex.compile(_SCHEME, max_mem=budget),
+        "long": linear_regex.compile(_LONG, max_mem=budget),
     }
 
 
