@@ -1,4 +1,5 @@
-"""The clip generator makes what it says: codec, size, pixel format, rotation, VFR, offset, sound."""
+"""The clip generator makes what it says: codec, size, pixel format, rotation, VFR, offset,
+sound."""
 
 from __future__ import annotations
 
@@ -56,5 +57,5 @@ def test_rotation_offset_vfr_and_surround(tmp_path: Path) -> None:
 
 
 def test_an_odd_420_h264_clip_is_refused_in_one_sentence(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="use pix_fmt='yuv444p' or Codec.VP9"):
+    with pytest.raises(ValueError, match=r"use pix_fmt='yuv444p' or Codec\.VP9"):
         make_clip(tmp_path / "odd.mp4", Clip(size="161x121"))
