@@ -1,141 +1,178 @@
-"""Peak memory and wall time of three ways to reverse a clip, as ratios to a forward transcode.
+"""Peak memory and wall time of reversing a clip, as ratios to a forward transcode (the floor).
 
-(a) FFmpeg's whole-clip ``reverse,areverse`` with -threads 1 (what took the VM down),
-(b) a forward transcode with the same encoder settings (the floor: one decode, one encode),
-(c) ``vmkeeper media reverse``. Memory is sampled every 50 ms over the whole process tree: the
-sum of RSS (shared pages counted in every process) and of PSS (shared pages split). For (c) the
-cell also splits the RSS peak, at the sample where the tree peaked, into the root process (the
-CLI, which after the input checks has exec'd the stdlib-only supervisor: same PID) and its
-largest child (the PyAV worker), and gives the root's own peak over the whole run (the CLI
-before exec, during the probe, when the worker is not running). Each row ends with the 1-minute
-load average before and after it. Both
-baselines run FFmpeg with ``-threads 1`` before ``-i`` (decoder) and after it (encoder), as (c)
-runs its decoder and encoder single-threaded.
+(b) the baseline: FFmpeg's forward transcode with the reversal's encoder settings, decoder and
+encoder single-threaded (``-threads 1`` before ``-i`` and after it: with it only before, x264
+still runs 3 threads); (c) ``vmkeeper media reverse … --json``, the whole command (CLI, probe
+child, the supervisor the CLI exec'd, the PyAV worker), input checks and output verification
+included; optionally (a) FFmpeg's whole-clip ``reverse,areverse`` (what took the VM down).
 
-    .venv/bin/python bench/reverse.py --sizes 720p,1080p --durations 30,60,120 --skip-a-over 3000
+Memory is sampled every 50 ms over the whole process tree: the sum of RSS (shared pages counted
+in every process) and of PSS (shared pages split). Content comes from ``media/clips.py``:
+``testsrc2`` (the easiest picture there is) beside footage-like content (fractal zoom, life,
+cellular automaton, scaled up with film grain), open-GOP H.264, HEVC, VP9, 60 fps, VFR and an
+odd size (whose baseline crops to even, as the reversal does: libx264 refuses odd 4:2:0). Each
+configuration runs ``--repeat`` times, (b) and (c) alternating, and keeps the fastest of each
+(the machine is shared: the minimum is the least disturbed run); each row ends with the
+1-minute load average before and after it. Clips are kept in ``--clips`` between runs.
+
+    nice -n -5 .venv/bin/python bench/reverse.py --kinds mandelbrot,life --sizes 720p,1080p \
+        --durations 30,120
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psutil
 
-from vmkeeper import proc
+from vmkeeper import logs, proc
 from vmkeeper.adapters.ffmpeg import (
     build_forward_transcode_argv,
     build_whole_clip_reverse_argv,
     encoder_args,
     ffmpeg_binary,
 )
+from vmkeeper.media.clips import Clip, Codec, Content, Sound, cached_clip
 from vmkeeper.settings import MediaSettings
 
 SIZES = {"720p": "1280x720", "1080p": "1920x1080"}
+_REAL = Clip(content=Content.MANDELBROT, grain=12, gop=60, bframes=3, sound=Sound.BEEP)
+KINDS: dict[str, Clip] = {
+    "testsrc2": Clip(gop=60, bframes=3, sound=Sound.BEEP),
+    "mandelbrot": _REAL,
+    "life": replace(_REAL, content=Content.LIFE),
+    "cellauto": replace(_REAL, content=Content.CELLAUTO),
+    "open-gop": replace(_REAL, codec=Codec.H264_OPEN_GOP),
+    "hevc": replace(_REAL, codec=Codec.HEVC),
+    "vp9": replace(_REAL, codec=Codec.VP9),
+    "60fps": replace(_REAL, rate=60, gop=120),
+    "vfr": replace(_REAL, vfr=True),
+    "odd": replace(_REAL, codec=Codec.VP9),  # sized 853x479 below
+}
+EVEN_CROP = ["-vf", "crop=trunc(iw/2)*2:trunc(ih/2)*2"]
 
 
-def measure(argv: list[str], parts: dict[str, int] | None = None) -> tuple[float, int, int]:
-    """Wall seconds, peak tree RSS and peak tree PSS (bytes) of ``argv`` and its children.
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    cpu: float  # user + system seconds of the whole tree (less noisy than wall time)
+    rss: int  # peak of the tree's summed RSS, bytes
+    pss: int
 
-    ``parts`` receives the RSS of the root process and of its largest child at the sample where
-    the tree's RSS peaked, and the root's own peak over the run (``root_peak``).
-    """
+
+def measure(argv: list[str]) -> Run:
+    """Wall seconds and peak tree RSS / PSS of ``argv`` and all its children."""
     started = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     peak_rss = peak_pss = 0
-    parts = parts if parts is not None else {}
-    parts.update(root=0, child=0, root_peak=0)
     with proc.start(argv, timeout=3600, stdout=proc.DEVNULL, stderr=proc.PIPE) as running:
         root = psutil.Process(running.pid)
         while running.poll() is None:
-            rss = pss = root_rss = child_rss = 0
+            rss = pss = 0
             try:
                 for process in [root, *root.children(recursive=True)]:
                     info = process.memory_full_info()
-                    rss += info.rss
-                    pss += info.pss
-                    if process.pid == root.pid:
-                        root_rss = info.rss
-                    else:
-                        child_rss = max(child_rss, info.rss)
+                    rss, pss = rss + info.rss, pss + info.pss
             except psutil.Error:
                 pass
-            parts["root_peak"] = max(parts["root_peak"], root_rss)
-            if rss > peak_rss:
-                parts.update(root=root_rss, child=child_rss)
             peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
             time.sleep(0.05)
         code = running.wait()
         if code != 0:
             err = running.stderr.read().decode(errors="replace") if running.stderr else ""
             raise SystemExit(f"{argv[0]} failed ({code}): {err[-500:]}")
-    return time.monotonic() - started, peak_rss, peak_pss
+    # Descendants count once waited for: the probe child by the CLI, the worker by the
+    # supervisor, each command by this process.
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return Run(time.monotonic() - started, cpu, peak_rss, peak_pss)
 
 
-def make_clip(ffmpeg: str, path: Path, size: str, seconds: int) -> None:
-    # The shared notes' inputs: testsrc2 + a sine with a beep, x264 veryfast GOP 60, AAC 48 kHz.
-    proc.run([ffmpeg, "-nostdin", "-v", "error", "-y",
-              "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30:duration={seconds}",
-              "-f", "lavfi", "-i", f"sine=frequency=440:beep_factor=4:sample_rate=48000:"
-              f"duration={seconds}",
-              "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-g", "60",
-              "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-threads", "1", str(path)],
-             timeout=3600)
+def fastest(runs: list[Run]) -> Run:
+    return Run(min(r.seconds for r in runs), min(r.cpu for r in runs),
+               min(r.rss for r in runs), min(r.pss for r in runs))
 
 
 def mib(value: int) -> str:
     return f"{value / 2**20:,.0f}"
 
 
+def clip_for(kind: str, size: str, seconds: float) -> tuple[str, Clip]:
+    clip = replace(KINDS[kind], size="853x479" if kind == "odd" else SIZES[size], seconds=seconds)
+    return f"{kind} {clip.size}@{clip.rate} {seconds:g} s", clip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kinds", default="mandelbrot", help=", ".join(KINDS))
     parser.add_argument("--sizes", default="720p,1080p")
-    parser.add_argument("--durations", default="30,60,120")
-    parser.add_argument("--skip-a-over", type=float, default=4000,
+    parser.add_argument("--durations", default="30,120")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--whole-clip", action="store_true", help="also run (a), if it fits")
+    parser.add_argument("--skip-a-over", type=float, default=3000,
                         help="skip (a) when its estimated peak exceeds this many MiB")
+    parser.add_argument("--clips", type=Path,
+                        default=Path(tempfile.gettempdir()) / "vmkeeper-bench-clips")
     args = parser.parse_args()
     media = MediaSettings()
     ffmpeg = ffmpeg_binary(media.ffmpeg_path)
     encoder = encoder_args(media.video_codec, media.preset, media.crf, media.audio_codec,
                            media.audio_bitrate)
     vmkeeper = str(Path(sys.executable).with_name("vmkeeper"))
-    print("| clip | (a) whole-clip reverse: peak RSS / PSS MiB, s | (b) forward: peak RSS / PSS "
-          "MiB, s | (c) vmkeeper: peak RSS / PSS MiB, s | (c)/(b) RSS | (c)/(b) PSS | "
-          "(c)/(b) time | load |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| clip | (b) forward: peak RSS / PSS MiB, wall s, CPU s | (c) vmkeeper: the same "
+          "| (c)/(b) RSS | (c)/(b) PSS | (c)/(b) wall | (c)/(b) CPU | (c)−(b) wall s "
+          "| (a) whole-clip | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="bench-reverse-") as folder:
         work = Path(folder)
-        for size in args.sizes.split(","):
-            width, height = (int(v) for v in SIZES[size].split("x"))
-            for seconds in (int(d) for d in args.durations.split(",")):
-                clip = work / f"{size}-{seconds}.mp4"
-                make_clip(ffmpeg, clip, SIZES[size], seconds)
-                load_before = os.getloadavg()[0]
-                frames_mib = width * height * 1.5 * 30 * seconds / 2**20
-                if frames_mib + 250 > args.skip_a_over:
-                    a = f"skipped (~{frames_mib + 250:,.0f} MiB expected)"
-                else:
-                    t, rss, pss = measure(build_whole_clip_reverse_argv(
-                        ffmpeg, clip, work / "a.mp4", encoder))
-                    a = f"{mib(rss)} / {mib(pss)}, {t:.1f}"
-                tb, rb, pb = measure(build_forward_transcode_argv(ffmpeg, clip, work / "b.mp4",
-                                                                  encoder))
-                parts: dict[str, int] = {}
-                tc, rc, pc = measure([vmkeeper, "media", "reverse", str(clip),
-                                      str(work / "c.mp4"), "--json"], parts)
-                print(f"| {size}30 {seconds} s | {a} | {mib(rb)} / {mib(pb)}, {tb:.1f} | "
-                      f"{mib(rc)} / {mib(pc)}, {tc:.1f} (supervisor {mib(parts['root'])} + "
-                      f"worker {mib(parts['child'])}; CLI before exec "
-                      f"{mib(parts['root_peak'])}) | {rc / rb:.2f} | {pc / pb:.2f} | "
-                      f"{tc / tb:.2f} | {load_before:.1f}–{os.getloadavg()[0]:.1f} |",
-                      flush=True)
-                for name in ("a.mp4", "b.mp4", "c.mp4", clip.name):
-                    (work / name).unlink(missing_ok=True)
+        for kind in args.kinds.split(","):
+            for size in args.sizes.split(","):
+                for seconds in (float(d) for d in args.durations.split(",")):
+                    label, clip = clip_for(kind, size, seconds)
+                    suffix = ".webm" if clip.codec is Codec.VP9 else ".mp4"
+                    name = f"{kind}-{clip.size}-{seconds:g}{suffix}"
+                    source = cached_clip(args.clips, name, clip, ffmpeg=ffmpeg)
+                    row(label, clip, source, work, ffmpeg, vmkeeper, encoder, kind, args)
     return 0
 
 
+def row(label: str, clip: Clip, source: Path, work: Path, ffmpeg: str, vmkeeper: str, encoder: list[str],
+        kind: str, args: argparse.Namespace) -> None:
+    load_before = os.getloadavg()[0]
+    forward = encoder + (EVEN_CROP if kind == "odd" else [])
+    b_runs, c_runs = [], []
+    for _ in range(args.repeat):
+        b_runs.append(measure(build_forward_transcode_argv(ffmpeg, source, work / "b.mp4",
+                                                           forward)))
+        c_runs.append(measure([vmkeeper, "media", "reverse", str(source), str(work / "c.mp4"),
+                               "--json"]))
+    b, c = fastest(b_runs), fastest(c_runs)
+    a = "—"
+    if args.whole_clip:
+        width, height = clip.dimensions
+        # Every decoded frame held (yuv420p), on top of the floor.
+        estimate = width * height * 1.5 * clip.rate * clip.seconds + b.rss
+        if estimate / 2**20 > args.skip_a_over:
+            a = f"skipped (~{estimate / 2**20:,.0f} MiB)"
+        else:
+            run = measure(build_whole_clip_reverse_argv(ffmpeg, source, work / "a.mp4", forward))
+            a = f"{mib(run.rss)} / {mib(run.pss)}, {run.seconds:.1f}"
+    print(f"| {label} | {mib(b.rss)} / {mib(b.pss)}, {b.seconds:.2f}, {b.cpu:.2f} | "
+          f"{mib(c.rss)} / {mib(c.pss)}, {c.seconds:.2f}, {c.cpu:.2f} | {c.rss / b.rss:.2f} | "
+          f"{c.pss / b.pss:.2f} | {c.seconds / b.seconds:.2f} | {c.cpu / b.cpu:.2f} | "
+          f"{c.seconds - b.seconds:+.2f} | {a} | "
+          f"{load_before:.1f}–{os.getloadavg()[0]:.1f} |", flush=True)
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        (work / name).unlink(missing_ok=True)
+
+
 if __name__ == "__main__":
+    logs.configure()  # an entry point: importing vmkeeper configures nothing
     sys.exit(main())

@@ -68,3 +68,12 @@ class MediaRejected(VmkeeperError):
 
 class MediaError(VmkeeperError):
     """A media run that failed (crash, timeout, bad output)."""
+
+
+class InputError(VmkeeperError, ValueError):
+    """Outside input (a file, a program's output) vmkeeper cannot take in as it is.
+
+    A ValueError too, so code that falls back on unparsable input (`except ValueError`) still
+    does."""
+
+    exit_code = 2

@@ -106,7 +106,9 @@ def take(path: Path, what: str, *, wait_s: float = 0.0,
     path.parent.mkdir(parents=True, exist_ok=True)
     # O_CLOEXEC (Python's default) keeps a child the holder spawns (a PM2 daemon a deploy
     # starts) from inheriting the lock and holding it after the holder is gone.
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    # 0600: the holder record names who does what (chmod: a lock left by an older version).
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)
     deadline = clock() + wait_s
     while True:
         try:

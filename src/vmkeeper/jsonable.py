@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+
+from vmkeeper.errors import InputError, VmkeeperError
+
+# Deeper than any dump, jlist or result (PM2's are 5 levels), shallow enough for every recursive
+# walker over a parsed document (redaction, to_jsonable, json.dumps) to stay far from Python's
+# recursion limit: 900 levels passed json.loads and then crashed the redactor.
+MAX_DEPTH = 64
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def to_jsonable(value: Any) -> Any:
@@ -29,3 +39,54 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return value
+
+
+def json_text(value: Any) -> str:
+    """The one JSON printer (``--json``, bundles): ``value`` as standard JSON (RFC 8259), so no
+    NaN or Infinity (ValueError), and ASCII escapes when it holds a lone surrogate, which UTF-8
+    cannot carry."""
+    plain = to_jsonable(value)
+    text = json.dumps(plain, indent=2, ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(plain, indent=2, ensure_ascii=True, allow_nan=False)
+    return text
+
+
+def parse_json(text: str | bytes, what: str, *,
+               error: type[VmkeeperError] = InputError) -> Any:
+    """Parse outside JSON; raise ``error`` naming ``what`` if it is nested deeper than MAX_DEPTH,
+    holds a lone UTF-16 surrogate (``"\\ud800"``: valid JSON, not text — writing it as UTF-8
+    fails later, far from here) or Python's NaN/Infinity extension. Invalid JSON raises
+    json.JSONDecodeError as json does.
+    """
+
+    def refuse_constant(name: str) -> Any:
+        raise error(f"{what} holds {name}, which is not JSON; fix what wrote it.")
+
+    try:
+        document = json.loads(text, parse_constant=refuse_constant)
+    except RecursionError:
+        raise error(f"{what} is JSON nested deeper than {MAX_DEPTH} levels: no file vmkeeper "
+                    "reads is; check what wrote it.") from None
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:  # iterative: the point is not to recurse on hostile depth
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise error(f"{what} is JSON nested deeper than {MAX_DEPTH} levels: no file "
+                            "vmkeeper reads is; check what wrote it.")
+            items = list(node.items()) if isinstance(node, dict) else [(None, v) for v in node]
+            for key, value in items:
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    raise error(_surrogate_message(what))
+                stack.append((value, depth + 1))
+        elif isinstance(node, str) and _SURROGATE.search(node):
+            raise error(_surrogate_message(what))
+    return document
+
+
+def _surrogate_message(what: str) -> str:
+    return (f"{what} holds a lone UTF-16 surrogate escape (such as \\ud800) in a string, "
+            "which is not text; fix what wrote it.")

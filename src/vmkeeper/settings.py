@@ -14,17 +14,33 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.config import JsonDict
+from pydantic.fields import FieldInfo
 
+from vmkeeper.config_file import read_toml
 from vmkeeper.errors import SettingsError
+from vmkeeper.tokens import check_token
 
 DEFAULT_CONFIG_FILE = Path("/etc/vmkeeper/vmkeeper.toml")
+SECRET_MASK = "***"
+
+# Markers in a field's json_schema_extra, read by secret_keys(): masking follows the model, so a
+# secret setting added later is masked by `config show`, bundles and errors without more code.
+SECRET: JsonDict = {"secret": True}  # the whole value is a secret (media.token)
+SECRET_ENTRIES: JsonDict = {"secret_entries": True}  # a table whose values may be (apps.*.env)
+
+
+Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=True)
+    # allow_inf_nan=False: `health.check_timeout_s=inf` passed validation, then crashed `health`;
+    # every number vmkeeper reads is finite, and its JSON output stays standard JSON.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=True,
+                              allow_inf_nan=False)
 
 
 class WorkspaceSettings(_Section):
@@ -56,10 +72,10 @@ class ReleasesSettings(_Section):
 
 class AppSettings(_Section):
     name: str
-    port: int | None = Field(None, ge=1, le=65535)
-    extra_ports: list[int] = []
+    port: Port | None = None
+    extra_ports: list[Port] = []
     start_script: str | None = None
-    env: dict[str, str] = {}
+    env: dict[str, str] = Field({}, json_schema_extra=SECRET_ENTRIES)
     health_path: str | None = None
     expected_status: int | None = None
 
@@ -86,7 +102,7 @@ class AppsSettings(_Section):
 
 
 class ProxySettings(_Section):
-    port: int = Field(80, ge=1, le=65535)
+    port: Port = 80
     error_log: Path = Path("/var/log/apache2/error.log")
     config: Path = Path("/etc/apache2/apache2.conf")
     bin: str = "apache2"
@@ -129,12 +145,22 @@ class MediaSettings(_Section):
     worker_memory_limit_mb: int = Field(1024, gt=0)
     concurrency: int = Field(1, ge=1)
     max_attempts: int = Field(3, ge=1)
-    token: str | None = None
+    # Beyond this many queued jobs a submit is refused (HTTP 429): at 4 s a clip, 100 is
+    # ~7 minutes of work, and each queued row is a promise the VM has to keep.
+    max_queued: int = Field(100, ge=1)
+    token: str | None = Field(None, json_schema_extra=SECRET)
     video_codec: str = "libx264"
     preset: str = "veryfast"
     crf: int = Field(23, ge=0, le=51)
     audio_codec: str = "aac"
     audio_bitrate: str = "128k"
+
+    @field_validator("token")
+    @classmethod
+    def _guessable_token(cls, token: str | None) -> str | None:
+        if token is not None:
+            check_token(token)
+        return token
 
 
 class HealthSettings(_Section):
@@ -222,16 +248,20 @@ class LoadedSettings:
     config_file: Path | None
 
 
-def _leaf_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
-    keys: list[str] = []
+def _leaf_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, FieldInfo]]:
+    leaves: list[tuple[str, FieldInfo]] = []
     for name, field in model.model_fields.items():
         annotation = field.annotation
         dotted = f"{prefix}{name}"
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            keys.extend(_leaf_keys(annotation, dotted + "."))
+            leaves.extend(_leaf_fields(annotation, dotted + "."))
         else:
-            keys.append(dotted)
-    return keys
+            leaves.append((dotted, field))
+    return leaves
+
+
+def _leaf_keys(model: type[BaseModel]) -> list[str]:
+    return [key for key, _field in _leaf_fields(model)]
 
 
 def leaf_keys() -> list[str]:
@@ -290,23 +320,6 @@ def _default_of(key: str) -> Any:
     return node
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise SettingsError(
-            f"The config file {path} does not exist: pass an existing file to --config "
-            "or VMKEEPER_CONFIG."
-        ) from None
-    except tomllib.TOMLDecodeError as error:
-        raise SettingsError(
-            f"The config file {path} is not valid TOML ({error}): fix the syntax there."
-        ) from None
-    except OSError as error:
-        raise SettingsError(f"The config file {path} cannot be read: {error.strerror}.") from None
-
-
 def _find_config(config_path: Path | str | None, env: Mapping[str, str]) -> Path | None:
     if config_path:
         return Path(config_path)
@@ -330,11 +343,11 @@ def load_settings(
     env = os.environ if env is None else env
     known = set(leaf_keys())
     values: dict[str, Any] = {}
-    sources: dict[str, str] = {key: "default" for key in known}
+    sources: dict[str, str] = dict.fromkeys(known, "default")
 
     path = _find_config(config_path, env)
     if path is not None:
-        file_values = _flatten(_read_toml(path))
+        file_values = _flatten(read_toml(path))
         for key, value in file_values.items():
             if key not in known:
                 raise SettingsError(
@@ -372,17 +385,28 @@ def load_settings(
         merged.update(values)
         settings = Settings.model_validate(_nest(merged))
     except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        # A list or table value's error points inside it; name the setting itself.
-        while key and key not in sources:
-            key = key.rpartition(".")[0]
-        source = sources.get(key, "default")
-        given = first.get("input")
-        raise SettingsError(
-            f"Setting `{key}` from {source} is invalid ({given!r}): {_expectation(first)}."
-        ) from None
+        raise _invalid(error, sources) from None
     return LoadedSettings(settings=settings, sources=sources, config_file=path)
+
+
+def _invalid(error: ValidationError, sources: Mapping[str, str]) -> SettingsError:
+    first = error.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    key = ".".join(loc)
+    # A list or table value's error points inside it; name the setting itself.
+    while key and key not in sources:
+        key = key.rpartition(".")[0]
+    source = sources.get(key, "default")
+    entry = ".".join(loc)[len(key) + 1:]
+    if key in secret_keys():
+        shown = ""  # never echo a secret, not even a wrong one
+    elif key in secret_entry_keys():
+        shown = f" (entry {entry})" if entry else ""
+    else:
+        given = repr(first.get("input"))
+        shown = f" ({given[:80]}…)" if len(given) > 80 else f" ({given})"
+    return SettingsError(
+        f"Setting `{key}` from {source} is invalid{shown}: {_expectation(first)}.")
 
 
 def _expectation(error: Mapping[str, Any]) -> str:
@@ -400,8 +424,54 @@ def _expectation(error: Mapping[str, Any]) -> str:
         return "expected a number"
     if kind == "extra_forbidden":
         return "this key is not a setting; remove it"
+    if kind == "finite_number":
+        return "expected a finite number (not inf or nan)"
+    if kind == "value_error":
+        return str(ctx.get("error", error.get("msg", "")))
     return f"expected {error.get('msg', 'a valid value').lower()}"
 
 
 def settings_as_dict(settings: Settings) -> dict[str, Any]:
-    return settings.model_dump(mode="json")
+    """The settings as JSON values; secret settings (marked SECRET) shown as ``***`` when set,
+    and the secret-looking entries of SECRET_ENTRIES tables masked by the redactor."""
+    data = settings.model_dump(mode="json")
+    for key in secret_keys():
+        parent, name = _parent_of(data, key)
+        if parent.get(name) is not None:
+            parent[name] = SECRET_MASK
+    entry_keys = secret_entry_keys()
+    if entry_keys:
+        from vmkeeper.redact import redact_json
+
+        for key in entry_keys:
+            parent, name = _parent_of(data, key)
+            parent[name] = redact_json(parent[name])
+    return data
+
+
+def _parent_of(data: dict[str, Any], key: str) -> tuple[dict[str, Any], str]:
+    *parents, name = key.split(".")
+    node = data
+    for part in parents:
+        node = node[part]
+    return node, name
+
+
+def _marked_keys(marker: str) -> frozenset[str]:
+    return frozenset(key for key, field in _leaf_fields(Settings)
+                     if isinstance(field.json_schema_extra, dict)
+                     and field.json_schema_extra.get(marker))
+
+
+def secret_keys() -> frozenset[str]:
+    """Dotted keys whose whole value is a secret (``media.token``)."""
+    return _SECRET_KEYS
+
+
+def secret_entry_keys() -> frozenset[str]:
+    """Dotted keys of tables whose values may be secrets (``apps.backend.env``)."""
+    return _SECRET_ENTRY_KEYS
+
+
+_SECRET_KEYS = _marked_keys("secret")
+_SECRET_ENTRY_KEYS = _marked_keys("secret_entries")

@@ -145,7 +145,7 @@ def assert_runbook_end_state(bed: DeployBed, release: str) -> None:
     dumped = next(a for a in pm2.read_dump() if a.name == "frontend-dev")
     assert dumped.cwd == app.cwd
     assert host.listeners_psutil([settings.releases.spare_port]) == []
-    include = settings.proxy.frontend_include.read_text()
-    assert apache.include_port(include) == settings.apps.frontend.port
+    routed = apache.map_path(settings.proxy.frontend_include).read_text()
+    assert apache.map_port(routed) == settings.apps.frontend.port
     assert httpx.get(f"http://127.0.0.1:{settings.apps.frontend.port}/", timeout=10
                      ).status_code == 200

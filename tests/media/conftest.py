@@ -54,5 +54,6 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
         silent=make_clip(d / "silent.mp4", Clip(seconds=2, sound=Sound.NONE)),
         tiny=make_clip(d / "tiny.mp4", Clip(seconds=0.5)),
         audio_only=make_audio(d / "audio_only.m4a", seconds=2),
-        slow=make_clip(d / "slow.mp4", Clip(size="640x480", seconds=6, gop=60)),
+        # Seconds of work on any machine, while its probe takes a fraction of one.
+        slow=make_clip(d / "slow.mp4", Clip(size="1280x720", seconds=10, gop=60)),
     )

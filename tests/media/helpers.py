@@ -50,11 +50,19 @@ def reversed_samples(data: array.array[float], channels: int) -> array.array[flo
 
 
 def video_pts_seconds(path: Path) -> list[float]:
+    return video_times(path)[0]
+
+
+def video_times(path: Path) -> tuple[list[float], float]:
+    """Every frame's time in presentation order, and where the last one ends (its packet's
+    duration: what the file says, not a guess from the gaps before it)."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        pts = sorted(p.pts for p in container.demux(stream) if p.size and p.pts is not None)
-        assert stream.time_base is not None
-        return [float(p * stream.time_base) for p in pts]
+        packets = sorted((p.pts, p.duration or 0) for p in container.demux(stream)
+                         if p.size and p.pts is not None)
+        assert stream.time_base is not None and packets
+        end = packets[-1][0] + packets[-1][1]
+        return [float(p * stream.time_base) for p, _ in packets], float(end * stream.time_base)
 
 
 def audio_offset_and_span(path: Path) -> tuple[int, int]:
@@ -81,6 +89,7 @@ def run(settings: MediaSettings, src: Path, dst: Path,
 
         warning = info
 
-    result = reverse(settings, src, dst, messages.append, time.monotonic() + deadline if deadline else None, log=Log())
+    until = time.monotonic() + deadline if deadline else None
+    result = reverse(settings, src, dst, messages.append, until, log=Log())
     assert len(logs) == 1 and json.dumps(logs[0], default=str)
     return result

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 from pathlib import Path
 
+import av
 import psutil
 import pytest
 
@@ -18,24 +20,42 @@ from tests.media.helpers import (
     run,
     samples,
     video_pts_seconds,
+    video_times,
 )
 from vmkeeper.settings import MediaSettings
 
 pytestmark = pytest.mark.slow
 
-EVEN = "pad=ceil(iw/2)*2:ceil(ih/2)*2,format=yuv420p"
+# An odd size comes out cropped to even (the right column and bottom row), never padded.
+EVEN = "crop=trunc(iw/2)*2:trunc(ih/2)*2:0:0,format=yuv420p"
 
 
-@pytest.mark.parametrize("name", ["basic", "qvga", "long_gop", "rotated", "odd", "offset",
-                                  "tiny", "silent", "vfr"])
+@pytest.mark.parametrize("name", ["basic", "qvga", "long_gop", "rotated", "odd", "odd_vp9",
+                                  "open_gop", "offset", "tiny", "silent", "vfr"])
 def test_reverse_output_frames_are_input_frames_backwards(clips: Clips, tmp_path: Path,
                                                           name: str) -> None:
     src = getattr(clips, name)
     result = run(LOSSLESS, src, tmp_path / "out.mov")
     assert result.ok, result.error
-    expected = frame_md5s(src, EVEN if name == "odd" else None)[::-1]
+    expected = frame_md5s(src, EVEN if name.startswith("odd") else None)[::-1]
     assert frame_md5s(tmp_path / "out.mov") == expected
     assert result.stats is not None and result.stats.output_frames == len(expected)
+
+
+@pytest.mark.parametrize("name", ["odd", "odd_vp9"])
+def test_an_odd_size_comes_out_cropped_to_even_without_a_border(clips: Clips, tmp_path: Path,
+                                                                name: str) -> None:
+    result = run(LOSSLESS, getattr(clips, name), tmp_path / "out.mov")
+    assert result.ok, result.error
+    with av.open(str(tmp_path / "out.mov")) as container:
+        frame = next(container.decode(video=0))
+    assert (frame.width, frame.height) == (160, 120)  # from 161x121
+    plane = frame.planes[0]
+    luma, stride = bytes(plane), plane.line_size
+    last_column = {luma[row * stride + frame.width - 1] for row in range(frame.height)}
+    last_row = set(luma[(frame.height - 1) * stride:][: frame.width])
+    # testsrc2's picture reaches the edges: a padded (black) column or row would be one value.
+    assert len(last_column) > 1 and len(last_row) > 1
 
 
 def test_a_gop_over_the_budget_is_spooled_whole_and_decoded_once(clips: Clips,
@@ -51,18 +71,19 @@ def test_a_gop_over_the_budget_is_spooled_whole_and_decoded_once(clips: Clips,
 
 def test_a_spool_that_would_not_fit_is_refused_before_decoding(
         clips: Clips, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vmkeeper.media import reverse as reverse_module
+    from vmkeeper.media import spool as spool_module
+    from vmkeeper.media.frames import ReversalFailed
 
     stats = os.statvfs(tmp_path)
     full = type("Full", (), {"f_bavail": 1, "f_frsize": stats.f_frsize})()
-    reverse_module.check_spool_space(str(tmp_path), 2**20)  # a real disk: fits
-    monkeypatch.setattr(reverse_module.os, "statvfs", lambda _path: full)
-    with pytest.raises(reverse_module.ReversalFailed, match="spool needs 0 MiB .* only 0 MiB"):
-        reverse_module.check_spool_space(str(tmp_path), 1)
+    spool_module.check_spool_space(str(tmp_path), 2**20)  # a real disk: fits
+    monkeypatch.setattr(spool_module.os, "statvfs", lambda _path: full)
+    with pytest.raises(ReversalFailed, match="spool needs 0 MiB .* only 0 MiB"):
+        spool_module.check_spool_space(str(tmp_path), 1)
 
 
 def test_filesystem_type_reads_the_mount_table() -> None:
-    from vmkeeper.media.reverse import filesystem_type
+    from vmkeeper.media.spool import filesystem_type
 
     assert filesystem_type("/proc/self") == "proc"
     assert filesystem_type("/proc") == "proc"
@@ -73,13 +94,13 @@ def test_filesystem_type_reads_the_mount_table() -> None:
 def test_the_spool_leaves_a_ram_filesystem_for_the_output_directory(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, temp_fs: str,
         spooled_in_temp: bool) -> None:
-    from vmkeeper.media import reverse as reverse_module
+    from vmkeeper.media import spool as spool_module
 
     temp_dir, output = str(tmp_path / "tmp"), str(tmp_path / "out" / "reversed.mp4")
-    monkeypatch.setattr(reverse_module, "filesystem_type",
+    monkeypatch.setattr(spool_module, "filesystem_type",
                         lambda path: temp_fs if path == temp_dir else "ext4")
     expected = temp_dir if spooled_in_temp else str(tmp_path / "out")
-    assert reverse_module.spool_directory(temp_dir, output) == expected
+    assert spool_module.spool_directory(temp_dir, output) == expected
 
 
 def test_reverse_one_piece_when_the_budget_holds_the_clip(clips: Clips, tmp_path: Path) -> None:
@@ -127,16 +148,15 @@ def test_reverse_audio_longer_than_video_is_cut_to_the_video(clips: Clips,
 
 def test_reverse_vfr_is_a_true_time_mirror(clips: Clips, tmp_path: Path) -> None:
     assert run(LOSSLESS, clips.vfr, tmp_path / "out.mov").ok
-    forward = video_pts_seconds(clips.vfr)
+    forward, end = video_times(clips.vfr)
     backward = video_pts_seconds(tmp_path / "out.mov")
-    end = forward[-1] + (forward[-1] - forward[-2])
     expected = sorted(end - t for t in forward[1:] + [end])
     assert backward == pytest.approx([t - expected[0] for t in expected], abs=1e-3)
-    durations = [b - a for a, b in zip(forward, forward[1:])]
+    durations = [b - a for a, b in itertools.pairwise(forward)]
     assert len({round(d, 4) for d in durations}) > 1  # the input really is VFR
     # Output frame k is input frame n-1-k and lasts as long: durations mirrored.
     mirrored = (durations + [end - forward[-1]])[::-1][:-1]
-    assert [b - a for a, b in zip(backward, backward[1:])] == pytest.approx(mirrored, abs=1e-4)
+    assert [b - a for a, b in itertools.pairwise(backward)] == pytest.approx(mirrored, abs=1e-4)
 
 
 def test_reverse_default_output_is_h264_aac_mp4_faststart(clips: Clips, tmp_path: Path) -> None:
@@ -150,7 +170,7 @@ def test_reverse_default_output_is_h264_aac_mp4_faststart(clips: Clips, tmp_path
     assert abs(result.stats.output_audio_samples - 3 * 48000) <= 1024
     data, channels = samples(dst)
     assert len(data) == 3 * 48000 * channels  # FFmpeg's own decode: exact length
-    assert result.input is not None and result.input.video is not None
+    assert result.input is not None and result.input["video"] is not None
     assert result.output_size_bytes == dst.stat().st_size
 
 
@@ -164,8 +184,9 @@ def test_reverse_timeout_kills_the_worker_and_leaves_nothing(clips: Clips, tmp_p
     private = tmp_path / "tmp"
     private.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(private))
-    settings = MediaSettings(reverse_timeout_ms=400)
+    settings = MediaSettings(reverse_timeout_ms=1500)  # past the probe, within the reversal
     dst = tmp_path / "out" / "reversed.mp4"
+    dst.parent.mkdir()  # `media reverse` never creates DST's folder
     result = run(settings, clips.slow, dst, deadline=None)
     assert not result.ok and not result.rejected
     assert result.error is not None and "FFMPEG_REVERSE_TIMEOUT_MS" in result.error
@@ -190,7 +211,7 @@ def test_the_spool_round_trips_padded_lines_of_a_tall_rotated_frame(tmp_path: Pa
     import av
     import av.filter
 
-    from vmkeeper.media.reverse import _Spool
+    from vmkeeper.media.spool import Spool
 
     graph = av.filter.Graph()
     source = graph.add_buffer(width=1920, height=1080, format="yuv420p", time_base=1 / 30)
@@ -205,10 +226,10 @@ def test_the_spool_round_trips_padded_lines_of_a_tall_rotated_frame(tmp_path: Pa
     graph.push(frame)
     turned = graph.pull()
     assert turned.planes[0].line_size != turned.width  # the padded case
-    spool = _Spool(str(tmp_path), turned.width, turned.height, 0)
+    spool = Spool(str(tmp_path), turned.width, turned.height, 0)
     try:
         spool.write(turned)
-        back = spool.pop()
+        back = spool.pop(spool.new_frame())
     finally:
         spool.close()
     for ours, theirs, (width, rows) in zip(turned.planes, back.planes, spool.planes):

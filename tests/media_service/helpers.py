@@ -9,7 +9,7 @@ from tests.support.clock import FakeClock  # noqa: F401 - re-exported for the me
 from vmkeeper.media.clips import Clip, Sound, make_clip
 from vmkeeper.settings import Settings
 
-TOKEN = "test-token-0123456789"
+TOKEN = "test-token-0123456789abcdef"  # ≥ 128 bits: weaker tokens are refused
 
 
 def make_video(path: Path, seconds: float = 2, size: str = "160x120", rate: int = 15) -> Path:

@@ -117,7 +117,7 @@ def test_pm2_document_keeps_its_structure_and_loses_every_secret(build: Any) -> 
     for secret in _all_secret_values():
         assert secret not in result.text, secret
     for app in redacted:
-        env = app["pm2_env"] if "pm2_env" in app else app
+        env = app.get("pm2_env", app)
         for where in (env, env["env"]):
             for key, value in PLAIN.items():
                 assert where[key] == (value if key != "FRONT_PORT" or where is env
@@ -210,17 +210,46 @@ def test_redact_file_detects_the_kind(tmp_path: Path) -> None:
     assert detect_kind("plain log line\nanother") is DocumentKind.TEXT
 
 
-def test_cli_check_lists_kind_and_place_never_the_value(
+def test_cli_check_groups_each_secret_into_one_line_never_the_value(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     dump = tmp_path / "dump.pm2"
     dump.write_text(json.dumps(_dump()))
     assert main(["redact", str(dump), "--check"]) == 1
     out = capsys.readouterr().out
-    assert "password\t$[0].DB_PASSWORD" in out
-    assert "password\t$[1].env.DATABASE_URL" in out
+    lines = out.splitlines()
+    # DB_PASSWORD sits in 2 apps, flat on the entry and under env: one line that says so.
+    assert [ln for ln in lines if "\tDB_PASSWORD\t" in ln] == [
+        "password\tDB_PASSWORD\t4 places: 2 apps × 2 (top level, env)"]
+    assert len(lines) == len({ln.split("\t")[1] for ln in lines})
     for secret in _all_secret_values():
         assert secret not in out
+
+
+def test_cli_check_json_lists_groups_with_every_location(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dump = tmp_path / "dump.pm2"
+    dump.write_text(json.dumps(_dump()))
+    assert main(["redact", str(dump), "--check", "--json"]) == 1
+    out = capsys.readouterr().out
+    report = json.loads(out)
+    assert report["kind"] == "json"
+    by_name = {group["name"]: group for group in report["findings"]}
+    assert by_name["DB_PASSWORD"]["count"] == 4 and by_name["DB_PASSWORD"]["apps"] == 2
+    assert "$[1].env.DB_PASSWORD" in by_name["DB_PASSWORD"]["locations"]
+    assert report["count"] == sum(group["count"] for group in report["findings"])
+    for secret in _all_secret_values():
+        assert secret not in out
+
+
+def test_cli_check_json_on_a_clean_file_exits_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clean = tmp_path / ".env"
+    clean.write_text("NODE_ENV=dev_stage\nMAX_TOKENS=4096\n")
+    assert main(["redact", str(clean), "--check", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"kind": "env", "count": 0, "findings": []}
 
 
 def test_cli_check_on_a_clean_file_exits_0(tmp_path: Path,

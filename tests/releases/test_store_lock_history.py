@@ -89,9 +89,9 @@ def test_lock_refuses_a_second_holder_naming_the_first(tmp_path: Path) -> None:
 def test_lock_wait_gives_up_after_the_wait(tmp_path: Path) -> None:
     with lock.acquire(tmp_path, "deploy"):
         started = time.monotonic()
-        with pytest.raises(LockHeld, match="after waiting 0.5 s"):
-            with lock.acquire(tmp_path, "deploy", wait_s=0.5):
-                pass
+        with pytest.raises(LockHeld, match=r"after waiting 0\.5 s"), \
+                lock.acquire(tmp_path, "deploy", wait_s=0.5):
+            pass
         assert time.monotonic() - started >= 0.5
 
 
@@ -110,7 +110,7 @@ def test_history_appends_lines_and_finds_unfinished_runs(tmp_path: Path) -> None
 def test_git_argv_builders_fetch_and_fast_forward_only() -> None:
     repo = Path("/w")
     assert git_adapter.fetch_argv(repo, "origin", "main") == [
-        "git", "-C", "/w", "fetch", "--no-tags", "origin",
+        "git", "-C", "/w", "fetch", "--no-tags", "--", "origin",
         "+refs/heads/main:refs/remotes/origin/main"]
     assert git_adapter.merge_ff_only_argv(repo, "origin", "main")[3:5] == ["merge", "--ff-only"]
     all_argv = [*git_adapter.fetch_argv(repo, "o", "b"), *git_adapter.switch_argv(repo, "b"),

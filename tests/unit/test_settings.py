@@ -5,6 +5,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from vmkeeper.errors import SettingsError
 from vmkeeper.settings import Settings, load_settings
@@ -35,7 +36,8 @@ def test_defaults_are_the_standard_vm() -> None:
 
 def test_precedence_flag_over_env_over_file_over_default(tmp_path: Path) -> None:
     config = tmp_path / "vmkeeper.toml"
-    config.write_text("[releases]\nkeep = 3\n[pm2]\nunit = 'pm2-app'\n[apps.frontend]\nport = 4001\n")
+    config.write_text("[releases]\nkeep = 3\n[pm2]\nunit = 'pm2-app'\n"
+                      "[apps.frontend]\nport = 4001\n")
     loaded = load_settings(
         config, env={"FRONTEND_RELEASES_KEEP": "4", "FRONT_PORT": "5001"},
         flags={"apps.frontend.port": "6001"},
@@ -128,7 +130,7 @@ def test_relative_paths_in_file_are_relative_to_the_file(tmp_path: Path) -> None
 
 def test_settings_are_immutable() -> None:
     settings = Settings()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         settings.releases.keep = 5  # type: ignore[misc]
 
 

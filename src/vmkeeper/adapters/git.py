@@ -2,6 +2,12 @@
 
 argv builders are pure functions so the deploy's dry run can show exactly what would run.
 Nothing here resets or cleans a checkout: the runbook forbids it in the live workspace.
+
+Every ref and remote name comes after an end-of-options marker, so a name such as ``--detach``
+(`deploy --branch=--detach` once ran `git switch --quiet --detach`) is never read as an option:
+``--`` where git takes it as that marker (fetch, switch, merge), ``--end-of-options`` where
+``--`` separates revisions from paths (rev-parse, rev-list, archive). Branch names are checked
+first with git's own rule, :meth:`Git.check_branch`.
 """
 
 from __future__ import annotations
@@ -10,30 +16,40 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vmkeeper import proc
+from vmkeeper.errors import UsageError
+
+END_OF_OPTIONS = "--end-of-options"
 
 
 def git_argv(repo: Path, *args: str) -> list[str]:
     return ["git", "-C", str(repo), *args]
 
 
+def check_branch_argv(branch: str) -> list[str]:
+    # `--branch NAME` must be the whole argv: git takes NAME positionally, even `--detach`.
+    return ["git", "check-ref-format", "--branch", branch]
+
+
 def fetch_argv(repo: Path, remote: str, branch: str) -> list[str]:
     # An explicit refspec updates refs/remotes/<remote>/<branch> even in a single-branch clone.
     return git_argv(
-        repo, "fetch", "--no-tags", remote,
+        repo, "fetch", "--no-tags", "--", remote,
         f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}",
     )
 
 
 def merge_ff_only_argv(repo: Path, remote: str, branch: str) -> list[str]:
-    return git_argv(repo, "merge", "--ff-only", "--quiet", f"{remote}/{branch}")
+    return git_argv(repo, "merge", "--ff-only", "--quiet", "--", f"{remote}/{branch}")
 
 
 def switch_argv(repo: Path, branch: str) -> list[str]:
-    return git_argv(repo, "switch", "--quiet", branch)
+    return git_argv(repo, "switch", "--quiet", "--", branch)
 
 
 def archive_argv(repo: Path, ref: str, destination_tar: Path, *paths: str) -> list[str]:
-    return git_argv(repo, "archive", "--format=tar", "-o", str(destination_tar), ref, "--", *paths)
+    # archive keeps a `--` after --end-of-options as a path: the paths follow the ref directly.
+    return git_argv(repo, "archive", "--format=tar", "-o", str(destination_tar),
+                    END_OF_OPTIONS, ref, *paths)
 
 
 @dataclass(frozen=True)
@@ -63,19 +79,34 @@ def parse_dirty(porcelain: str) -> list[str]:
 class Git:
     repo: Path
     timeout: float = 120.0
+    runner: proc.Runner = proc.run
 
     def _run(self, *args: str, check: bool = True, timeout: float | None = None) -> proc.Result:
-        return proc.run(git_argv(self.repo, *args), timeout=timeout or self.timeout, check=check)
+        return self.runner(git_argv(self.repo, *args), timeout=timeout or self.timeout,
+                           check=check)
+
+    def check_branch(self, branch: str) -> str:
+        """``branch`` if git accepts it as a branch name; else UsageError saying so.
+
+        git's rule, not a copy of it: no leading ``-``, no ``..``, spaces, ``~^:?*[``, ``@{``…
+        A name git rewrites (``@{-1}`` is the previous branch) is refused too: the deploy
+        must act on the name it was given.
+        """
+        result = self.runner(check_branch_argv(branch), timeout=self.timeout, check=False)
+        if not result.ok or result.stdout.strip() != branch:
+            raise UsageError(
+                f"{branch!r} is not a valid git branch name (`git check-ref-format --branch` "
+                "refuses it): pass the name of a branch, such as main."
+            )
+        return branch
 
     def head_sha(self) -> str:
         return self._run("rev-parse", "HEAD").stdout.strip()
 
     def rev_parse(self, ref: str) -> str | None:
-        result = self._run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+        result = self._run("rev-parse", "--verify", "--quiet", END_OF_OPTIONS,
+                           f"{ref}^{{commit}}", check=False)
         return result.stdout.strip() if result.ok else None
-
-    def short_sha(self, ref: str = "HEAD") -> str:
-        return self._run("rev-parse", "--short=12", ref).stdout.strip()
 
     def current_branch(self) -> str:
         return self._run("rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
@@ -89,25 +120,27 @@ class Git:
     def remotes(self) -> list[str]:
         return self._run("remote").stdout.split()
 
-    def local_branch_exists(self, branch: str) -> bool:
-        return self.rev_parse(f"refs/heads/{branch}") is not None
-
     def fetch(self, remote: str, branch: str) -> proc.Result:
-        return proc.run(fetch_argv(self.repo, remote, branch), timeout=self.timeout)
+        argv = fetch_argv(self.repo, remote, self.check_branch(branch))
+        return self.runner(argv, timeout=self.timeout)
 
     def divergence(self, remote: str, branch: str) -> Divergence:
-        result = self._run("rev-list", "--left-right", "--count", f"HEAD...{remote}/{branch}")
+        result = self._run("rev-list", "--left-right", "--count", END_OF_OPTIONS,
+                           f"HEAD...{remote}/{self.check_branch(branch)}")
         return parse_left_right(result.stdout)
 
     def switch(self, branch: str) -> proc.Result:
         # `git switch B` creates B tracking <remote>/B when only the remote branch exists.
-        return proc.run(switch_argv(self.repo, branch), timeout=self.timeout)
+        return self.runner(switch_argv(self.repo, self.check_branch(branch)),
+                           timeout=self.timeout)
 
     def merge_ff_only(self, remote: str, branch: str) -> proc.Result:
-        return proc.run(merge_ff_only_argv(self.repo, remote, branch), timeout=self.timeout)
+        argv = merge_ff_only_argv(self.repo, remote, self.check_branch(branch))
+        return self.runner(argv, timeout=self.timeout)
 
     def init(self, branch: str = "main") -> None:
-        proc.run(["git", "init", "-q", "-b", branch, str(self.repo)], timeout=self.timeout)
+        self.runner(["git", "init", "-q", "-b", self.check_branch(branch), "--", str(self.repo)],
+                    timeout=self.timeout)
 
     def commit_all(self, message: str) -> None:
         self._run("add", "-A")
@@ -117,5 +150,4 @@ class Git:
         )
 
     def archive_to(self, ref: str, destination_tar: Path, *paths: str) -> None:
-        proc.run(archive_argv(self.repo, ref, destination_tar, *paths), timeout=self.timeout)
-
+        self.runner(archive_argv(self.repo, ref, destination_tar, *paths), timeout=self.timeout)

@@ -17,6 +17,7 @@ import psutil
 
 from vmkeeper import proc
 from vmkeeper.errors import VmkeeperError
+from vmkeeper.jsonable import parse_json
 
 
 class Pm2OutputError(VmkeeperError):
@@ -125,7 +126,7 @@ def _json_array(text: str, what: str) -> list[Any]:
     error: json.JSONDecodeError | None = None
     for candidate in candidates:
         try:
-            data = json.loads(candidate)
+            data = parse_json(candidate, what, error=Pm2OutputError)
         except json.JSONDecodeError as failed:
             error = error or failed
             continue
@@ -139,15 +140,17 @@ def _json_array(text: str, what: str) -> list[Any]:
 
 
 def parse_jlist(text: str) -> list[Pm2App]:
-    return [app_from_entry(e) for e in _json_array(text, "`pm2 jlist` output") if isinstance(e, dict)]
+    entries = _json_array(text, "`pm2 jlist` output")
+    return [app_from_entry(e) for e in entries if isinstance(e, dict)]
 
 
 def parse_dump(text: str) -> list[Pm2App]:
     """dump.pm2 as `pm2 save` writes it: one (pretty-printed) JSON array of app entries."""
     try:
-        data = json.loads(text)
+        data = parse_json(text, "dump.pm2", error=Pm2OutputError)
     except json.JSONDecodeError as error:
-        raise Pm2OutputError(f"dump.pm2 is not JSON ({error.msg} at line {error.lineno}).") from None
+        raise Pm2OutputError(
+            f"dump.pm2 is not JSON ({error.msg} at line {error.lineno}).") from None
     if not isinstance(data, list):
         raise Pm2OutputError("dump.pm2 is not a JSON array.")
     return [app_from_entry(e) for e in data if isinstance(e, dict)]

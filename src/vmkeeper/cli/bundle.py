@@ -12,6 +12,7 @@ from vmkeeper import __version__
 from vmkeeper.cli.common import JsonOption, emit, event_printer, state
 from vmkeeper.diagnose.bundle import BundleOptions, BundleResult, create_bundle
 from vmkeeper.diagnose.bundle_sources import default_sources
+from vmkeeper.errors import UsageError
 
 
 def bundle(
@@ -26,9 +27,12 @@ def bundle(
     lines: int | None = typer.Option(
         None, "--lines", "-n", min=1, help="Log lines per file (default health.log_lines)."
     ),
+    force: bool = typer.Option(False, "--force", help="Replace the -o file if it exists."),
     as_json: bool = JsonOption,
 ) -> None:
     """Collect health, PM2, logs, OOM kills and the host into one redacted tar.gz (mode 0600)."""
+    if output is not None and not force:
+        _refuse_existing(output)
     loaded = state(ctx).loaded
     result = create_bundle(
         default_sources(loaded, timeout_s=timeout, log_lines=lines),
@@ -38,6 +42,13 @@ def bundle(
         progress=event_printer(as_json),
     )
     emit(result, as_json, lambda console: _human(console, result))
+
+
+def _refuse_existing(output: Path) -> None:
+    # Checked before collecting (a minute of work): an earlier bundle, or any file a mistyped
+    # -o names, is not replaced without --force. A folder gets a new default name inside.
+    if output.is_symlink() or (output.exists() and not output.is_dir()):
+        raise UsageError(f"{output} already exists: give another -o, or --force to replace it.")
 
 
 def _human(console: Console, result: BundleResult) -> None:
@@ -52,6 +63,3 @@ def _human(console: Console, result: BundleResult) -> None:
                   f"{len(result.files)} files, {len(result.skipped)} skipped) in "
                   f"{result.seconds:.1f} s. Every file is redacted; still check it before "
                   "sharing: `tar -xzf` and `vmkeeper redact --check`.")
-
-
-COMMANDS = [bundle]

@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from vmkeeper.cli.common import JsonOption, emit, event_printer, state
-from vmkeeper.health.doctor import run_doctor
-from vmkeeper.health.logs import read_logs
+from vmkeeper.cli.common import (
+    JsonOption,
+    emit,
+    escape,
+    event_printer,
+    internal_failure_exits,
+    state,
+)
+from vmkeeper.errors import UsageError
 from vmkeeper.health.model import Check, Status
 from vmkeeper.health.service import run_health, run_status
-from vmkeeper.recover import recover as run_recover
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _COLOURS = {Status.OK: "green", Status.WARN: "yellow", Status.CRITICAL: "red",
             Status.UNKNOWN: "magenta"}
 
 
 def _checks_table(console: Console, checks: list[Check]) -> None:
+    from rich.table import Table
+
     table = Table("status", "check", "observed", box=None, pad_edge=False)
     for check in checks:
         colour = _COLOURS[check.status]
@@ -34,6 +42,8 @@ def status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     report = run_status(state(ctx).settings)
 
     def human(console: Console) -> None:
+        from rich.table import Table
+
         console.print(f"public {report.public_url} → Apache :{report.proxy_port} → apps "
                       f"(supervisor: {report.supervisor}, PM2 daemon pid "
                       f"{report.pm2_daemon_pid or '-'})")
@@ -54,6 +64,7 @@ def status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     emit(report, as_json, human)
 
 
+@internal_failure_exits(Status.UNKNOWN.exit_code)
 def health(
     ctx: typer.Context,
     as_json: bool = JsonOption,
@@ -63,6 +74,8 @@ def health(
     ),
 ) -> None:
     """Every runbook check, concurrently. Exit 0 ok, 1 warn, 2 critical, 3 unknown."""
+    if prometheus is not None:
+        _check_prometheus_path(prometheus)
     report = run_health(state(ctx).settings, prometheus=prometheus)
 
     def human(console: Console) -> None:
@@ -76,12 +89,23 @@ def health(
     raise typer.Exit(report.exit_code)
 
 
+def _check_prometheus_path(path: Path) -> None:
+    # Refused before any check runs; creating the folder (as root, from a typo) is not ours to do.
+    if path.is_dir():
+        raise UsageError(f"--prometheus {path} is a folder: name the .prom file to write in it.")
+    if not path.parent.is_dir():
+        raise UsageError(f"--prometheus: the folder {path.parent} does not exist: create it "
+                         "(node_exporter's textfile directory) or give another path.")
+
+
 def recover(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing."),
     as_json: bool = JsonOption,
 ) -> None:
     """The runbook's 503 decision tree, acted on and verified. Exit 0 healed or healthy."""
+    from vmkeeper.recover import recover as run_recover  # each command imports only its service
+
     result = run_recover(state(ctx).settings, dry_run=dry_run,
                          progress=event_printer(as_json))
 
@@ -117,6 +141,8 @@ def logs(
     as_json: bool = JsonOption,
 ) -> None:
     """The last lines of each log, redacted; never tails forever (unlike `pm2 logs`)."""
+    from vmkeeper.health.logs import read_logs
+
     report = read_logs(state(ctx).settings, app, lines)
 
     def human(console: Console) -> None:
@@ -132,8 +158,11 @@ def logs(
     emit(report, as_json, human)
 
 
+@internal_failure_exits(Status.UNKNOWN.exit_code)
 def doctor(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Node, PM2, FFmpeg, Apache and paths checked. Exit 0 ok, 1 warn, 2 critical, 3 unknown."""
+    from vmkeeper.health.doctor import run_doctor
+
     report = run_doctor(state(ctx).settings)
 
     def human(console: Console) -> None:
@@ -141,6 +170,3 @@ def doctor(ctx: typer.Context, as_json: bool = JsonOption) -> None:
 
     emit(report, as_json, human)
     raise typer.Exit(report.exit_code)
-
-
-COMMANDS = [status, health, recover, logs, doctor]

@@ -25,7 +25,8 @@ _POLL_S = 0.5
 def serve(
     ctx: typer.Context,
     port: int | None = typer.Option(
-        None, "--port", help="Listen on this loopback port (default: apps.media.port)."),
+        None, "--port", min=1, max=65535,
+        help="Listen on this loopback port (default: apps.media.port)."),
 ) -> None:
     """Run the reverse-video service on loopback until stopped (SIGINT or SIGTERM)."""
     from vmkeeper.agent.server import serve as run_service  # uvicorn only when serving

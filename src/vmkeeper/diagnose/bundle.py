@@ -10,7 +10,6 @@ mode 0600.
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,7 +22,7 @@ from vmkeeper.diagnose.archive import resolve_output, write_archive
 from vmkeeper.diagnose.secret_sweep import known_secrets, redact_file
 from vmkeeper.errors import VmkeeperError
 from vmkeeper.gather import Gathering, Got
-from vmkeeper.jsonable import to_jsonable
+from vmkeeper.jsonable import json_text, to_jsonable
 from vmkeeper.progress import Progress, ProgressEvent, silent
 from vmkeeper.redact import DocumentKind, redact_text
 
@@ -74,7 +73,7 @@ class BundleResult:
 
 
 def json_piece(name: str, value: Any) -> Piece:
-    return Piece(name, json.dumps(to_jsonable(value), indent=2, ensure_ascii=False) + "\n",
+    return Piece(name, json_text(value) + "\n",
                  DocumentKind.JSON)
 
 

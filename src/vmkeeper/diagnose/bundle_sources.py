@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -112,10 +113,29 @@ def _file_name(source: str) -> str:
     return re.sub(r"[^\w.-]", "-", source.replace("/", "-"))
 
 
+def pm2_log_admission(settings: Settings) -> Callable[[Path, os.stat_result], str | None]:
+    """Which PM2 log files a bundle reads: under PM2_HOME/logs, or owned by the PM2 user (who
+    owns PM2_HOME). dump.pm2 may name any path, and as root the bundle once packed a 0600 file
+    from outside PM2's logs; what PM2's own user could not read stays out."""
+    logs_dir = Path(os.path.realpath(settings.pm2.home / "logs"))
+    try:
+        owner: int | None = settings.pm2.home.stat().st_uid
+    except OSError:
+        owner = None
+
+    def admit(real: Path, info: os.stat_result) -> str | None:
+        if real.is_relative_to(logs_dir) or info.st_uid == owner:
+            return None
+        return (f"not read: {real} is outside {logs_dir} and owned by uid {info.st_uid}, not "
+                f"by the PM2 user (uid {owner if owner is not None else 'unknown'})")
+
+    return admit
+
+
 def logs(settings: Settings, lines: int | None) -> Gathered:
     from vmkeeper.health.logs import read_logs
 
-    report = read_logs(settings, None, lines)
+    report = read_logs(settings, None, lines, admit=pm2_log_admission(settings))
     gathered: list[Piece | Skipped] = []
     for source in report.sources:
         if not source.found:

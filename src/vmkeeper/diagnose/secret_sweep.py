@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from vmkeeper.jsonable import parse_json
 from vmkeeper.redact import DocumentKind, key_kind, marker, redact_document
 
 # A secret shorter than this is too likely to occur by chance ("changeme" is 8) to be swept out
@@ -40,7 +41,7 @@ def known_secrets(json_texts: Iterable[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for text in json_texts:
         try:
-            _walk_secrets(json.loads(text), None, found)
+            _walk_secrets(parse_json(text, "a bundle file"), None, found)
         except ValueError:
             continue
     variants: dict[str, str] = {}
@@ -80,8 +81,8 @@ def redact_file(text: str, kind: DocumentKind,
     """``text`` with known secret values swept out, then redacted; and how many were."""
     if kind is DocumentKind.JSON:
         try:
-            document = json.loads(text)
-        except ValueError:
+            document = parse_json(text, "a bundle file")
+        except ValueError:  # parse_json's InputError too (too deep, lone surrogates)
             kind = DocumentKind.TEXT  # a torn dump: keep its lines
         else:
             counter = [0]

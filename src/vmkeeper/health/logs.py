@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,26 @@ from vmkeeper.settings import Settings
 _CHUNK = 64 * 1024
 
 
-def tail_lines(path: Path, count: int) -> list[str]:
-    """The last ``count`` lines of ``path``, reading backwards from the end (logs grow large)."""
-    with path.open("rb") as handle:
+# Which log files a caller accepts, decided on the opened file (its real path and its owner),
+# so a path swapped after a check cannot slip through: a reason to skip it, or None to read it.
+Admit = Callable[[Path, os.stat_result], str | None]
+
+
+def tail_lines(path: Path, count: int, admit: Admit | None = None) -> list[str]:
+    """The last ``count`` lines of ``path``, reading backwards from the end (logs grow large).
+
+    Raises OSError for a file that is not a regular file or that ``admit`` refuses (its reason
+    as the strerror).
+    """
+    # O_NONBLOCK: a FIFO named as a log must not hang the read; fstat then refuses it.
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(0, "not a regular file, not read")
+        refusal = admit(Path(os.readlink(f"/proc/self/fd/{descriptor}")), info) if admit else None
+        if refusal:
+            raise OSError(0, refusal)
         handle.seek(0, os.SEEK_END)
         position = handle.tell()
         data = b""
@@ -98,9 +116,10 @@ def log_files(settings: Settings, app: str | None, live: list[Pm2App] | None
     return files
 
 
-def read_logs(settings: Settings, app: str | None = None, lines: int | None = None
-              ) -> LogsReport:
-    """Raises UsageError for an app that is neither expected nor known to PM2."""
+def read_logs(settings: Settings, app: str | None = None, lines: int | None = None,
+              admit: Admit | None = None) -> LogsReport:
+    """Raises UsageError for an app that is neither expected nor known to PM2. ``admit`` is
+    asked about each PM2 log file (not Apache's, which the settings name)."""
     count = lines or settings.health.log_lines
     pm2 = gathering.health_pm2(settings)
     live: list[Pm2App] | None = None
@@ -125,7 +144,7 @@ def read_logs(settings: Settings, app: str | None = None, lines: int | None = No
              else log_files(settings, app, live))
     for source, path in files:
         try:
-            found = tail_lines(path, count)
+            found = tail_lines(path, count, None if source == "apache/error" else admit)
         except FileNotFoundError:
             sources.append(LogSource(source, str(path), False, 0))
             continue

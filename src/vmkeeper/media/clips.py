@@ -1,4 +1,4 @@
-"""Test clips from FFmpeg's lavfi sources: the one generator for the tests, the benchmarks, the demo.
+"""Test clips from FFmpeg's lavfi sources: the one generator for tests, benchmarks and the demo.
 
 Why several kinds of content: ``testsrc2`` is the easiest picture there is to compress and
 decode, so a reversal measured only on it looks faster than it is on real footage. The fractal

@@ -10,6 +10,7 @@ it first and never run one key twice at once.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import uuid
@@ -128,6 +129,10 @@ class JobStore:
 
     def __init__(self, path: Path, clock: Clock) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # 0600: jobs name uploads and errors. SQLite gives its -wal and -shm files the mode of
+        # the database file, so creating that one private is enough (chmod: older stores).
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        os.chmod(path, 0o600)
         self.path = path
         self._clock = clock
         self._lock = threading.RLock()
@@ -215,10 +220,14 @@ class JobStore:
         return Submitted(job, created=True)
 
     def record_cached(self, key: str, output: str, details: dict[str, Any]) -> Job:
-        """A finished job for an output that is already up to date: nothing runs."""
+        """A finished job for an output that is already up to date: nothing runs.
+
+        It replaces the key's previous cached answer: one row per key, however often it is asked.
+        """
         now = self._clock()
         job_id = uuid.uuid4().hex[:16]
         with self._transaction() as db:
+            db.execute("DELETE FROM jobs WHERE key = ? AND cached = 1", (key,))
             db.execute(
                 "INSERT INTO jobs (id, key, state, created_at, started_at, finished_at, output, "
                 "cached, details) VALUES (?, ?, 'done', ?, ?, ?, ?, 1, ?)",

@@ -314,11 +314,14 @@ def deploy(
 ) -> DeployResult:
     """Deploy ``branch`` (default workspace.branch) as a new release.
 
-    Raises LockHeld if another deploy or rollback holds the lock (after ``wait_s``). A failed
-    step is not an exception: the result says which step failed, why, and what was undone.
-    ``switcher`` (its PM2, activation, site and clock) is the fast tests' seam.
+    Raises UsageError for a name git refuses as a branch, LockHeld if another deploy or
+    rollback holds the lock (after ``wait_s``). A failed step is not an exception: the result
+    says which step failed, why, and what was undone. ``switcher`` (its PM2, activation, site
+    and clock) is the fast tests' seam.
     """
     chosen = branch or settings.workspace.branch
+    # Refused before the lock or any git call: `--branch=--detach` once detached the workspace.
+    git_adapter.Git(settings.workspace.path, settings.releases.git_timeout_s).check_branch(chosen)
     if switcher is None:
         switcher = switch.switcher_for(settings, pm2 or live.pm2_client(settings))
     if dry_run:

@@ -38,7 +38,9 @@ def append(root: Path, record: Mapping[str, Any]) -> dict[str, Any]:
     full = {"time": logrecord.timestamp(), "who": who(),
             "pid": os.getpid(), **record}
     line = (json.dumps(full, default=str, ensure_ascii=False) + "\n").encode()
-    fd = os.open(history_path(root), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    # 0600: records carry errors, branches and users (chmod: a history from an older version).
+    fd = os.open(history_path(root), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
     try:
         os.write(fd, line)
         os.fsync(fd)

@@ -6,6 +6,7 @@ that could start the daemon. The sha shown is what the workspace knows of the br
 
 from __future__ import annotations
 
+import shlex
 import shutil
 
 from vmkeeper import flock, proc
@@ -18,10 +19,13 @@ from vmkeeper.settings import Settings
 
 
 def _cmd(argv: list[str], cwd: object | None = None, env: dict[str, str] | None = None) -> str:
-    prefix = " ".join(f"{k}={v}" for k, v in (env or {}).items())
-    text = proc.display(argv)
-    text = f"{prefix} {text}" if prefix else text
-    return f"(cd {cwd} && {text})" if cwd else text
+    """One shell line that runs ``argv`` (secrets masked): every word quoted, so a branch name
+    such as ``x;rm -rf ~`` pasted from the plan stays one argument instead of a second command."""
+    # Only the value is quoted: a quoted `'K=v'` would be read as a command name, not an
+    # assignment.
+    assignments = [f"{k}={shlex.quote(v)}" for k, v in (env or {}).items()]
+    text = " ".join([*assignments, shlex.join(proc.mask_arg(str(a)) for a in argv)])
+    return f"(cd {shlex.quote(str(cwd))} && {text})" if cwd else text
 
 
 def _niced(settings: Settings, argv: list[str]) -> list[str]:
@@ -33,13 +37,15 @@ def dry_run(settings: Settings, branch: str, pm2: Pm2) -> DeployResult:
     repo = settings.workspace.path
     remote = settings.workspace.remote
     root = settings.releases.root
+    # ``branch`` was checked by deploy() (git check-ref-format) before this was called.
     git = git_adapter.Git(repo, settings.releases.git_timeout_s)
     notes: list[str] = []
     sha: str | None = None
     try:
         dirty = git.dirty_paths()
         if dirty:
-            notes.append(f"would refuse: the workspace has uncommitted changes ({', '.join(dirty)})")
+            notes.append("would refuse: the workspace has uncommitted changes "
+                         f"({', '.join(dirty)})")
         sha = git.rev_parse(f"{remote}/{branch}") or git.rev_parse(branch)
     except CommandError as error:
         notes.append(f"cannot read the workspace: {error}")
@@ -65,7 +71,7 @@ def dry_run(settings: Settings, branch: str, pm2: Pm2) -> DeployResult:
     steps = [
         PlannedStep("pull", STEP_TITLES["pull"], [
             _cmd(git_adapter.fetch_argv(repo, remote, branch)),
-            _cmd(git_adapter.switch_argv(repo, branch)) + "   (only if not on it)",
+            _cmd(git_adapter.switch_argv(repo, branch)) + "   # only if not on it",
             _cmd(git_adapter.merge_ff_only_argv(repo, remote, branch)),
         ], [str(repo)]),
         PlannedStep("archive", STEP_TITLES["archive"], [

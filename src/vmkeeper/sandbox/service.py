@@ -29,7 +29,7 @@ from vmkeeper.atomic import write_atomic
 from vmkeeper.errors import SandboxError, VmkeeperError
 from vmkeeper.health.service import run_status
 from vmkeeper.progress import Phase, Progress, ProgressEvent, note, silent
-from vmkeeper.releases import activation, build, deploy, store
+from vmkeeper.releases import activation, build, deploy, handover, store
 from vmkeeper.releases.results import STEP_TITLES, STEPS
 from vmkeeper.sandbox.layout import ASSETS, PLANTED_SECRETS, Layout
 from vmkeeper.settings import Settings, load_settings
@@ -67,7 +67,8 @@ def toml_text(layout: Layout, apache_binary: str) -> str:
 
     graceful = apache_for(layout, apache_binary).graceful_argv()
 
-    return f"""# vmkeeper settings for the sandbox in {layout.dir} (written by `vmkeeper sandbox up`).
+    return f"""# vmkeeper settings for the sandbox in {layout.dir}
+# (written by `vmkeeper sandbox up`).
 public_url = {q(f"http://127.0.0.1:{p.proxy}")}
 state_dir = {q(layout.state)}
 log_dir = {q(layout.logs)}
@@ -184,6 +185,9 @@ class _Up:
             with self.step("start Apache"):
                 apache = apache_for(layout, self.apache_binary)
                 self.started_apache = apache.pid() is None
+                # The switch's include and map before Apache starts (a running one reloads).
+                handover.ensure_include(
+                    settings, runner=proc.run if apache.pid() is not None else _no_graceful)
                 ensure_apache_running(layout, apache)
             with self.step("deploy the frontend (the runbook's eight steps)"):
                 ensure_frontend(settings, pm2, self.progress)
@@ -371,6 +375,11 @@ def media_launcher(layout: Layout) -> Path:
 def _online(apps: Mapping[str, Pm2App], name: str) -> bool:
     app = apps.get(name)
     return app is not None and app.online
+
+
+def _no_graceful(argv: proc.Argv, *, timeout: float, **_kw: object) -> proc.Result:
+    """Apache starts right after the include is written; nothing to reload yet."""
+    return proc.Result(tuple(str(a) for a in argv), 0, "", "", 0.0)
 
 
 def ensure_apache_running(layout: Layout, apache: apache_adapter.Apache) -> None:
