@@ -45,12 +45,17 @@ def _as_record(_logger: Any, method: str, event_dict: MutableMapping[str, Any]) 
     return logrecord.record(event, level, **fields)
 
 
+def json_format() -> bool:
+    """Whether log records are asked for as JSON lines (``VMKEEPER_LOG_FORMAT=json``)."""
+    return os.environ.get("VMKEEPER_LOG_FORMAT", "").lower() == "json"
+
+
 def configure(level: str | None = None, fmt: str | None = None) -> None:
     """Choose the level and format (an entry point calls this once, before anything logs)."""
     name = (level or os.environ.get("VMKEEPER_LOG_LEVEL") or "warning").upper()
     numeric = logging.getLevelName(name)
     _choice.level = numeric if isinstance(numeric, int) else logging.WARNING
-    _choice.json_format = (fmt or os.environ.get("VMKEEPER_LOG_FORMAT") or "").lower() == "json"
+    _choice.json_format = fmt.lower() == "json" if fmt else json_format()
     _choice.applied = False
 
 

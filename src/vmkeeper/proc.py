@@ -232,7 +232,6 @@ def start(
     stdin: int | IO[Any] | None = subprocess.DEVNULL,
     stdout: int | IO[Any] | None = subprocess.PIPE,
     stderr: int | IO[Any] | None = subprocess.PIPE,
-    preexec_fn: Any = None,
 ) -> Iterator[Running]:
     """Start ``argv`` for streaming I/O; the group is killed when the block exits, however.
 
@@ -249,7 +248,6 @@ def start(
             stdout=stdout,
             stderr=stderr,
             start_new_session=True,
-            preexec_fn=preexec_fn,
         )
     except FileNotFoundError:
         raise CommandNotFound(

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from vmkeeper import flock, logrecord, logs, proc
-from vmkeeper.media import service as media_service
-from vmkeeper.media.queue import json_logger
+from vmkeeper.media import supervisor
+from vmkeeper.media.jobqueue import json_logger
 from vmkeeper.releases import history
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -89,7 +89,7 @@ def test_a_run_that_logs_nothing_never_imports_structlog() -> None:
 
 def test_the_reversal_record_has_the_same_shape_in_process_and_in_the_supervisor(
         capsys: pytest.CaptureFixture[str]) -> None:
-    media_service.json_log().warning("media.reverse", ok=False, error="too long")
+    supervisor.JsonLog().warning("media.reverse", ok=False, error="too long")
     data = json.loads(capsys.readouterr().err)
     assert list(data)[:3] == ["timestamp", "level", "event"]
     assert (data["level"], data["event"], data["ok"]) == ("warning", "media.reverse", False)
