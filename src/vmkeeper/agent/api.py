@@ -58,22 +58,28 @@ class RollbackBody(BaseModel):
         return _name(value, "release")
 
 
+def admit(request: Request, authorization: str | None, needed: str) -> auth.TokenInfo:
+    """The token of the ``Authorization`` header if its scope covers ``needed``; else an
+    HTTPException 401 (no valid token) or 403 (too narrow a scope)."""
+    scope = auth.Scope(needed)
+    kind, _sep, given = (authorization or "").partition(" ")
+    state_dir = request.app.state.settings.state_dir
+    found = auth.authenticate(state_dir, given.strip()) if kind.lower() == "bearer" else None
+    if found is None:
+        raise HTTPException(401, "A valid bearer token is required; `vmkeeper agent token "
+                            "add` creates one.", {"WWW-Authenticate": "Bearer"})
+    if not found.scope.allows(scope):
+        raise HTTPException(403, f"The token {found.name} has scope {found.scope.value}; "
+                            f"this needs {scope.value}.")
+    request.state.who = found.name
+    return found
+
+
 def require(scope: auth.Scope) -> Callable[..., auth.TokenInfo]:
     """The dependency that admits a bearer token of ``scope`` or above (401, 403 otherwise)."""
     def check(request: Request,
               authorization: Annotated[str | None, Header()] = None) -> auth.TokenInfo:
-        kind, _sep, given = (authorization or "").partition(" ")
-        state_dir = request.app.state.settings.state_dir
-        found = auth.authenticate(state_dir, given.strip()) if kind.lower() == "bearer" \
-            else None
-        if found is None:
-            raise HTTPException(401, "A valid bearer token is required; `vmkeeper agent "
-                                "token add` creates one.", {"WWW-Authenticate": "Bearer"})
-        if not found.scope.allows(scope):
-            raise HTTPException(403, f"The token {found.name} has scope "
-                                f"{found.scope.value}; this needs {scope.value}.")
-        request.state.who = found.name
-        return found
+        return admit(request, authorization, scope.value)
     return check
 
 
@@ -82,9 +88,15 @@ Operate = Annotated[auth.TokenInfo, Depends(require(auth.Scope.OPERATE))]
 Key = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
-def create_app(settings: Settings, store: Store, runner: Runner) -> FastAPI:
+def create_app(settings: Settings, store: Store, runner: Runner,
+               media: FastAPI | None = None) -> FastAPI:
+    """The /v1 app; ``media`` (the media job API, built with :func:`admit`) is mounted under
+    /v1/media when the agent runs the media queue."""
     app = FastAPI(title="vmkeeper agent", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
+    if media is not None:
+        media.state.settings = settings
+        app.mount("/v1/media", media)
     _errors(app)
 
     @app.middleware("http")

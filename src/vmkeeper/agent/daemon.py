@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import os
 from pathlib import Path
+from typing import Any
 
 from vmkeeper import proc
 from vmkeeper.agent.runner import Runner
@@ -55,7 +56,8 @@ def serve(settings: Settings, env: dict[str, str], port: int | None = None) -> N
     reap(store)
     runner = Runner(store, settings, settings.state_dir / "operations", env)
     runner.start()
-    app = create_app(settings, store, runner)
+    queue, media_lock, media = _media(settings)
+    app = create_app(settings, store, runner, media)
     cert, key = settings.agent.tls_cert, settings.agent.tls_key
     sock = socket_path(settings)
     sock.unlink(missing_ok=True)
@@ -80,3 +82,24 @@ def serve(settings: Settings, env: dict[str, str], port: int | None = None) -> N
         asyncio.run(both())
     finally:
         runner.stop()
+        if queue is not None and media_lock is not None:
+            queue.stop()
+            media_lock.release()
+
+
+def _media(settings: Settings) -> tuple[Any, Any, Any]:
+    """The media queue and its API for /v1/media — none when `media serve` runs already (its
+    lock is held): one queue per VM, whichever process serves it."""
+    from vmkeeper.agent import api
+    from vmkeeper.agent.app import create_app as media_app
+    from vmkeeper.errors import LockHeld
+    from vmkeeper.media.jobqueue import ServiceLock, open_queue, store_path
+
+    lock = ServiceLock(store_path(settings).with_name("service.lock"))
+    try:
+        lock.acquire()
+    except (LockHeld, OSError):
+        return None, None, None
+    queue = open_queue(settings)
+    queue.start()
+    return queue, lock, media_app(queue, settings.media.token, api.admit)

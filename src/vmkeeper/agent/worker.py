@@ -14,8 +14,9 @@ import os
 import sys
 from typing import Any
 
+from vmkeeper.errors import VmkeeperError
 from vmkeeper.jsonable import json_text, to_jsonable
-from vmkeeper.progress import ProgressEvent
+from vmkeeper.progress import Phase, ProgressEvent
 from vmkeeper.settings import Settings, load_settings
 
 
@@ -45,8 +46,14 @@ def run(kind: str, body: dict[str, Any], settings: Settings) -> Any:
 def main() -> None:
     kind, body = sys.argv[1], json.loads(sys.argv[2])
     flags = json.loads(os.environ.get("VMKEEPER_AGENT_FLAGS", "{}"))
-    settings = load_settings(os.environ.get("VMKEEPER_CONFIG") or None, flags=flags).settings
-    result = run(kind, body, settings)
+    try:
+        settings = load_settings(os.environ.get("VMKEEPER_CONFIG") or None,
+                                 flags=flags).settings
+        result = run(kind, body, settings)
+    except VmkeeperError as error:  # the CLI's one sentence, as the result's error
+        _emit(ProgressEvent(str(error), Phase.FAILED))
+        sys.stdout.write(json_text({"ok": False, "error": str(error)}) + "\n")
+        sys.exit(1)
     sys.stdout.write(json_text(result) + "\n")
     sys.exit(0 if getattr(result, "ok", True) else 1)
 
