@@ -58,3 +58,37 @@ def test_cancel_of_a_queued_operation_means_it_never_runs(tmp_path: Path) -> Non
     answer = runner.cancel(op.id)
     assert answer["cancelled"] and store.get(op.id).state is OpState.CANCELLED
     assert store.next_queued() is None
+
+
+def test_cancel_before_the_switch_kills_the_tree_and_removes_the_half_built_release(
+        tmp_path: Path) -> None:
+    from vmkeeper import flock, proc
+    from vmkeeper.releases.lock import LOCK_NAME
+
+    runner, store = _runner(tmp_path)
+    release = "20261201T221051Z-738d162aa97b"
+    (tmp_path / "r" / release).mkdir(parents=True)
+    op = store.create("deploy", {}).operation
+    with proc.start([sys.executable, "-c", "import time; time.sleep(60)"], timeout=60) as child, \
+            flock.hold(tmp_path / "r" / LOCK_NAME, "deploy", extra={"release": release}):
+        store.start(op.id, child.pid)
+        runner._current[op.id] = child
+        answer = runner.cancel(op.id)
+        assert child.poll() is not None
+    assert answer["cancelled"] and answer["removed_release"] == release
+    assert not (tmp_path / "r" / release).exists()
+
+
+def test_cancel_after_the_switch_began_lets_it_finish_and_says_so(tmp_path: Path) -> None:
+    from vmkeeper import proc
+
+    runner, store = _runner(tmp_path)
+    op = store.create("deploy", {}).operation
+    with proc.start([sys.executable, "-c", "import time; time.sleep(60)"], timeout=60) as child:
+        store.start(op.id, child.pid)
+        runner._current[op.id] = child
+        with open(os.devnull, "w") as log:
+            runner._line(op.id, json.dumps({"message": "switch", "step": "switch"}), log)
+        answer = runner.cancel(op.id)
+        assert child.poll() is None
+    assert not answer["cancelled"] and "switch" in answer["detail"]

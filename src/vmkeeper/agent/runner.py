@@ -8,7 +8,6 @@ switch has begun, which is let finish (a half-made switch is worse than a finish
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
@@ -147,7 +146,22 @@ class Runner:
         if op_id in self._switching:
             return {"cancelled": False, "detail": "The switch to the new release has begun; it "
                     "is being finished rather than left half-done."}
+        holder = read_holder(self.settings.releases.root / LOCK_NAME)
         self._cancelled.add(op_id)
-        proc.kill_group(child.pid)
-        return {"cancelled": True, "detail": "Its process tree was killed before the switch; "
-                "the old release keeps serving.", "pid": os.getpid()}
+        child.kill()  # the whole group, then waits for it
+        removed = self._remove_half_built(holder.extra.get("release") if holder else None)
+        return {"cancelled": True, "removed_release": removed,
+                "detail": "Its process tree was killed before the switch; the release that "
+                "was serving still serves" + (f" and the half-built {removed} was removed."
+                                              if removed else ".")}
+
+    def _remove_half_built(self, release_id: str | None) -> str | None:
+        """Remove the release a cancelled deploy was building (never live: the switch had not
+        begun), so no half-built directory is left."""
+        from vmkeeper.releases.store import remove_release
+
+        root = self.settings.releases.root
+        if not release_id or not (root / release_id).is_dir():
+            return None
+        remove_release(root, release_id)
+        return release_id
