@@ -34,7 +34,7 @@ from typing import Any, Self
 
 import httpx
 
-from vmkeeper import proc
+from vmkeeper import logs, proc
 from vmkeeper.adapters import apache as apache_adapter
 from vmkeeper.sandbox import service
 from vmkeeper.sandbox.layout import Layout
@@ -224,4 +224,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    logs.configure()  # an entry point: importing vmkeeper configures nothing
     sys.exit(main())

@@ -145,6 +145,9 @@ class MediaSettings(_Section):
     worker_memory_limit_mb: int = Field(1024, gt=0)
     concurrency: int = Field(1, ge=1)
     max_attempts: int = Field(3, ge=1)
+    # Beyond this many queued jobs a submit is refused (HTTP 429): at 4 s a clip, 100 is
+    # ~7 minutes of work, and each queued row is a promise the VM has to keep.
+    max_queued: int = Field(100, ge=1)
     token: str | None = Field(None, json_schema_extra=SECRET)
     video_codec: str = "libx264"
     preset: str = "veryfast"
@@ -340,7 +343,7 @@ def load_settings(
     env = os.environ if env is None else env
     known = set(leaf_keys())
     values: dict[str, Any] = {}
-    sources: dict[str, str] = {key: "default" for key in known}
+    sources: dict[str, str] = dict.fromkeys(known, "default")
 
     path = _find_config(config_path, env)
     if path is not None:

@@ -145,7 +145,7 @@ class Apache:
         children = []
         try:
             parent = psutil.Process(pid)
-            children = parent.children(recursive=True) + [parent]
+            children = [*parent.children(recursive=True), parent]
         except psutil.Error:
             pass
         try:

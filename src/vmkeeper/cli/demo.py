@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.rule import Rule
 
-from vmkeeper.cli.main import _register, app
+from vmkeeper.cli.main import app
 from vmkeeper.cli.main import main as vmkeeper
 from vmkeeper.media.clips import Clip, Sound, make_clip
 from vmkeeper.sandbox import service
@@ -46,9 +46,8 @@ def curl(url: str) -> None:
 
 
 def commands() -> set[str]:
-    _register()
-    group = typer.main.get_command(app)
-    return set(getattr(group, "commands", {}))
+    # Names only: the registry lists every command without importing its module.
+    return set(getattr(typer.main.get_command(app), "commands", {}))
 
 
 # The runbook's June 2026 incident as `journalctl -k` and systemd would have printed it:
@@ -111,7 +110,8 @@ def run(directory: Path, base_port: int) -> int:
         "  .venv/bin/vmkeeper bundle -o /tmp\n"
         f"  PM2_HOME={layout.pm2_home} {layout.pm2_bin} kill   # break it…\n"
         "  .venv/bin/vmkeeper health; .venv/bin/vmkeeper recover   # …and heal it\n"
-        f"Take it down with: make demo-down   (or .venv/bin/vmkeeper sandbox down --dir {directory})"
+        "Take it down with: make demo-down   "
+        f"(or .venv/bin/vmkeeper sandbox down --dir {directory})"
     )
     return 0
 

@@ -67,7 +67,8 @@ def toml_text(layout: Layout, apache_binary: str) -> str:
 
     graceful = apache_for(layout, apache_binary).graceful_argv()
 
-    return f"""# vmkeeper settings for the sandbox in {layout.dir} (written by `vmkeeper sandbox up`).
+    return f"""# vmkeeper settings for the sandbox in {layout.dir}
+# (written by `vmkeeper sandbox up`).
 public_url = {q(f"http://127.0.0.1:{p.proxy}")}
 state_dir = {q(layout.state)}
 log_dir = {q(layout.logs)}
