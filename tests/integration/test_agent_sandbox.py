@@ -9,14 +9,14 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import TEST_BASE_PORT, CliRun, SandboxHandle
-from tests.integration.deploy_support import DeployBed, child_env, wait_for
+from tests.conftest import TEST_BASE_PORT
+from tests.integration.deploy_support import DeployBed, bed_fixtures, child_env, wait_for
 from vmkeeper import proc
 from vmkeeper.agent import hooks
 
@@ -24,25 +24,7 @@ pytestmark = pytest.mark.slow
 PORT = TEST_BASE_PORT + 3901  # not the sandbox's own agent (base + 3900)
 
 
-@pytest.fixture(scope="module")
-def bed_base(sandbox: SandboxHandle,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployBed]:
-    bed = DeployBed(sandbox, tmp_path_factory.mktemp("agentbed"), cli=lambda *a: None)  # type: ignore[arg-type,return-value]
-    bed.setup()
-    try:
-        yield bed
-    finally:
-        sandbox.restore()
-
-
-@pytest.fixture
-def bed(bed_base: DeployBed, cli: Callable[..., CliRun]) -> DeployBed:
-    bed_base.cli = cli
-    if bed_base.releases_json()["active"] is None:
-        bed_base.commit("baseline")
-        run, data = bed_base.deploy()
-        assert run.code == 0, (run.stderr, data)
-    return bed_base
+bed_base, bed = bed_fixtures("agentbed")
 
 
 @contextlib.contextmanager
