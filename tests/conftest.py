@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.apache_dirs import apache_reachable
 from vmkeeper import logs
 from vmkeeper.adapters.apache import Apache
 from vmkeeper.adapters.pm2 import Pm2
@@ -79,8 +80,12 @@ class SandboxHandle:
 
 
 @pytest.fixture(scope="session")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]:
-    layout = Layout.at(tmp_path_factory.mktemp("sandbox"), TEST_BASE_PORT)
+def sandbox() -> Iterator[SandboxHandle]:
+    with apache_reachable(f"vmkeeper-sandbox-{TEST_BASE_PORT}-") as folder:
+        yield from _sandbox_at(Layout.at(folder, TEST_BASE_PORT))
+
+
+def _sandbox_at(layout: Layout) -> Iterator[SandboxHandle]:
     try:
         sandbox_service.up(layout)
         settings = sandbox_service.sandbox_settings(layout)

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import CliRun, SandboxHandle
+from tests.support.apache_dirs import apache_reachable
 from tests.support.waiting import wait_for  # noqa: F401 - re-exported for the deploy tests
 from vmkeeper import proc
 from vmkeeper.adapters import apache, host
@@ -157,14 +158,15 @@ def bed_fixtures(name: str) -> tuple[Any, Any]:
     import pytest
 
     @pytest.fixture(scope="module")
-    def bed_base(sandbox: SandboxHandle,
-                 tmp_path_factory: pytest.TempPathFactory) -> Any:
-        made = DeployBed(sandbox, tmp_path_factory.mktemp(name), cli=lambda *a: None)  # type: ignore[arg-type,return-value]
-        made.setup()
-        try:
-            yield made
-        finally:
-            sandbox.restore()
+    def bed_base(sandbox: SandboxHandle) -> Any:
+        # Apache reads the bed's releases (their static files): not in pytest's 0700 folders.
+        with apache_reachable(f"vmkeeper-{name}-") as folder:
+            made = DeployBed(sandbox, folder, cli=lambda *a: None)  # type: ignore[arg-type,return-value]
+            made.setup()
+            try:
+                yield made
+            finally:
+                sandbox.restore()
 
     @pytest.fixture
     def bed(bed_base: DeployBed, cli: Callable[..., CliRun]) -> DeployBed:
