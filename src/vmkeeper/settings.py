@@ -217,6 +217,40 @@ class AgentSettings(_Section):
         return secret
 
 
+class WatchSettings(_Section):
+    """`vmkeeper watch`: the self-healing loop's cadence, hysteresis and recovery budget."""
+
+    interval_s: float = Field(5, gt=0)  # cheap checks (HTTP, ports, PM2) every cycle
+    heavy_every: int = Field(12, ge=1)  # disk, dump, OOM early warning every Nth cycle
+    down_after: int = Field(2, ge=1)  # N consecutive bad cycles open an incident
+    up_after: int = Field(2, ge=1)  # M consecutive good cycles resolve it
+    max_recoveries: int = Field(3, ge=1)  # K recoveries per window, then "gave_up"
+    window_s: float = Field(3600, gt=0)
+    backoff_s: float = Field(10, ge=0)  # doubled after each recovery that did not heal
+    backoff_max_s: float = Field(600, ge=0)
+    reset_after_s: float = Field(900, gt=0)  # healthy this long: the budget is full again
+    deploy_timeout_s: float = Field(1800, gt=0)  # a deploy holding the lock longer is an incident
+    memory_pressure_warn_pct: float = Field(10, ge=0, le=100)  # PSI some avg10
+    memory_available_warn_pct: float = Field(10, ge=0, le=100)  # without PSI
+    textfile: Path | None = None  # the Prometheus textfile written each cycle
+
+
+class AlertsSettings(_Section):
+    """Where `vmkeeper watch` tells a person: a webhook and/or SMTP email."""
+
+    webhook_url: str | None = Field(None, json_schema_extra=SECRET)  # Slack/Discord URLs are keys
+    webhook_format: str = Field("generic", pattern="^(generic|slack|discord)$")
+    smtp_host: str | None = None
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: str | None = Field(None, json_schema_extra=SECRET)
+    smtp_from: str = "vmkeeper@localhost"
+    smtp_to: list[str] = []
+    timeout_s: float = Field(10, gt=0)
+    retries: int = Field(3, ge=1)
+
+
 class Settings(_Section):
     public_url: str = "http://tbp.flatlogic.app"
     node_major: int = Field(20, ge=1)
@@ -231,6 +265,8 @@ class Settings(_Section):
     health: HealthSettings = HealthSettings()
     diagnose: DiagnoseSettings = DiagnoseSettings()
     agent: AgentSettings = AgentSettings()
+    watch: WatchSettings = WatchSettings()
+    alerts: AlertsSettings = AlertsSettings()
 
     @property
     def frontend_workspace(self) -> Path:
