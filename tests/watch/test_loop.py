@@ -3,6 +3,7 @@ outage, the budget with backoff, gave-up with one alert, the budget reset, the d
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from tests.support.clock import FakeClock
@@ -92,7 +93,7 @@ def test_recoveries_back_off_then_give_up_after_k(tmp_path: Path) -> None:
         if world.recoveries > before:
             tries.append(clock() - started)
     assert world.recoveries == RULES.max_recoveries
-    gaps = [b - a for a, b in zip(tries, tries[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(tries)]
     assert gaps == [10.0, 20.0]  # backoff_s doubled, on the 5 s cycle grid
     assert _kinds(alerts) == ["open", "gave_up"]
     assert Store(tmp_path).load_state().phase is Phase.GAVE_UP
