@@ -75,14 +75,14 @@ class SandboxHandle:
 
     def restore(self) -> None:
         """Bring every part back (after a test that broke one on purpose)."""
-        sandbox_service.up(self.layout)
+        sandbox_service.up(self.layout, watch=False)
 
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]:
     layout = Layout.at(tmp_path_factory.mktemp("sandbox"), TEST_BASE_PORT)
     try:
-        sandbox_service.up(layout)
+        sandbox_service.up(layout, watch=False)  # the watcher's tests start their own
         settings = sandbox_service.sandbox_settings(layout)
         yield SandboxHandle(
             layout, settings, sandbox_service.pm2_for(layout),

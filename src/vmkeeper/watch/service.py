@@ -3,6 +3,7 @@ holder as the maintenance window, evidence on open, the Prometheus textfile each
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from datetime import datetime
@@ -19,9 +20,12 @@ from vmkeeper.settings import Settings
 from vmkeeper.watch.alerts import sinks
 from vmkeeper.watch.evidence import capture
 from vmkeeper.watch.loop import Attempt, Observation, Watcher
+from vmkeeper.watch.pressure import read_pressure
 from vmkeeper.watch.state import Look
 from vmkeeper.watch.store import Incident, Store
 from vmkeeper.watch.textfile import write_textfile
+
+log = logging.getLogger(__name__)
 
 
 def store_of(settings: Settings) -> Store:
@@ -55,17 +59,29 @@ class _Looker:
         self.pm2 = gathering.health_pm2(settings)
         self.tools = Tools.from_settings(settings)
         self.last: HealthReport | None = None
+        self.cycles = 0
 
     def __call__(self) -> Observation:
         from vmkeeper.recover import chain_broken
 
         report = run_health(self.settings, remember=False, pm2=self.pm2)
         self.last = report
+        self.cycles += 1
+        if self.cycles % self.settings.watch.heavy_every == 1:
+            self._warn_pressure()
         write_textfile(self.settings, report, time.time())
         plan = plan_recovery(diagnose(report.checks, report.supervisor), self.tools)
         look = Look(healthy=not chain_broken(report), actionable=not plan.refused,
                     maintenance=in_maintenance(self.settings, time.time()))
         return Observation(look, report.verdict)
+
+
+    def _warn_pressure(self) -> None:
+        """The OOM early warning: logged before the kernel's OOM killer acts (the media
+        service refuses new jobs meanwhile on its own reading, media/jobqueue.py)."""
+        pressure = read_pressure(self.settings.watch)
+        if pressure.high:
+            log.warning("memory pressure high: %s", pressure.line)
 
 
 def _recoverer(settings: Settings) -> Attempt:
