@@ -24,6 +24,10 @@ system-deps:
 		echo "installing apache2 from Debian's packages"; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends apache2; \
 	fi
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		echo "installing chromium and chromium-driver from Debian's packages (the dashboard's browser tests)"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver; \
+	fi
 	@command -v node >/dev/null || { echo "Node.js 20 is required: install it (apt-get install nodejs npm)"; exit 1; }
 
 test: venv system-deps
