@@ -61,7 +61,7 @@ class Fake:
     frontend_down: bool = False
     submitted: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
 
-    def submit(self, kind: str, body: dict[str, Any], who: str) -> str:
+    def submit(self, _request: object, kind: str, body: dict[str, Any], who: str) -> str:
         self.submitted.append((kind, body, who))
         return f"op{len(self.submitted)}"
 

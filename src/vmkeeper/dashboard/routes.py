@@ -20,10 +20,13 @@ from urllib.parse import parse_qs
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from vmkeeper.agent.auth import Scope
 from vmkeeper.dashboard import views
 from vmkeeper.dashboard.session import COOKIE, Session, Sessions, csrf_ok
+
+__all__ = ["Sessions", "install"]
 from vmkeeper.dashboard.sources import Sources
 
 HERE = Path(__file__).parent
@@ -79,6 +82,7 @@ async def form(request: Request) -> dict[str, str]:
 
 def install(app: FastAPI, sessions: Sessions, sources: Sources) -> Dashboard:
     board = Dashboard(sessions, sources)
+    app.state.sessions = sessions  # the agent's admit() reads sessions for GETs under /v1
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
 
     @app.middleware("http")
@@ -209,7 +213,8 @@ def _mutations(app: FastAPI, board: Dashboard) -> None:
         session = _checked(board, request, fields, Scope.OPERATE)
         if fields.get("confirm") != "yes":
             raise HTTPException(400, "Tick the confirmation box to roll back.")
-        op_id = board.sources.submit("rollback", {"release": release_id}, session.token_name)
+        op_id = await run_in_threadpool(board.sources.submit, request, "rollback",
+                                        {"release": release_id}, session.token_name)
         return RedirectResponse(f"/operations/{op_id}", 303)
 
     @app.post("/deploy")
@@ -219,5 +224,6 @@ def _mutations(app: FastAPI, board: Dashboard) -> None:
         branch = fields.get("branch", "").strip()
         if not branch:
             raise HTTPException(400, "Name the branch to deploy.")
-        op_id = board.sources.submit("deploy", {"branch": branch}, session.token_name)
+        op_id = await run_in_threadpool(board.sources.submit, request, "deploy",
+                                        {"branch": branch}, session.token_name)
         return RedirectResponse(f"/operations/{op_id}", 303)

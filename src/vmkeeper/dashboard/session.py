@@ -15,9 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vmkeeper.agent import auth
-from vmkeeper.agent.auth import Scope
+from vmkeeper.agent.auth import Scope, TokenInfo
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
 
 COOKIE = "vmk_session"
 DEFAULT_TTL_S = 8 * 3600  # one working shift; the cookie's Max-Age is the same
@@ -86,3 +90,10 @@ class Sessions:
 
 def csrf_ok(session: Session, given: str | None) -> bool:
     return bool(given) and hmac.compare_digest(session.csrf.encode(), (given or "").encode())
+
+
+def session_token(request: Request) -> TokenInfo | None:
+    """The token behind the request's session cookie (the agent's :func:`admit` asks), or None."""
+    sessions: Sessions | None = getattr(request.app.state, "sessions", None)
+    session = sessions.get(request.cookies.get(COOKIE)) if sessions else None
+    return TokenInfo(session.token_name, session.scope, "") if session else None

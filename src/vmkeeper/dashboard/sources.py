@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from starlette.requests import Request
+
 from vmkeeper import proc
 from vmkeeper.agent import audit
-from vmkeeper.agent.store import Store
 from vmkeeper.errors import VmkeeperError
 from vmkeeper.health.logs import LogsReport
 from vmkeeper.health.model import HealthReport
@@ -37,22 +38,18 @@ class Sources:
     subject: Callable[[str], str]  # a sha's commit subject
     env_files: Callable[[str], list[str]]  # the env file names of a release
     media: Callable[[], dict[str, Any]]
-    # kind, body, who (the session's token name) → the operation id; audited.
-    submit: Callable[[str, dict[str, Any], str], str]
+    # request, kind, body, who (the session's token name) → the operation id. The agent's
+    # enqueue: its runner runs it and writes the audit record under ``who``.
+    submit: Callable[[Request, str, dict[str, Any], str], str]
 
 
 def from_settings(settings: Settings) -> Sources:
     from vmkeeper.health import logs, service
     from vmkeeper.releases import history, rollback
 
-    store = Store(settings.state_dir)
-
-    def submit(kind: str, body: dict[str, Any], who: str) -> str:
-        created = store.create(kind, body, who=who, coalesce=kind == "deploy")
-        audit.append(settings.state_dir, who=who, via="dashboard", operation=kind,
-                     target=body.get("release") or body.get("branch"),
-                     op=created.operation.id, result="queued")
-        return created.operation.id
+    def submit(request: Request, kind: str, body: dict[str, Any], who: str) -> str:
+        op_id: str = request.app.state.enqueue(request, who, kind, body, None)[0]
+        return op_id
 
     return Sources(
         health=lambda: service.run_health(settings, remember=False),
