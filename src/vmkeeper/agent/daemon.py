@@ -56,6 +56,10 @@ def serve(settings: Settings, env: dict[str, str], port: int | None = None) -> N
     reap(store)
     runner = Runner(store, settings, settings.state_dir / "operations", env)
     runner.start()
+    if settings.agent.poll_s > 0:
+        from vmkeeper.agent.poller import Poller
+
+        Poller(settings, store, runner).start()
     queue, media_lock, media = _media(settings)
     app = create_app(settings, store, runner, media)
     cert, key = settings.agent.tls_cert, settings.agent.tls_key
