@@ -4,9 +4,6 @@ CSRF, CSP, console errors; screenshots at 360 and 1440 px into docs/screenshots/
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ from tests.support.waiting import wait_for
 from vmkeeper.agent import auth
 from vmkeeper.agent.auth import Scope
 from vmkeeper.releases import store
+from vmkeeper.sandbox import agent_proc
 
 pytestmark = pytest.mark.slow
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -26,28 +24,11 @@ CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-backgr
                 "--disable-component-update", "--disable-sync", "--no-first-run")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def agent(sandbox: SandboxHandle) -> Iterator[str]:
-    port = free_port()
-    log = open(sandbox.layout.dir / "agent.log", "wb")  # noqa: SIM115 - closed below
-    child = subprocess.Popen([sys.executable, "-m", "vmkeeper", "--config", str(sandbox.config),
-                              "agent", "serve", "--port", str(port)], stdout=log,
-                             stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: httpx.get(base + "/", timeout=1).status_code == 200, 30,
-                 "the agent to answer")
-        yield base
-    finally:
-        child.terminate()
-        child.wait(timeout=20)
-        log.close()
+def agent(sandbox: SandboxHandle) -> str:
+    """The sandbox's own agent process (`sandbox up` starts it outside PM2)."""
+    agent_proc.start(sandbox.layout)
+    return f"http://127.0.0.1:{sandbox.layout.ports.agent}"
 
 
 @pytest.fixture(scope="module")
