@@ -10,6 +10,7 @@ token name; the operation page streams the agent's ``/v1/operations/{id}/events`
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -32,6 +33,9 @@ from vmkeeper.dashboard.sources import Sources
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 4096
 POLL_S = 4  # the overview refreshes well inside the 5 s
+# One gather (health + PM2 status, ~250-500 ms on a busy VM) serves every viewer for this long:
+# half the refresh interval, so a broken layer still shows within one refresh.
+FRESH_S = 2.0
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 HEADERS = {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY",
@@ -48,6 +52,8 @@ class Dashboard:
         self.sources = sources
         self.now = now
         self.since = views.Since()
+        self._lock = threading.Lock()
+        self._latest: tuple[float, views.Overview] | None = None
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                       autoescape=True, undefined=jinja2.StrictUndefined)
 
@@ -61,8 +67,14 @@ class Dashboard:
         return self.sessions.get(request.cookies.get(COOKIE))
 
     def overview(self) -> views.Overview:
-        report = self.sources.health()
-        return views.overview(report, self.sources.status(), self.since.note(report, self.now()))
+        with self._lock:  # concurrent viewers wait for the one gather instead of each running it
+            if self._latest and time.monotonic() - self._latest[0] < FRESH_S:
+                return self._latest[1]
+            report = self.sources.health()
+            view = views.overview(report, self.sources.status(),
+                                  self.since.note(report, self.now()))
+            self._latest = (time.monotonic(), view)
+            return view
 
 
 def read_only_reason(session: Session) -> str | None:

@@ -19,18 +19,24 @@ function stream(pre) {
   const result = document.getElementById("op-result");
   const source = new EventSource(pre.dataset.events, { withCredentials: true });
   const line = (text) => { pre.textContent += text + "\n"; };
-  source.onmessage = (event) => {
+  // The agent names its events (step, output, result): EventSource's onmessage sees none.
+  const show = (event) => {
     let data;
     try { data = JSON.parse(event.data); } catch (e) { line(event.data); return; }
-    if (data.message || data.line) line(data.message || data.line);
-    if (data.state) state.textContent = data.state;
-    if (data.result || data.finished) {
-      result.textContent = JSON.stringify(data.result || data, null, 1);
-      result.className = data.ok === false || data.state === "failed" ? "bad" : "ok";
+    const text = data.message || data.line || data.text;
+    if (text) line((data.step ? data.step + ": " : "") + text);
+    state.textContent = event.type === "result" ? "finished" : "running";
+    if (event.type === "result") {
+      result.textContent = (data.ok ? "verified: " : "failed: ") + JSON.stringify(data.result || data);
+      result.className = data.ok ? "ok" : "bad";
       source.close();
     }
   };
-  source.onerror = () => { state.textContent = "the event stream closed"; source.close(); };
+  ["step", "output", "result", "message"].forEach((kind) => source.addEventListener(kind, show));
+  source.onerror = () => {
+    if (!result.textContent) state.textContent = "the event stream closed";
+    source.close();
+  };
 }
 
 document.addEventListener("DOMContentLoaded", () => {
