@@ -15,6 +15,7 @@ GROUPS: list[tuple[str, str | None]] = [
     ("deploy", None),
     ("redact", None),
     ("bundle", None),
+    ("fleet", "fleet"),
 ]
 
 

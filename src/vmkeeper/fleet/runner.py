@@ -11,9 +11,11 @@ ansible-runner and ansible-core are imported when a fleet command runs, not for 
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
@@ -145,10 +147,27 @@ def ansible_run(inventory: Path, remote: Remote, run_dir: Path,
         host_pattern=remote.pattern, module="ansible.builtin.command",
         module_args=command_line(remote), forks=remote.forks, timeout=int(remote.timeout_s),
         quiet=True, event_handler=on_event, suppress_env_files=True,
-        envvars={"ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_NOCOLOR": "1"},
+        envvars=_ansible_env(),
     )
     events = [dict(e) for e in result.events]
-    return outcomes(events, hosts)
+    found = outcomes(events, hosts)
+    if result.status != "successful" and all(o.reach is Reach.MISSING for o in found):
+        # Ansible itself did not run (not installed, a timeout): say why on every host.
+        why = f"ansible run {result.status}: {_last_line(result.stdout.read())}"
+        found = [replace(o, message=why) for o in found]
+    return found
+
+
+def _ansible_env() -> dict[str, str]:
+    # The ansible programs come with the Python package, beside this interpreter.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return {"PATH": path, "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_RETRY_FILES_ENABLED": "False"}
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
 
 
 def _progress_events(progress: Progress) -> Callable[[dict[str, Any]], bool]:
