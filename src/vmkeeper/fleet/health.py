@@ -74,13 +74,13 @@ def host_health(outcome: HostOutcome) -> HostHealth:
     except ValueError:
         status = FleetStatus.UNKNOWN
     checks = [c for c in data.get("checks") or [] if isinstance(c, dict)]
-    broken = next((str(c.get("name")) for c in checks if c.get("status") != "ok"), None)
+    broken = data.get("first_broken_layer")
     online = sum(1 for c in checks if str(c.get("name", "")).startswith("pm2")
                  and c.get("status") == "ok")
     return HostHealth(
         outcome.host, status, str(data.get("verdict") or ""),
-        active_release=_active_release(data), broken_layer=broken, apps_online=online,
-        disk_free_pct=_number(_check(data, "disk").get("observed")),
+        active_release=_active_release(data), broken_layer=str(broken) if broken else None,
+        apps_online=online, disk_free_pct=_free(_check(data, "disk:/").get("observed")),
         memory_available_pct=_number(_check(data, "memory").get("observed")))
 
 
@@ -89,13 +89,17 @@ def _active_release(data: dict[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def _number(value: Any) -> float | None:
+def _free(value: Any) -> float | None:
+    used = _number(value, "used_pct")
+    return None if used is None else round(100 - used, 1)
+
+
+def _number(value: Any, key: str = "available_pct") -> float | None:
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, dict):
-        for key in ("free_pct", "available_pct", "value"):
-            if isinstance(value.get(key), int | float):
-                return float(value[key])
+        if isinstance(value.get(key), int | float):
+            return float(value[key])
     return None
 
 
