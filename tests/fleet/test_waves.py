@@ -18,7 +18,7 @@ def test_canary_then_percentages_then_the_rest() -> None:
 def test_the_last_size_repeats_until_every_host_has_a_wave() -> None:
     waves = plan_waves(HOSTS[:7], [1, 2])
     assert waves == [["h1"], ["h2", "h3"], ["h4", "h5"], ["h6", "h7"]]
-    assert sum(waves, []) == HOSTS[:7]
+    assert [h for wave in waves for h in wave] == HOSTS[:7]
 
 
 def test_a_percentage_of_few_hosts_is_at_least_one() -> None:

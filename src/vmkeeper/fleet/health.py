@@ -97,9 +97,8 @@ def _free(value: Any) -> float | None:
 def _number(value: Any, key: str = "available_pct") -> float | None:
     if isinstance(value, int | float):
         return float(value)
-    if isinstance(value, dict):
-        if isinstance(value.get(key), int | float):
-            return float(value[key])
+    if isinstance(value, dict) and isinstance(value.get(key), int | float):
+        return float(value[key])
     return None
 
 
