@@ -162,7 +162,9 @@ def _ansible_env() -> dict[str, str]:
     # The ansible programs come with the Python package, beside this interpreter.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     # Host keys are checked as the operator's ssh configures it: never turned off here.
-    return {"PATH": path, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "False"}
+    # Pipelining: the module goes over the open SSH session, no temporary file per host.
+    return {"PATH": path, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "False",
+            "ANSIBLE_PIPELINING": "True"}
 
 
 def _last_line(text: str) -> str:
