@@ -34,7 +34,7 @@ from typing import Any, Self
 
 import httpx
 
-from vmkeeper import proc
+from vmkeeper import logs, proc
 from vmkeeper.adapters import apache as apache_adapter
 from vmkeeper.sandbox import service
 from vmkeeper.sandbox.layout import Layout
@@ -67,9 +67,11 @@ class Client:
                         kind = "ok"
                 except httpx.HTTPError as error:
                     kind = f"connection: {type(error).__name__}"
-                self.samples.append((time.monotonic(), kind))
-                next_at += interval
-                self.stop.wait(max(0.0, next_at - time.monotonic()))
+                now = time.monotonic()
+                self.samples.append((now, kind))
+                # A steady rate: after a slow answer, no burst to catch up.
+                next_at = max(next_at + interval, now)
+                self.stop.wait(max(0.0, next_at - now))
 
 
 @dataclass
@@ -113,7 +115,7 @@ def vmkeeper(config: Path, *argv: str) -> dict[str, Any]:
     result = proc.run([sys.executable, "-m", "vmkeeper", "--config", str(config), *argv,
                        "--json"], timeout=1800, check=False)
     data: dict[str, Any] = json.loads(result.stdout)
-    if result.code != 0 or data.get("ok") is False:
+    if result.returncode != 0 or data.get("ok") is False:
         raise SystemExit(f"`vmkeeper {' '.join(argv)}` failed: {data.get('error')}")
     return data
 
@@ -193,8 +195,9 @@ def main() -> int:
         print(f"sandbox up in {directory} (base port {args.base_port})…", file=sys.stderr)
         service.up(layout)
         apache = service.apache_for(layout, service.sandbox_settings(layout).proxy.bin)
-        commit(layout, 0)
-        vmkeeper(layout.config, "deploy")  # two retained releases to roll back between
+        if len(vmkeeper(layout.config, "releases")["releases"]) < 2:
+            commit(layout, 0)
+            vmkeeper(layout.config, "deploy")  # two retained releases to roll back between
         if args.baseline_switches:
             print("the runbook's switch (Apache without the snippet)…", file=sys.stderr)
             render_apache(layout, apache, snippet=False)
@@ -221,4 +224,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    logs.configure()  # an entry point: importing vmkeeper configures nothing
     sys.exit(main())

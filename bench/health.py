@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from vmkeeper import proc
+from vmkeeper import logs, proc
 from vmkeeper.settings import load_settings
 
 VMKEEPER = str(Path(sys.executable).with_name("vmkeeper"))
@@ -124,4 +124,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    logs.configure()  # an entry point: importing vmkeeper configures nothing
     main()

@@ -19,16 +19,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from vmkeeper import proc
+from vmkeeper import logs, proc
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "data" / "kernel"
 NOISE = [
     "Jun 12 03:14:15 vm kernel: [ 1234.567890] eth0: Link is Up - 1Gbps/Full - flow control off",
     "Jun 12 03:14:15 vm kernel: [ 1234.567901] audit: type=1400 audit(1718162055.123:812): "
-    "apparmor=\"DENIED\" operation=\"open\" profile=\"snap.lxd.daemon\" name=\"/proc/1/environ\"",
-    "Jun 12 03:14:15 vm kernel: [ 1234.568002] EXT4-fs (sda1): mounted filesystem with ordered data "
-    "mode. Quota mode: none.",
+    "apparmor=\"DENIED\" operation=\"open\" profile=\"snap.lxd.daemon\" "
+    "name=\"/proc/1/environ\"",
+    "Jun 12 03:14:15 vm kernel: [ 1234.568002] EXT4-fs (sda1): mounted filesystem with ordered "
+    "data mode. Quota mode: none.",
     "Jun 12 03:14:15 vm kernel: [ 1234.568100] [UFW BLOCK] IN=eth0 OUT= MAC=02:42:ac:11:00:02 "
     "SRC=203.0.113.7 DST=10.0.0.5 LEN=40 TOS=0x00 PREC=0x00 TTL=244 ID=54321 PROTO=TCP SPT=443",
     "Jun 12 03:14:15 vm kernel: [ 1234.568200] systemd[1]: Started session-42.scope - Session 42 "
@@ -62,12 +63,12 @@ def generate(path: Path, megabytes: int) -> None:
 
 _PARSER_CHILD = """
 import json, resource, sys, time
-from vmkeeper.diagnose.oom import OomParser
+from vmkeeper.diagnose.oom_parser import OomParser
 start = time.perf_counter()
 parser = OomParser()
 with open(sys.argv[1], "rb") as handle:
     parser.feed_chunks(iter(lambda: handle.read(1 << 20), b""))
-events, _units = parser.finish()
+events = parser.finish().events
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "events": len(events),
                   "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
@@ -120,4 +121,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    logs.configure()  # an entry point: importing vmkeeper configures nothing
     main()

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import psutil
 
-from vmkeeper import proc
+from vmkeeper import logs, proc
 from vmkeeper.adapters.ffmpeg import (
     build_forward_transcode_argv,
     build_whole_clip_reverse_argv,
@@ -143,8 +143,8 @@ def main() -> int:
     return 0
 
 
-def row(label: str, clip: Clip, source: Path, work: Path, ffmpeg: str, vmkeeper: str, encoder: list[str],
-        kind: str, args: argparse.Namespace) -> None:
+def row(label: str, clip: Clip, source: Path, work: Path, ffmpeg: str, vmkeeper: str,
+        encoder: list[str], kind: str, args: argparse.Namespace) -> None:
     load_before = os.getloadavg()[0]
     forward = encoder + (EVEN_CROP if kind == "odd" else [])
     b_runs, c_runs = [], []
@@ -174,4 +174,5 @@ def row(label: str, clip: Clip, source: Path, work: Path, ffmpeg: str, vmkeeper:
 
 
 if __name__ == "__main__":
+    logs.configure()  # an entry point: importing vmkeeper configures nothing
     sys.exit(main())

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import io
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from vmkeeper import logs
+from vmkeeper.adapters.apache import Apache
+from vmkeeper.adapters.pm2 import Pm2
 from vmkeeper.cli.main import main
+from vmkeeper.sandbox import service as sandbox_service
+from vmkeeper.sandbox.layout import Layout
+from vmkeeper.settings import Settings
+
+logs.configure()  # the test session is an entry point: importing vmkeeper configures nothing
 
 
 @dataclass(frozen=True)
@@ -44,15 +53,6 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # --- the sandbox: one per test session, shared by every slow test that needs the VM ---------
-
-from collections.abc import Iterator
-from pathlib import Path
-
-from vmkeeper.adapters.apache import Apache
-from vmkeeper.adapters.pm2 import Pm2
-from vmkeeper.sandbox import service as sandbox_service
-from vmkeeper.sandbox.layout import Layout
-from vmkeeper.settings import Settings
 
 # Apart from the demo's default base (10000), so a demo sandbox left up does not collide;
 # VMKEEPER_TEST_BASE_PORT lets two test runs on one machine use disjoint ports.

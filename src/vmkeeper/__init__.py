@@ -1,8 +1,7 @@
-"""vmkeeper: keep a web app on one small VM deployed, healthy and recoverable."""
+"""vmkeeper: keep a web app on one small VM deployed, healthy and recoverable.
 
-from vmkeeper import logs as _logs
+Importing the package does nothing but define it: each entry point configures logging itself
+(`vmkeeper.logs.configure()`), so a worker or a CLI start pays only for what it uses.
+"""
 
 __version__ = "0.1.0"
-
-# Before anything logs: structlog's default prints debug lines on stdout, which --json owns.
-_logs.configure()

@@ -2,7 +2,9 @@
 
 argv lists only (never a shell string), a required timeout, the child in its own process group
 so a timeout kills the whole tree (``next start`` forks ``next-server``; ``npm`` forks ``sh``),
-captured output, and a frozen result. Nothing else in vmkeeper imports :mod:`subprocess`.
+captured output, and a frozen result. One other module imports :mod:`subprocess`, with its
+reason: ``media/supervisor.py``, which must not import vmkeeper's dependencies (psutil) while it
+waits on a reversal, and keeps these same rules.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 import psutil
-import structlog
 
+from vmkeeper import logs
 from vmkeeper.errors import CommandFailed, CommandNotFound, CommandTimeout
 
-log = structlog.get_logger("vmkeeper.proc")
+log = logs.get_logger("vmkeeper.proc")
 
 Argv = Sequence[str | Path]
 
@@ -101,14 +103,6 @@ def _environment(env: Mapping[str, str] | None, replace_env: bool) -> dict[str, 
     merged = dict(os.environ)
     merged.update(env or {})
     return merged
-
-
-def _decode(data: bytes | str | None) -> str:
-    if data is None:
-        return ""
-    if isinstance(data, bytes):
-        return data.decode("utf-8", errors="replace")
-    return data
 
 
 def run(
@@ -238,7 +232,6 @@ def start(
     stdin: int | IO[Any] | None = subprocess.DEVNULL,
     stdout: int | IO[Any] | None = subprocess.PIPE,
     stderr: int | IO[Any] | None = subprocess.PIPE,
-    preexec_fn: Any = None,
 ) -> Iterator[Running]:
     """Start ``argv`` for streaming I/O; the group is killed when the block exits, however.
 
@@ -255,7 +248,6 @@ def start(
             stdout=stdout,
             stderr=stderr,
             start_new_session=True,
-            preexec_fn=preexec_fn,
         )
     except FileNotFoundError:
         raise CommandNotFound(

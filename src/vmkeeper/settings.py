@@ -145,6 +145,9 @@ class MediaSettings(_Section):
     worker_memory_limit_mb: int = Field(1024, gt=0)
     concurrency: int = Field(1, ge=1)
     max_attempts: int = Field(3, ge=1)
+    # Beyond this many queued jobs a submit is refused (HTTP 429): at 4 s a clip, 100 is
+    # ~7 minutes of work, and each queued row is a promise the VM has to keep.
+    max_queued: int = Field(100, ge=1)
     token: str | None = Field(None, json_schema_extra=SECRET)
     video_codec: str = "libx264"
     preset: str = "veryfast"
@@ -210,6 +213,27 @@ class FleetSettings(_Section):
     remote_bin: str = "vmkeeper"
 
 
+class AgentSettings(_Section):
+    """`vmkeeper agent`: the HTTP command API (docs/architecture.md, "The agent")."""
+
+    port: Port = 3900
+    # The unix socket beside the TCP port (mode 0660); relative paths are under state_dir.
+    socket: Path = Path("agent.sock")
+    host: str = "127.0.0.1"  # a non-loopback host is refused unless tls_cert and tls_key are set
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    webhook_secret: str | None = Field(None, json_schema_extra=SECRET)
+    branch: str = "main"  # the branch whose pushes deploy
+    poll_s: float = Field(0, ge=0)  # > 0: `git ls-remote` every poll_s seconds (no webhook)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _guessable_secret(cls, secret: str | None) -> str | None:
+        if secret is not None:
+            check_token(secret)
+        return secret
+
+
 class Settings(_Section):
     public_url: str = "http://tbp.flatlogic.app"
     node_major: int = Field(20, ge=1)
@@ -223,6 +247,7 @@ class Settings(_Section):
     media: MediaSettings = MediaSettings()
     health: HealthSettings = HealthSettings()
     diagnose: DiagnoseSettings = DiagnoseSettings()
+    agent: AgentSettings = AgentSettings()
     fleet: FleetSettings = FleetSettings()
 
     @property
@@ -358,7 +383,7 @@ def load_settings(
     env = os.environ if env is None else env
     known = set(leaf_keys())
     values: dict[str, Any] = {}
-    sources: dict[str, str] = {key: "default" for key in known}
+    sources: dict[str, str] = dict.fromkeys(known, "default")
 
     path = _find_config(config_path, env)
     if path is not None:

@@ -40,8 +40,10 @@ def test_journal_is_read_when_it_has_entries(fake_bin: Path) -> None:
 
 def test_empty_or_refused_sources_fall_through_to_syslog_files(fake_bin: Path,
                                                                tmp_path: Path) -> None:
-    _script(fake_bin, "journalctl", "echo '-- No entries --'; echo 'No journal files were found.' >&2")
-    _script(fake_bin, "dmesg", "echo 'dmesg: read kernel buffer failed: Operation not permitted' >&2; exit 1")
+    _script(fake_bin, "journalctl",
+            "echo '-- No entries --'; echo 'No journal files were found.' >&2")
+    _script(fake_bin, "dmesg",
+            "echo 'dmesg: read kernel buffer failed: Operation not permitted' >&2; exit 1")
     kern = tmp_path / "kern.log"
     kern.write_text((CORPUS / "docker-for-linux-1001.log").read_text())
     with open_kernel_log(syslog_files=[tmp_path / "missing.log", kern]) as log:
@@ -65,9 +67,9 @@ def test_journal_with_no_entries_in_the_window_is_an_answer(fake_bin: Path) -> N
 def test_no_source_at_all_is_an_error_naming_each(fake_bin: Path, tmp_path: Path) -> None:
     _script(fake_bin, "journalctl", "exit 1")
     _script(fake_bin, "dmesg", "exit 1")
-    with pytest.raises(KernelLogUnavailable) as error:
-        with open_kernel_log(syslog_files=[tmp_path / "nope"]):
-            pass
+    with pytest.raises(KernelLogUnavailable) as error, \
+            open_kernel_log(syslog_files=[tmp_path / "nope"]):
+        pass
     assert "journalctl" in str(error.value) and "dmesg" in str(error.value)
     assert "--file" in str(error.value)
 

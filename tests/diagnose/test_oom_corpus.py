@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from vmkeeper.diagnose.oom import OomEvent, build_report, scan
+from vmkeeper.diagnose.oom_model import OomEvent
+from vmkeeper.diagnose.oom_parser import parse_kernel_log
+from vmkeeper.diagnose.oom_verdict import build_report
 from vmkeeper.settings import Settings
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "kernel"
@@ -28,7 +30,8 @@ def _check_event(event: OomEvent, expected: dict[str, Any]) -> None:
         if key in expected:
             assert getattr(event, key) == expected[key], key
     if "timestamp_date" in expected:
-        assert event.timestamp is not None and event.timestamp.startswith(expected["timestamp_date"])
+        assert event.timestamp is not None
+        assert event.timestamp.startswith(expected["timestamp_date"])
     if "memcg" in expected:
         assert event.memcg is not None
         assert event.memcg.oom_memcg == expected["memcg"]["oom_memcg"]
@@ -59,7 +62,7 @@ def test_corpus_is_large_enough_and_documented() -> None:
 @pytest.mark.parametrize("name", SAMPLES)
 def test_sample_parses_to_expected_fields(name: str) -> None:
     lines, expected = _load(name)
-    report = build_report(scan(lines), settings=Settings(), source=name)
+    report = build_report(parse_kernel_log(lines), settings=Settings(), source=name)
     assert [(e.victim.name, e.victim.pid) for e in report.events] == [
         (e["victim"]["name"], e["victim"]["pid"]) for e in expected["events"]
     ]
@@ -78,5 +81,5 @@ def test_sample_parses_to_expected_fields(name: str) -> None:
 def test_sample_read_twice_gives_the_same_events(name: str) -> None:
     # kern.log and syslog hold the same kernel lines; an operator may cat both.
     lines, expected = _load(name)
-    report = build_report(scan(lines + lines), settings=Settings(), source=name)
+    report = build_report(parse_kernel_log(lines + lines), settings=Settings(), source=name)
     assert len(report.events) == len(expected["events"])

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import itertools
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from vmkeeper.diagnose.oom import build_report, scan, split_prefix, verdict_for
+from vmkeeper.diagnose.kernel_time import split_prefix
+from vmkeeper.diagnose.oom_model import OomReport
+from vmkeeper.diagnose.oom_parser import parse_kernel_log
+from vmkeeper.diagnose.oom_verdict import build_report, verdict_for
 from vmkeeper.settings import Settings
 
 KILL = (
@@ -17,6 +21,11 @@ KILL = (
     "file-rss:4096kB, shmem-rss:0kB, UID:1000 pgtables:7000kB oom_score_adj:0"
 )
 NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+
+
+def _report(lines: Iterable[str], **options: Any) -> OomReport:
+    return build_report(parse_kernel_log(lines, now=NOW), settings=Settings(), source="t",
+                        **options)
 
 
 @pytest.mark.parametrize(
@@ -45,7 +54,7 @@ def test_every_prefix_yields_the_message_and_its_time(line: str, time: str | Non
     assert stamp.text == time
     if iso is not None:
         assert stamp.when is not None and stamp.when.isoformat() == iso
-    events = build_report(scan([line], NOW), settings=Settings(), source="t").events
+    events = _report([line]).events
     assert len(events) == 1
     assert events[0].victim.anon_rss_kb == 3456000
     assert events[0].time == time
@@ -68,7 +77,7 @@ def _event(pid: int, name: str, second: int) -> list[str]:
 def test_interleaved_events_stay_apart() -> None:
     first, second = _event(101, "ffmpeg", 1), _event(202, "node", 2)
     mixed = [line for pair in zip(first, second, strict=True) for line in pair]
-    events = build_report(scan(mixed, NOW), settings=Settings(), source="t").events
+    events = _report(mixed).events
     assert [(e.victim.name, e.victim.pid, e.victim.anon_rss_kb) for e in events] == [
         ("ffmpeg", 101, 101), ("node", 202, 202)
     ]
@@ -79,20 +88,20 @@ def test_interleaved_events_stay_apart() -> None:
 def test_repeated_lines_do_not_duplicate_events() -> None:
     lines = _event(101, "ffmpeg", 1)
     doubled = [line for line in lines for _ in range(2)]
-    events = build_report(scan(doubled, NOW), settings=Settings(), source="t").events
+    events = _report(doubled).events
     assert len(events) == 1
     assert events[0].victim.pid == 101
 
 
 def test_same_pid_killed_again_later_is_a_second_event() -> None:
     lines = _event(101, "node", 1) + _event(101, "node", 40)
-    events = build_report(scan(lines, NOW), settings=Settings(), source="t").events
+    events = _report(lines).events
     assert [e.time for e in events] == ["Jun 12 03:14:01", "Jun 12 03:14:40"]
 
 
 def test_reaper_line_merges_into_its_kill() -> None:
     lines = [KILL, "oom_reaper: reaped process 4242 (ffmpeg), now anon-rss:0kB, file-rss:0kB"]
-    events = build_report(scan(lines, NOW), settings=Settings(), source="t").events
+    events = _report(lines).events
     assert len(events) == 1
     assert events[0].reaped is True
     assert events[0].victim.anon_rss_kb == 3456000  # not the reaper's "now" zeros
@@ -109,7 +118,7 @@ def test_runbook_incident_verdict_names_the_unit_the_ram_and_the_feature() -> No
         "by the OOM killer.",
         "Jun 12 03:14:16 vm systemd[1]: pm2-ubuntu.service: Failed with result 'oom-kill'.",
     ]
-    report = build_report(scan(lines, NOW), settings=Settings(), source="t")
+    report = _report(lines)
     (event,) = report.events
     assert event.units == ("pm2-ubuntu.service",)
     assert event.verdict == (
@@ -121,18 +130,14 @@ def test_runbook_incident_verdict_names_the_unit_the_ram_and_the_feature() -> No
 
 
 def test_node_victim_is_attributed_to_its_pm2_app_when_the_pid_is_known() -> None:
-    report = build_report(
-        scan([KILL.replace("ffmpeg", "node")], NOW), settings=Settings(), source="t",
-        app_by_pid={4242: "backend-dev"},
-    )
+    report = _report([KILL.replace("ffmpeg", "node")], app_by_pid={4242: "backend-dev"})
     assert report.events[0].verdict.endswith("node was the PM2 app backend-dev.")
-    unknown = build_report(scan([KILL.replace("ffmpeg", "node")], NOW), settings=Settings(),
-                           source="t")
+    unknown = _report([KILL.replace("ffmpeg", "node")])
     assert "frontend-dev, backend-dev, fl-telemetry, fl-executor" in unknown.events[0].verdict
 
 
 def test_local_ram_is_used_when_the_log_has_no_mem_info() -> None:
-    events = build_report(scan([KILL], NOW), settings=Settings(), source="t").events
+    events = _report([KILL]).events
     text = verdict_for(events[0], Settings(), {}, local_ram_kb=4 * 1024 * 1024)
     assert "holding 3.3 GiB RSS of 4.0 GiB RAM" in text
 
@@ -140,10 +145,7 @@ def test_local_ram_is_used_when_the_log_has_no_mem_info() -> None:
 def test_since_until_filter_events_with_known_times() -> None:
     lines = [f"2026-06-12T03:00:00+00:00 vm kernel: {KILL}",
              f"2026-06-12T05:00:00+00:00 vm kernel: {KILL.replace('4242', '4343')}"]
-    report = build_report(
-        scan(lines, NOW), settings=Settings(), source="t",
-        since=datetime(2026, 6, 12, 4, tzinfo=UTC),
-    )
+    report = _report(lines, since=datetime(2026, 6, 12, 4, tzinfo=UTC))
     assert [e.victim.pid for e in report.events] == [4343]
 
 
@@ -159,7 +161,7 @@ def _noise_with_kills(lines: int) -> Iterator[str]:
 def _peak_while_scanning(lines: int) -> int:
     tracemalloc.start()
     try:
-        scan(_noise_with_kills(lines), NOW)
+        parse_kernel_log(_noise_with_kills(lines), now=NOW)
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -173,13 +175,10 @@ def test_parser_memory_does_not_grow_with_log_size() -> None:
     assert large < small + 64 * 1024
 
 
-def test_event_list_is_bounded_on_a_kill_storm(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vmkeeper.diagnose import oom
-
-    monkeypatch.setattr(oom, "MAX_EVENTS", 10)
+def test_event_list_is_bounded_on_a_kill_storm() -> None:
     lines = (KILL.replace("4242", str(pid)) for pid in itertools.islice(itertools.count(1), 50))
-    parser = scan(lines, NOW)
-    report = build_report(parser, settings=Settings(), source="t")
+    parsed = parse_kernel_log(lines, now=NOW, max_events=10)
+    report = build_report(parsed, settings=Settings(), source="t")
     assert len(report.events) == 10
     assert report.events_dropped == 40
 
@@ -190,7 +189,7 @@ def test_selection_without_its_kill_line_is_not_merged_into_a_later_kill() -> No
         "or sacrifice child",
         f"Dec 3 09:00:00 cluster1 kernel: {KILL}",
     ]
-    events = build_report(scan(lines, NOW), settings=Settings(), source="t").events
+    events = _report(lines).events
     assert [(e.victim.pid, e.score) for e in events] == [(7963, 948), (4242, None)]
 
 
@@ -199,5 +198,5 @@ def test_sacrificed_child_takes_the_parents_selection() -> None:
         "[  10.000001] Out of memory: Kill process 100 (bash) score 900 or sacrifice child",
         "[  10.000002] Killed process 101 (ffmpeg) total-vm:2000kB, anon-rss:1000kB, file-rss:0kB",
     ]
-    events = build_report(scan(lines, NOW), settings=Settings(), source="t").events
+    events = _report(lines).events
     assert [(e.victim.name, e.victim.pid, e.score) for e in events] == [("ffmpeg", 101, 900)]

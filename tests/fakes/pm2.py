@@ -176,7 +176,7 @@ class FakePm2:
             self._launch(existing)
             return 0, f"[PM2] Applying action restartProcessId on app [{name}]\n", ""
         exec_path = "/usr/bin/npm" if script == "npm" else str((cwd / script).resolve())
-        app = FakeApp(name, cwd, {k: v for k, v in env.items()}, exec_path, rest, self._next_id)
+        app = FakeApp(name, cwd, dict(env.items()), exec_path, rest, self._next_id)
         self._next_id += 1
         self.apps[name] = app
         self._launch(app)

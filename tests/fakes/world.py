@@ -93,9 +93,9 @@ class FakeVm:
         return http.Probe(url, status, None, 0.001)
 
     def routed_port(self) -> int | None:
-        """Where Apache sends `/`: the zero-downtime switch's include, else FRONT_PORT."""
-        include = self.settings.proxy.frontend_include
-        routed = apache.include_port(include.read_text()) if include.exists() else None
+        """Where Apache sends `/`: the zero-downtime switch's map, else FRONT_PORT."""
+        path = apache.map_path(self.settings.proxy.frontend_include)
+        routed = apache.map_port(path.read_text()) if path.exists() else None
         return routed or self.settings.apps.frontend.port
 
     def _app_answer(self, port: int | None, url: str) -> int | None:

@@ -49,20 +49,29 @@ def test_an_include_of_another_file_or_a_comment_is_not_the_snippet(tmp_path: Pa
     assert switch_snippet_check(settings).status is Status.WARN
 
 
-def test_the_include_routes_one_port_and_serves_every_retained_release_static(
+def test_the_map_routes_one_port_and_names_every_retained_release_static(
     tmp_path: Path,
 ) -> None:
     newer, older = tmp_path / "b" / "build" / "static", tmp_path / "a" / "build" / "static"
-    text = apache.render_frontend_include(3002, [newer, older], tmp_path)
-    assert apache.include_port(text) == 3002
-    assert 'ProxyPass "/_next/static/" "!"' in text  # never proxied: a pruned chunk is a 404
-    rules = [line for line in text.splitlines() if line.startswith("Rewrite")]
-    assert rules == [
-        "RewriteEngine On",
-        f'RewriteCond "{newer}/$1" -f',
-        f'RewriteRule "^/_next/static/(.+)$" "{newer}/$1" [L]',
-        f'RewriteCond "{older}/$1" -f',
-        f'RewriteRule "^/_next/static/(.+)$" "{older}/$1" [L]',
-    ]
-    assert text.index('"/_next/static/" "!"') < text.index('ProxyPass "/" ')
-    assert apache.include_port("ProxyPass / http://127.0.0.1:3001/\n") is None
+    blank = tmp_path / "with space" / "build" / "static"
+    elsewhere = Path("/elsewhere/build/static")
+    text = apache.render_frontend_map(3002, [newer, blank, older, elsewhere], tmp_path)
+    assert apache.map_port(text) == 3002
+    lines = [line for line in text.splitlines() if line.startswith("static")]
+    assert lines == ["static1 b/build/static", "static2 a/build/static"]
+    many = [tmp_path / f"r{n}" / "build" / "static" for n in range(9)]
+    slots = apache.render_frontend_map(3001, many, tmp_path).count("\nstatic")
+    assert slots == apache.STATIC_SLOTS
+    assert apache.map_port("# nothing\nstatic1 a\n") is None
+
+
+def test_the_include_is_fixed_text_the_map_steers(tmp_path: Path) -> None:
+    include = tmp_path / "vmkeeper-frontend.conf"
+    text = apache.render_frontend_include(include, tmp_path / "releases", [3001, 3002])
+    assert f'RewriteMap {apache.MAP_NAME} "txt:{tmp_path / "vmkeeper-frontend.map"}"' in text
+    # Static answers come first; a chunk in no release is never proxied (a 404).
+    assert text.index('RewriteRule "^/_next/static/') < text.index('ProxyPass "/_next/static/" "!"')
+    assert text.index('ProxyPass "/_next/static/" "!"') < text.index('ProxyPass "/" ')
+    assert text.count("RewriteCond") == apache.STATIC_SLOTS
+    assert 'ProxyPass "/" "http://${VMKEEPER_FRONTEND}/" interpolate disablereuse=On' in text
+    assert "ProxyPassReverse \"/\" \"http://127.0.0.1:3002/\"" in text

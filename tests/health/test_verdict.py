@@ -86,7 +86,7 @@ def test_pm2_killed_names_the_supervisor_with_the_runbook_evidence() -> None:
 def test_a_stopped_app_names_pm2_apps() -> None:
     apps = [dataclasses.replace(a, status="stopped", pid=None) if a.name == "fl-executor" else a
             for a in APPS]
-    status, line, layer = judge(facts(pm2=Got(Pm2Snapshot(42, apps, TREES))))
+    _status, line, layer = judge(facts(pm2=Got(Pm2Snapshot(42, apps, TREES))))
     assert layer is Layer.APPS and "fl-executor is stopped" in line
 
 

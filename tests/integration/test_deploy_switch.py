@@ -6,41 +6,31 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Self
 
 import httpx
 import pytest
 
-from tests.conftest import CliRun, SandboxHandle
-from tests.integration.deploy_support import DeployBed, assert_runbook_end_state, child_env
+from tests.integration.deploy_support import (
+    DeployBed,
+    assert_runbook_end_state,
+    bed_fixtures,
+    child_env,
+)
 from tests.support.waiting import wait_for
 from vmkeeper import proc
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def bed_base(
-    sandbox: SandboxHandle, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DeployBed]:
-    bed = DeployBed(sandbox, tmp_path_factory.mktemp("switchbed"), cli=lambda *a: None)  # type: ignore[arg-type]
-    bed.setup()
-    try:
-        yield bed
-    finally:
-        sandbox.restore()
+bed_base, bed = bed_fixtures("switchbed")
 
 
-@pytest.fixture
-def bed(bed_base: DeployBed, cli: Callable[..., CliRun]) -> DeployBed:
-    bed_base.cli = cli
-    if bed_base.releases_json()["active"] is None:
-        bed_base.commit("baseline")
-        run, data = bed_base.deploy()
-        assert run.code == 0, (run.stderr, data)
-    return bed_base
+def apache_errors(bed: DeployBed) -> list[str]:
+    """The proxy's complaints, for a failure's message."""
+    log = bed.sandbox.layout.apache_error_log.read_text(errors="replace").splitlines()
+    return [line for line in log if "proxy" in line][-8:]
 
 
 class KeepAliveLoad:
@@ -84,7 +74,8 @@ def test_deploys_and_rollbacks_fail_no_request_and_end_in_the_runbook_state(
             bed.commit(f"zero downtime {number}")
             run, data = bed.deploy()
             assert run.code == 0, run.stderr
-            assert data["failed_requests"] == 0 and data["longest_gap_s"] is not None
+            assert data["failed_requests"] == 0 and data["longest_gap_s"] is not None, (
+                data, apache_errors(bed))
             assert any("zero-downtime switch in" in n for n in data["notes"]), data["notes"]
             assert_runbook_end_state(bed, data["release"])
         other = next(r["id"] for r in bed.releases_json()["releases"] if not r["active"])
@@ -94,7 +85,7 @@ def test_deploys_and_rollbacks_fail_no_request_and_end_in_the_runbook_state(
         assert back["failed_requests"] == 0 and back["active"] == other
         assert_runbook_end_state(bed, other)
     assert load.sent > 100
-    assert load.failures == []
+    assert load.failures == [], apache_errors(bed)
 
 
 def test_a_slow_request_started_before_the_switch_finishes_with_200(
@@ -140,7 +131,7 @@ def test_without_the_snippet_the_deploy_says_so_and_counts_failures(
         bed.commit("no snippet")
         run, data = bed.deploy()
         assert run.code == 0, run.stderr
-        assert any("runbook's switch" in n and "vmkeeper doctor" in n for n in data["notes"])
+        assert any("switch is the runbook's" in n and "vmkeeper doctor" in n for n in data["notes"])
         assert isinstance(data["failed_requests"], int) and data["longest_gap_s"] is not None
         doctor = json.loads(bed.run("doctor", "--json").stdout)
         check = next(c for c in doctor["checks"] if c["name"] == "apache:switch")

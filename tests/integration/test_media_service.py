@@ -116,7 +116,7 @@ def test_twenty_concurrent_submissions_of_one_key_make_one_job_and_one_run(
 
 def test_over_the_memory_limit_the_job_fails_and_the_service_stays_up(tmp_path: Path) -> None:
     make_video(tmp_path / "uploads" / "clip.mp4")
-    config = _config(tmp_path, _free_port(), worker_memory_limit_mb=30)
+    config = _config(tmp_path, _free_port(), worker_memory_limit_mb=16)  # the lean tree needs ~20
     with service(config, tmp_path / "service.log") as svc:
         health = httpx.get(f"{svc.url}/health", timeout=5).json()
         job_id = httpx.post(f"{svc.url}/reverse", json={"key": "clip.mp4"}, headers=AUTH,
@@ -158,7 +158,7 @@ def test_sigkill_with_jobs_queued_and_one_running_then_restart_finishes_all(
                                    timeout=5).json()["jobs"], 30, "a job to run")
         # The reversal worker itself, not just the row: it is what must outlive the service.
         wait_for(lambda: [p for p in _ours(tmp_path)
-                          if "worker.py" in " ".join(p.info["cmdline"] or [])],
+                          if "vmkeeper.media.worker" in (p.info["cmdline"] or [])],
                  30, "the reversal worker to start")
         os.kill(svc.running.pid, signal.SIGKILL)  # the service only: its worker lives on
         svc.running.popen.wait(timeout=10)

@@ -134,7 +134,8 @@ case "$1" in
   show) cat "{folder}/show.txt" ;;
   reset-failed) exit 0 ;;
   restart)
-    PM2_HOME="{sandbox.layout.pm2_home}" "{sandbox.layout.pm2_bin}" resurrect >/dev/null 2>&1 || exit 1
+    PM2_HOME="{sandbox.layout.pm2_home}" "{sandbox.layout.pm2_bin}" resurrect \\
+      >/dev/null 2>&1 || exit 1
     cp "{DATA / 'pm2-ubuntu-active.show'}" "{folder}/show.txt" ;;
   *) exit 1 ;;
 esac

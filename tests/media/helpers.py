@@ -89,6 +89,7 @@ def run(settings: MediaSettings, src: Path, dst: Path,
 
         warning = info
 
-    result = reverse(settings, src, dst, messages.append, time.monotonic() + deadline if deadline else None, log=Log())
+    until = time.monotonic() + deadline if deadline else None
+    result = reverse(settings, src, dst, messages.append, until, log=Log())
     assert len(logs) == 1 and json.dumps(logs[0], default=str)
     return result

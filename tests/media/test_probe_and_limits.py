@@ -86,7 +86,7 @@ def _no_worker(*_args: object, **_kwargs: object) -> None:
 def test_reverse_refuses_bad_files_before_starting(bad_files: dict[str, Path], name: str,
                                                    tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "_run_worker", _no_worker)
+    monkeypatch.setattr(service.supervisor, "supervise", _no_worker)
     result = run(MediaSettings(), bad_files[name], tmp_path / "out.mp4")
     assert not result.ok and result.rejected and result.error
     assert not (tmp_path / "out.mp4").exists()
@@ -103,7 +103,7 @@ def test_reverse_refuses_bad_files_before_starting(bad_files: dict[str, Path], n
 def test_reverse_refuses_inputs_over_a_limit(clips: Clips, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch, setting: str,
                                              value: float, words: list[str]) -> None:
-    monkeypatch.setattr(service, "_run_worker", _no_worker)
+    monkeypatch.setattr(service.supervisor, "supervise", _no_worker)
     result = run(MediaSettings(**{setting: value}), clips.basic, tmp_path / "out.mp4")
     assert not result.ok and result.rejected and result.error
     for word in words:

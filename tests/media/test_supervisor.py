@@ -26,7 +26,7 @@ from vmkeeper.jsonable import to_jsonable
 from vmkeeper.media.clips import Clip, make_clip
 from vmkeeper.media.job import ReverseStats
 from vmkeeper.media.service import ReverseResult
-from vmkeeper.media.supervisor import WORKER_SCRIPT as WORKER
+from vmkeeper.media.supervisor import WORKER_MODULE as WORKER
 from vmkeeper.settings import MediaSettings
 
 pytestmark = pytest.mark.slow
@@ -62,7 +62,7 @@ def _reversing(parent: psutil.Process) -> bool:
     """Whether ``parent``'s reversal worker (not its probe child) is running."""
     for process in parent.children():
         try:
-            if process.cmdline()[2:4] == [WORKER, "reverse"]:
+            if process.cmdline()[3:5] == [WORKER, "reverse"]:
                 return True
         except psutil.Error:
             continue
@@ -106,6 +106,14 @@ def test_cli_human_output_and_exit_codes(clips: Clips, tmp_path: Path) -> None:
     assert child.returncode == 0, stderr
     assert stdout.startswith(f"{tmp_path / 'out.mp4'}: 15 frames reversed in ")
     assert "reversed 15 of 15 frames (100%)" in stderr
+    # Human output only (what `make demo` shows): the JSON record only when asked for.
+    assert not [line for line in stderr.splitlines() if line.startswith("{")], stderr
+    asked = _start(tmp_path, str(clips.tiny), str(tmp_path / "out2.mp4"),
+                   VMKEEPER_LOG_FORMAT="json")
+    _stdout, stderr = asked.communicate(timeout=120)
+    assert asked.returncode == 0, stderr
+    records = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert [record["event"] for record in records] == ["media.reverse"]
     refused = _start(tmp_path, str(clips.audio_only), str(tmp_path / "no.mp4"))
     stdout, stderr = refused.communicate(timeout=120)
     assert refused.returncode == 1 and stdout == ""
@@ -115,6 +123,7 @@ def test_cli_human_output_and_exit_codes(clips: Clips, tmp_path: Path) -> None:
 def test_cli_timeout_leaves_no_process_no_partial_no_temp_dir(long_clip: Path,
                                                               tmp_path: Path) -> None:
     dst = tmp_path / "out" / "reversed.mp4"
+    dst.parent.mkdir()  # `media reverse` never creates DST's folder
     child = _start(tmp_path, str(long_clip), str(dst), "--json",
                    FFMPEG_REVERSE_TIMEOUT_MS="2000")
     stdout, stderr = child.communicate(timeout=120)
@@ -137,7 +146,7 @@ def test_the_process_waiting_for_the_worker_is_small(long_clip: Path, tmp_path: 
         try:
             if _reversing(parent):
                 worker_seen = True
-                assert "supervisor.py" in " ".join(parent.cmdline())  # the CLI exec'd it
+                assert "vmkeeper.media.supervisor" in parent.cmdline()  # the CLI exec'd it
                 samples.append(parent.memory_info().rss)
         except psutil.Error:
             pass
@@ -164,7 +173,8 @@ def _start_reversing(tmp_path: Path, clip: Path, dst: Path
 def test_sigterm_to_the_supervisor_kills_the_worker_and_cleans_up(long_clip: Path,
                                                                   tmp_path: Path) -> None:
     dst = tmp_path / "out" / "reversed.mp4"
-    child, parent, deadline = _start_reversing(tmp_path, long_clip, dst)
+    dst.parent.mkdir()  # `media reverse` never creates DST's folder
+    child, _parent, _deadline = _start_reversing(tmp_path, long_clip, dst)
     child.terminate()
     child.communicate(timeout=60)
     assert child.returncode == 128 + 15
@@ -176,6 +186,7 @@ def test_sigterm_to_the_supervisor_kills_the_worker_and_cleans_up(long_clip: Pat
 def test_sigkill_of_the_supervisor_takes_the_worker_with_it(long_clip: Path,
                                                             tmp_path: Path) -> None:
     dst = tmp_path / "out" / "reversed.mp4"
+    dst.parent.mkdir()  # `media reverse` never creates DST's folder
     child, parent, deadline = _start_reversing(tmp_path, long_clip, dst)
     workers = parent.children(recursive=True)
     assert workers
@@ -213,3 +224,48 @@ def _has_loaded_ffmpeg(process: psutil.Process) -> bool:
         return any("libavcodec" in region.path for region in process.memory_maps())
     except psutil.Error:
         return False
+
+
+def test_a_symlink_planted_at_the_temporary_name_is_not_written_through(
+        clips: Clips, tmp_path: Path) -> None:
+    # The old partial name was predictable (".out.partial-<pid>.mp4" beside DST): a symlink
+    # planted there sent the worker's output into the victim and left DST a link to it.
+    victim = tmp_path / "victim.conf"
+    victim.write_text("precious\n")
+    dst = tmp_path / "out.mp4"
+    for pid in {os.getpid(), os.getppid()}:
+        (tmp_path / f".out.partial-{pid}.mp4").symlink_to(victim)
+    result = run(MediaSettings(), clips.tiny, dst)
+    assert result.ok, result.error
+    assert victim.read_text() == "precious\n"
+    assert dst.is_file() and not dst.is_symlink()
+    leftovers = {p.name for p in tmp_path.iterdir()} - {"victim.conf", "out.mp4"}
+    assert all(name.startswith(".out.partial-") for name in leftovers)  # only what we planted
+
+
+def test_a_symlink_at_dst_is_replaced_never_written_through(clips: Clips,
+                                                            tmp_path: Path) -> None:
+    victim = tmp_path / "victim.conf"
+    victim.write_text("precious\n")
+    dst = tmp_path / "out.mp4"
+    dst.symlink_to(victim)
+    result = run(MediaSettings(), clips.tiny, dst)
+    assert result.ok, result.error
+    assert victim.read_text() == "precious\n"
+    assert dst.is_file() and not dst.is_symlink() and dst.stat().st_size > 0
+
+
+def test_the_partial_output_lives_in_a_private_folder(clips: Clips, tmp_path: Path) -> None:
+    dst = tmp_path / "out.mp4"
+    seen: list[tuple[str, int]] = []
+
+    def watch(_event: object) -> None:
+        for entry in tmp_path.iterdir():
+            if entry.name.startswith(".out.vmkeeper-"):
+                seen.append((entry.name, entry.stat().st_mode & 0o777))
+
+    from vmkeeper.media.service import reverse
+
+    assert reverse(MediaSettings(), clips.tiny, dst, watch).ok
+    assert seen and all(mode == 0o700 for _name, mode in seen)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # the folder is gone

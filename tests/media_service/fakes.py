@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vmkeeper.media.isolation import IsolationInfo, Mechanism
+from vmkeeper.media.jobqueue import MediaQueue
 from vmkeeper.media.jobs import Job, WorkerMark
-from vmkeeper.media.queue import MediaQueue
 from vmkeeper.media.runner import Outcome, Reason
 from vmkeeper.settings import Settings
 
@@ -39,8 +39,8 @@ REJECTED = Outcome(False, rejected=True, reason=Reason.REJECTED, error="too long
 def scripted_queue(settings: Settings, clock: FakeClock | None = None
                    ) -> tuple[MediaQueue, ScriptedExecutor, Records]:
     from vmkeeper.media.breaker import Breaker
+    from vmkeeper.media.jobqueue import store_path
     from vmkeeper.media.jobs import JobStore
-    from vmkeeper.media.queue import store_path
 
     clock = clock or FakeClock()
     executor = ScriptedExecutor()

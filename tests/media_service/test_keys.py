@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vmkeeper.media.queue import KeyRefused, resolve_key
+from vmkeeper.media.jobqueue import KeyRefused, resolve_key
 
 
 @pytest.mark.parametrize("key", ["/etc/passwd", "../secret.mp4", "a/../../secret.mp4", "",

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from vmkeeper.media.breaker import BreakerState
+from vmkeeper.media.jobqueue import BreakerRefused, Disposition, SourceMissing
 from vmkeeper.media.jobs import JobState, WorkerMark
-from vmkeeper.media.queue import BreakerRefused, Disposition, SourceMissing
 from vmkeeper.media.runner import Reason
 
 from .fakes import MEDIA_FAILURE, REJECTED, scripted_queue

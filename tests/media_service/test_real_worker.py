@@ -1,19 +1,20 @@
-"""The real worker path: PyAV reversals in memory-limited job children (slow: real FFmpeg)."""
+"""The real worker path: the supervisor and PyAV worker under the memory limit (slow: FFmpeg)."""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import psutil
 import pytest
 
-from vmkeeper.media import runner as runner_module
 from vmkeeper.media.breaker import BreakerState
 from vmkeeper.media.isolation import Mechanism, detect
+from vmkeeper.media.job import SupervisedReversal
+from vmkeeper.media.jobqueue import BreakerRefused, MediaQueue, open_queue
 from vmkeeper.media.jobs import JobState
-from vmkeeper.media.queue import BreakerRefused, MediaQueue, open_queue
-from vmkeeper.media.runner import Reason
+from vmkeeper.media.runner import IsolatedExecutor, Reason
 from vmkeeper.settings import Settings
 
 from .helpers import FakeClock, Records, corrupt, make_video, settings_for
@@ -67,9 +68,11 @@ _HOST_MECHANISMS = sorted({Mechanism.RLIMIT_AS, detect(1 << 30).info.mechanism},
 @pytest.mark.parametrize("mechanism", _HOST_MECHANISMS)
 def test_a_job_over_the_memory_limit_fails_alone_with_memory_limit(
         tmp_path: Path, mechanism: Mechanism) -> None:
-    # 30 MiB: less than one Python with PyAV needs (cgroup), or can even map (RLIMIT_AS).
+    # 16 MiB charged: less than the supervisor and a Python with PyAV need (cgroup: the lean
+    # tree reverses this clip in ~20 MiB; with the old package-importing job child 30 MiB
+    # sufficed to fail); 100 MiB of address space is less than PyAV can even map (RLIMIT_AS).
     settings = settings_for(tmp_path, worker_memory_limit_mb=100 if mechanism is
-                            Mechanism.RLIMIT_AS else 30)
+                            Mechanism.RLIMIT_AS else 16)
     make_video(tmp_path / "uploads" / "clip.mp4")
     queue, _ = _queue(settings, mechanisms=(mechanism,))
     assert queue.isolation.mechanism is mechanism
@@ -93,15 +96,20 @@ def test_a_timeout_leaves_no_ffmpeg_process(tmp_path: Path) -> None:
     assert not (tmp_path / "uploads" / "reversed" / "long.mp4").exists()
 
 
-def test_a_hung_worker_and_an_escaped_grandchild_are_killed_at_the_deadline(
+def test_a_hung_supervisor_and_an_escaped_grandchild_are_killed_at_the_deadline(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner_module, "JOB_CHILD_MODULE", "tests.media_service.hang_child")
-    monkeypatch.setattr(runner_module, "_GRACE_S", 0.0)
     monkeypatch.chdir(Path(__file__).parents[2])
     settings = settings_for(tmp_path, reverse_timeout_ms=1500)
     make_video(tmp_path / "uploads" / "clip.mp4")
+
+    def hang(plan: SupervisedReversal) -> list[str]:
+        return [sys.executable, "-m", "tests.media_service.hang_child", plan.to_json()]
+
     for mechanism in (Mechanism.CGROUP_V1, Mechanism.RLIMIT_AS):
-        queue, _ = _queue(settings, mechanisms=(mechanism,))
+        isolation = detect(1 << 30, allowed=(mechanism,))
+        executor = IsolatedExecutor(settings.media, isolation, command=hang, kill_margin_s=0)
+        queue = open_queue(settings, clock=FakeClock(), isolation=isolation, executor=executor,
+                           log=Records())
         queue.submit("clip.mp4", force=True)
         job = queue.runner.run_once()
         assert job is not None and job.reason == Reason.TIMEOUT, job

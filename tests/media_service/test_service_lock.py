@@ -7,7 +7,7 @@ import pytest
 
 from vmkeeper import flock
 from vmkeeper.errors import LockHeld
-from vmkeeper.media.queue import ServiceLock
+from vmkeeper.media.jobqueue import ServiceLock
 
 
 def test_a_second_media_service_on_the_same_store_is_refused_naming_the_first(

@@ -23,36 +23,24 @@ SPARE = 3002
 
 @dataclass
 class FakeApache:
-    """Apache's side of the switch. A graceful restart makes the include's port the one new
-    children proxy to; the previous port keeps connections while a request is in flight there
-    (``in_flight_until``); every graceful and every request through the proxy is recorded."""
+    """Apache's side of the switch: its graceful restarts (recorded; only a new include needs
+    one) and its connections to an upstream, which exist while a request is in flight there
+    (``in_flight_until``: no pooled connections)."""
 
     vm: FakeVm
     refuse: bool = False
-    gracefuls: list[int | None] = field(default_factory=list)
-    used: set[int] = field(default_factory=set)
+    gracefuls: int = 0
     in_flight_until: dict[int, float] = field(default_factory=dict)
-    proxied: list[int | None] = field(default_factory=list)  # statuses through Apache
 
     def runner(self, argv: list[str], **_kw: Any) -> proc.Result:
         assert argv == ["apachectl", "graceful"]
         if self.refuse:
-            raise CommandFailed(proc.Result(argv, 1, "", "Syntax error", 0.01))
-        self.used.clear()
-        self.gracefuls.append(self.vm.routed_port())
-        return proc.Result(argv, 0, "", "", 0.01)
-
-    def request(self) -> object:
-        answer = self.vm.probe(self.vm.settings.public_url + "/", timeout=1)
-        self.proxied.append(answer.status)
-        port = self.vm.routed_port()
-        if port is not None and answer.status == 200:
-            self.used.add(port)
-        return None
+            raise CommandFailed(proc.Result(tuple(argv), 1, "", "Syntax error", 0.01))
+        self.gracefuls += 1
+        return proc.Result(tuple(argv), 0, "", "", 0.01)
 
     def connections(self, port: int) -> int:
-        busy = self.vm.clock() < self.in_flight_until.get(port, 0.0)
-        return int(port in self.used) + int(busy)
+        return int(self.vm.clock() < self.in_flight_until.get(port, 0.0))
 
 
 @pytest.fixture
@@ -82,8 +70,7 @@ def _handover(vm: FakeVm, fake: FakeApache, recorder: Recorder | None = None
     pm2 = Pm2(bin="pm2", home=vm.settings.pm2.home, timeout=5,
               runner=recorder or vm.pm2_state)
     return handover.Handover(vm.settings, pm2, sleep=vm.clock.sleep, clock=vm.clock,
-                             probe=vm.probe, runner=fake.runner, through_apache=fake.request,
-                             connections=fake.connections)
+                             probe=vm.probe, runner=fake.runner, connections=fake.connections)
 
 
 def _two_releases(vm: FakeVm) -> tuple[Target, Target]:
@@ -97,21 +84,31 @@ def test_the_switch_goes_through_the_spare_and_ends_in_the_runbook_state(vm: Fak
     old, new = _two_releases(vm)
     fake = FakeApache(vm)
     recorder = Recorder(vm)
-    _handover(vm, fake, recorder).activate(new)
+    switch = _handover(vm, fake, recorder)
+    routes: list[int] = []
+    answers: list[int | None] = []
+    real_route = switch.route
+
+    def route(port: int) -> None:
+        real_route(port)
+        routes.append(port)
+        answers.append(vm.probe(vm.settings.public_url + "/", timeout=1).status)
+
+    switch.route = route  # type: ignore[method-assign]
+    switch.activate(new)
     front = vm.pm2_state.apps["frontend-dev"]
     assert front.cwd == new.app_dir and front.env["FRONT_PORT"] == "3001"
     assert front.env["RELEASE_ID"] == new.release_id
     assert "frontend-dev-handover" not in vm.pm2_state.apps
-    # The first switch writes the include (FRONT_PORT, as before), then Apache goes to the
-    # spare and back; the include ends on FRONT_PORT.
-    assert fake.gracefuls == [3001, SPARE, 3001]
+    # One graceful, to load the include the first time; the flips only rewrite the map.
+    assert fake.gracefuls == 1 and routes == [3001, SPARE, 3001]
     assert vm.routed_port() == 3001
     calls = [(command, name) for command, name, _at in recorder.calls]
     assert calls == [("delete", "frontend-dev-handover"), ("start", "frontend-dev-handover"),
                      ("delete", "frontend-dev"), ("start", "frontend-dev"),
                      ("delete", "frontend-dev-handover")]
-    # Every request through Apache right after each graceful found a server.
-    assert fake.proxied == [200, 200, 200]
+    # Whenever the map changed, the site through Apache answered.
+    assert answers == [200, 200, 200]
     assert old.app_dir.exists()
 
 
@@ -137,21 +134,23 @@ def test_a_release_that_never_answers_on_the_spare_changes_nothing_live(vm: Fake
         _handover(vm, fake).activate(new)
     assert vm.pm2_state.apps["frontend-dev"].cwd == old.app_dir
     assert "frontend-dev-handover" not in vm.pm2_state.apps
-    assert SPARE not in fake.gracefuls and vm.routed_port() == 3001
+    assert vm.routed_port() == 3001
 
 
-def test_apache_refusing_the_config_keeps_the_include_and_removes_the_spare(vm: FakeVm) -> None:
+def test_apache_refusing_a_new_include_takes_it_back_and_changes_nothing(vm: FakeVm) -> None:
     old, new = _two_releases(vm)
-    fake = FakeApache(vm)
-    switch = _handover(vm, fake)
-    switch.route(3001)  # the include as a previous switch left it
-    before = vm.settings.proxy.frontend_include.read_text()
-    fake.refuse = True
+    fake = FakeApache(vm, refuse=True)
+    include = vm.settings.proxy.frontend_include
+    include.parent.mkdir(parents=True)
+    include.write_text("# an older vmkeeper's include\n")
     with pytest.raises(DeployError, match="Apache refused"):
-        switch.activate(new)
-    assert vm.settings.proxy.frontend_include.read_text() == before
+        _handover(vm, fake).activate(new)
+    assert include.read_text() == "# an older vmkeeper's include\n"
     assert "frontend-dev-handover" not in vm.pm2_state.apps
     assert vm.pm2_state.apps["frontend-dev"].cwd == old.app_dir
+    fake.refuse = False
+    _handover(vm, fake).activate(new)  # once Apache takes it, the switch goes through
+    assert fake.gracefuls == 1 and vm.pm2_state.apps["frontend-dev"].cwd == new.app_dir
 
 
 @pytest.mark.parametrize("killed_at", ["flip", "drain", "restart", "back", "retire"])
@@ -202,8 +201,9 @@ def test_the_gated_switch_reverts_through_the_handover_without_a_second_dance(
     assert not outcome.serving and outcome.reverted and not outcome.revert_failed
     assert outcome.failure is not None and "spare port" in outcome.failure
     assert any("still serving" in n for n in handover.Handover.report(switcher.activation))  # type: ignore[arg-type]
-    # Only the include's first writing: the revert found the old release still serving.
-    assert fake.gracefuls == [3001] and vm.pm2_state.apps["frontend-dev"].cwd == old.app_dir
+    # The revert found the old release still serving: no second hand-over.
+    assert vm.routed_port() == 3001 and vm.pm2_state.apps["frontend-dev"].cwd == old.app_dir
+    assert "frontend-dev-handover" not in vm.pm2_state.apps
 
 
 def test_without_the_snippet_the_switch_is_the_runbooks_and_says_why(vm: FakeVm) -> None:

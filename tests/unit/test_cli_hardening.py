@@ -212,8 +212,8 @@ def test_a_fifo_named_as_a_log_is_skipped_without_hanging(tmp_path: Path) -> Non
 
 
 def test_state_files_are_private(tmp_path: Path) -> None:
+    from vmkeeper.media.jobqueue import ServiceLock
     from vmkeeper.media.jobs import JobStore
-    from vmkeeper.media.queue import ServiceLock
     from vmkeeper.releases import history, lock
 
     old_umask = os.umask(0o022)

@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-import structlog
 
 from vmkeeper import flock, logrecord, logs, proc
-from vmkeeper.media import service as media_service
-from vmkeeper.media.queue import json_logger
+from vmkeeper.media import supervisor
+from vmkeeper.media.jobqueue import json_logger
 from vmkeeper.releases import history
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -55,7 +54,7 @@ def test_importing_it_pulls_in_nothing_outside_the_standard_library() -> None:
 def test_the_cli_structlog_records_have_the_same_shape(capsys: pytest.CaptureFixture[str]) -> None:
     logs.configure("info", "json")
     try:
-        structlog.get_logger("vmkeeper.test").info("deploy.step", step="build", seconds=1.5)
+        logs.get_logger("vmkeeper.test").info("deploy.step", step="build", seconds=1.5)
     finally:
         logs.configure()
     data = json.loads(capsys.readouterr().err)
@@ -78,9 +77,19 @@ def test_history_and_lock_holders_spell_time_the_same_way(tmp_path: Path) -> Non
         assert STAMP.match(held.holder.since)
 
 
+def test_a_run_that_logs_nothing_never_imports_structlog() -> None:
+    code = ("import sys\nfrom vmkeeper import logs, proc\nlogs.configure()\n"
+            "proc.run(['true'], timeout=10)\n"
+            "print('structlog' in sys.modules)\n"
+            "logs.get_logger('vmkeeper.test').warning('disk.low', free_pct=3)\n")
+    done = proc.run([sys.executable, "-c", code], timeout=30)
+    assert done.stdout.strip() == "False"
+    assert "disk.low" in done.stderr and "free_pct=3" in done.stderr
+
+
 def test_the_reversal_record_has_the_same_shape_in_process_and_in_the_supervisor(
         capsys: pytest.CaptureFixture[str]) -> None:
-    media_service.json_log().warning("media.reverse", ok=False, error="too long")
+    supervisor.JsonLog().warning("media.reverse", ok=False, error="too long")
     data = json.loads(capsys.readouterr().err)
     assert list(data)[:3] == ["timestamp", "level", "event"]
     assert (data["level"], data["event"], data["ok"]) == ("warning", "media.reverse", False)

@@ -36,7 +36,8 @@ def test_defaults_are_the_standard_vm() -> None:
 
 def test_precedence_flag_over_env_over_file_over_default(tmp_path: Path) -> None:
     config = tmp_path / "vmkeeper.toml"
-    config.write_text("[releases]\nkeep = 3\n[pm2]\nunit = 'pm2-app'\n[apps.frontend]\nport = 4001\n")
+    config.write_text("[releases]\nkeep = 3\n[pm2]\nunit = 'pm2-app'\n"
+                      "[apps.frontend]\nport = 4001\n")
     loaded = load_settings(
         config, env={"FRONTEND_RELEASES_KEEP": "4", "FRONT_PORT": "5001"},
         flags={"apps.frontend.port": "6001"},

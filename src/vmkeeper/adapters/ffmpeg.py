@@ -3,7 +3,7 @@
 FFmpeg comes from PyPI, never the OS (the runbook's backend takes ffmpeg-static from npm the same
 way): the ``ffmpeg`` binary from ``imageio-ffmpeg`` and FFmpeg's libraries in-process through PyAV
 (``av``). Neither package ships ``ffprobe``; probing runs PyAV in a child process
-(``python -P …/vmkeeper/media/worker.py probe FILE``), which prints the same JSON shape as
+(``python -P -m vmkeeper.media.worker probe FILE``), which prints the same JSON shape as
 ``ffprobe -show_format -show_streams -of json`` so one parser reads both. ``FFPROBE_PATH`` /
 ``FFMPEG_PATH`` point at other binaries when an operator wants them.
 """
@@ -21,10 +21,9 @@ from typing import Any
 from vmkeeper import proc
 from vmkeeper.errors import CommandNotFound, CommandTimeout, MediaError, MediaRejected
 
+# Started as the supervisor starts it for a reversal: importing vmkeeper runs nothing, so the
+# worker pays only for PyAV and the modules it runs; -P keeps the working folder off sys.path.
 WORKER_MODULE = "vmkeeper.media.worker"
-# Run as a script, not with -m, so the worker skips the vmkeeper package's __init__ and its
-# imports (media/worker.py says why); -P keeps the script's folder off sys.path.
-WORKER_SCRIPT = str(Path(__file__).resolve().parent.parent / "media" / "worker.py")
 
 
 @dataclass(frozen=True)
@@ -84,11 +83,7 @@ def build_probe_argv(file: Path, ffprobe_path: str | None) -> list[str]:
     if ffprobe_path:
         return [ffprobe_path, "-v", "error", "-show_format", "-show_streams",
                 "-of", "json", "--", str(file)]
-    return [sys.executable, "-P", WORKER_SCRIPT, "probe", str(file)]
-
-
-def build_worker_argv(job_json: str) -> list[str]:
-    return [sys.executable, "-P", WORKER_SCRIPT, "reverse", job_json]
+    return [sys.executable, "-P", "-m", WORKER_MODULE, "probe", str(file)]
 
 
 def encoder_args(video_codec: str, preset: str, crf: int, audio_codec: str,
@@ -133,9 +128,9 @@ def _rotation(stream: dict[str, Any]) -> int:
     # picture by its negative, which is what a viewer sees: report that, as 0/90/180/270.
     for side in stream.get("side_data_list") or []:
         if "rotation" in side:
-            return int(round(-float(side["rotation"]))) % 360
+            return round(-float(side["rotation"])) % 360
     tag = (stream.get("tags") or {}).get("rotate")
-    return int(round(float(tag))) % 360 if tag else 0
+    return round(float(tag)) % 360 if tag else 0
 
 
 def parse_probe_json(text: str, file: Path, size_bytes: int) -> MediaInfo:

@@ -108,9 +108,6 @@ class Git:
                            f"{ref}^{{commit}}", check=False)
         return result.stdout.strip() if result.ok else None
 
-    def short_sha(self, ref: str = "HEAD") -> str:
-        return self._run("rev-parse", "--short=12", END_OF_OPTIONS, ref).stdout.strip()
-
     def current_branch(self) -> str:
         return self._run("rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
 
@@ -123,8 +120,12 @@ class Git:
     def remotes(self) -> list[str]:
         return self._run("remote").stdout.split()
 
-    def local_branch_exists(self, branch: str) -> bool:
-        return self.rev_parse(f"refs/heads/{self.check_branch(branch)}") is not None
+    def remote_sha(self, remote: str, branch: str) -> str | None:
+        """The commit ``remote`` has for ``branch`` (`git ls-remote`), None when it has none."""
+        result = self._run("ls-remote", END_OF_OPTIONS, remote,
+                           f"refs/heads/{self.check_branch(branch)}")
+        first = result.stdout.split()
+        return first[0] if first else None
 
     def fetch(self, remote: str, branch: str) -> proc.Result:
         argv = fetch_argv(self.repo, remote, self.check_branch(branch))

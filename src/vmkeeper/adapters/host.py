@@ -6,6 +6,7 @@ see other users' sockets (unprivileged, or a kernel that refuses), `ss -ltnp` is
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterable
@@ -177,10 +178,8 @@ def listeners(ports: Iterable[int], *, timeout: float, runner: proc.Runner = pro
 def kill_processes(processes: list[psutil.Process], timeout: float = 10) -> list[int]:
     """SIGKILL each process (gone ones are fine) and wait until all have exited; their pids."""
     for process in processes:
-        try:
+        with contextlib.suppress(psutil.Error):
             process.kill()
-        except psutil.Error:
-            pass
     psutil.wait_procs(processes, timeout=timeout)
     return [process.pid for process in processes]
 

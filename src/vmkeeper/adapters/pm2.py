@@ -140,7 +140,8 @@ def _json_array(text: str, what: str) -> list[Any]:
 
 
 def parse_jlist(text: str) -> list[Pm2App]:
-    return [app_from_entry(e) for e in _json_array(text, "`pm2 jlist` output") if isinstance(e, dict)]
+    entries = _json_array(text, "`pm2 jlist` output")
+    return [app_from_entry(e) for e in entries if isinstance(e, dict)]
 
 
 def parse_dump(text: str) -> list[Pm2App]:
@@ -148,7 +149,8 @@ def parse_dump(text: str) -> list[Pm2App]:
     try:
         data = parse_json(text, "dump.pm2", error=Pm2OutputError)
     except json.JSONDecodeError as error:
-        raise Pm2OutputError(f"dump.pm2 is not JSON ({error.msg} at line {error.lineno}).") from None
+        raise Pm2OutputError(
+            f"dump.pm2 is not JSON ({error.msg} at line {error.lineno}).") from None
     if not isinstance(data, list):
         raise Pm2OutputError("dump.pm2 is not a JSON array.")
     return [app_from_entry(e) for e in data if isinstance(e, dict)]

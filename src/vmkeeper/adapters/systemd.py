@@ -35,10 +35,6 @@ def show_argv(systemctl: str, unit: str) -> list[str]:
     return argv
 
 
-def is_active_argv(systemctl: str, unit: str) -> list[str]:
-    return [systemctl, "is-active", unit_name(unit)]
-
-
 def reset_failed_argv(systemctl: str, unit: str) -> list[str]:
     return [systemctl, "reset-failed", unit_name(unit)]
 

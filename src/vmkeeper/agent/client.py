@@ -39,8 +39,10 @@ class MediaClient:
                                 "service's token.", exit_code=2)
         if response.status_code == 503:
             raise BreakerOpen(_detail(response))
-        if response.status_code in (400, 404):
+        if response.status_code in (400, 404, 413, 422):
             raise MediaRejected(_detail(response))
+        if response.status_code == 429:
+            raise VmkeeperError(_detail(response))
         response.raise_for_status()
         return response
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from vmkeeper.media.breaker import BreakerState
+from vmkeeper.media.jobqueue import MediaQueue
 from vmkeeper.media.jobs import JobState
-from vmkeeper.media.queue import MediaQueue
 
 _BREAKER_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 _BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0)

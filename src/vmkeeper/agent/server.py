@@ -6,7 +6,7 @@ import uvicorn
 
 from vmkeeper.agent.app import create_app
 from vmkeeper.errors import SettingsError
-from vmkeeper.media.queue import ServiceLock, open_queue, store_path
+from vmkeeper.media.jobqueue import ServiceLock, open_queue, store_path
 from vmkeeper.settings import Settings, env_name
 
 HOST = "127.0.0.1"  # loopback only: the backend on the same VM is the one caller

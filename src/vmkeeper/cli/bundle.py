@@ -63,6 +63,3 @@ def _human(console: Console, result: BundleResult) -> None:
                   f"{len(result.files)} files, {len(result.skipped)} skipped) in "
                   f"{result.seconds:.1f} s. Every file is redacted; still check it before "
                   "sharing: `tar -xzf` and `vmkeeper redact --check`.")
-
-
-COMMANDS = [bundle]

@@ -1,4 +1,8 @@
-"""What every command shares: the loaded settings, JSON or human output, exit codes."""
+"""What every command shares: the loaded settings, JSON or human output, exit codes.
+
+Importing it costs typer and nothing more: the settings (pydantic), the JSON encoder and Rich
+are imported when first used, so the top-level handler in main.py can use it on every start.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,17 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
 
 from vmkeeper import progress
 from vmkeeper.errors import VmkeeperError
-from vmkeeper.jsonable import json_text
-from vmkeeper.settings import LoadedSettings, Settings, load_settings
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from vmkeeper.settings import LoadedSettings, Settings
 
 # typer 0.2x vendors click (typer._click); the base of its usage errors is found from a public
 # name so this works with either layout.
@@ -38,6 +44,8 @@ class CliState:
     @property
     def loaded(self) -> LoadedSettings:
         if self._loaded is None:
+            from vmkeeper.settings import load_settings
+
             self._loaded = load_settings(self.config_path, flags=self.flags)
         return self._loaded
 
@@ -53,15 +61,29 @@ def state(ctx: typer.Context) -> CliState:
     return root.obj
 
 
+# Rich is imported when something is drawn for a person: `--json` runs never load it.
 def stdout_console() -> Console:
+    from rich.console import Console
+
     return Console(highlight=False, soft_wrap=True)
 
 
 def stderr_console() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def escape(text: str) -> str:
+    """``text`` with Rich markup made literal (a log line may hold `[red]`)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def print_json(value: Any) -> None:
+    from vmkeeper.jsonable import json_text
+
     sys.stdout.write(json_text(value) + "\n")
     sys.stdout.flush()
 

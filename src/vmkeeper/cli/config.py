@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from vmkeeper.cli.common import JsonOption, emit, state
 from vmkeeper.settings import leaf_keys, settings_as_dict
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(help="The effective settings and where each came from.", no_args_is_help=True)
 
@@ -20,6 +23,8 @@ def show(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     result = {"settings": nested, "sources": dict(sorted(loaded.sources.items()))}
 
     def human(console: Console) -> None:
+        from rich.table import Table
+
         table = Table("key", "value", "source", box=None, pad_edge=False)
         for key in leaf_keys():
             value: object = nested

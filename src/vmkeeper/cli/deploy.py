@@ -157,6 +157,3 @@ def rollback(
     if not result.ok:
         stderr_console().print(f"[red]error:[/red] {result.error}", highlight=False)
         raise typer.Exit(1)
-
-
-COMMANDS = [deploy, releases, rollback]

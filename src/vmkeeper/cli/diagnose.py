@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from vmkeeper.cli.common import JsonOption, emit, state
-from vmkeeper.diagnose.oom import OomReport, diagnose_oom, format_kb
+from vmkeeper.diagnose.oom import diagnose_oom
+from vmkeeper.diagnose.oom_model import OomReport
+from vmkeeper.diagnose.oom_verdict import format_kb
 
 app = typer.Typer(help="Find out why the VM lost its processes.", no_args_is_help=True)
 

@@ -3,31 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from vmkeeper.cli.common import (
     JsonOption,
     emit,
+    escape,
     event_printer,
     internal_failure_exits,
     state,
 )
 from vmkeeper.errors import UsageError
 from vmkeeper.health.doctor import run_doctor
-from vmkeeper.health.logs import read_logs
 from vmkeeper.health.model import Check, Status
 from vmkeeper.health.service import run_health, run_status
-from vmkeeper.recover import recover as run_recover
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _COLOURS = {Status.OK: "green", Status.WARN: "yellow", Status.CRITICAL: "red",
             Status.UNKNOWN: "magenta"}
 
 
 def _checks_table(console: Console, checks: list[Check]) -> None:
+    from rich.table import Table
+
     table = Table("status", "check", "observed", box=None, pad_edge=False)
     for check in checks:
         colour = _COLOURS[check.status]
@@ -41,6 +43,8 @@ def status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     report = run_status(state(ctx).settings)
 
     def human(console: Console) -> None:
+        from rich.table import Table
+
         console.print(f"public {report.public_url} → Apache :{report.proxy_port} → apps "
                       f"(supervisor: {report.supervisor}, PM2 daemon pid "
                       f"{report.pm2_daemon_pid or '-'})")
@@ -101,6 +105,8 @@ def recover(
     as_json: bool = JsonOption,
 ) -> None:
     """The runbook's 503 decision tree, acted on and verified. Exit 0 healed or healthy."""
+    from vmkeeper.recover import recover as run_recover  # each command imports only its service
+
     result = run_recover(state(ctx).settings, dry_run=dry_run,
                          progress=event_printer(as_json))
 
@@ -136,6 +142,8 @@ def logs(
     as_json: bool = JsonOption,
 ) -> None:
     """The last lines of each log, redacted; never tails forever (unlike `pm2 logs`)."""
+    from vmkeeper.health.logs import read_logs
+
     report = read_logs(state(ctx).settings, app, lines)
 
     def human(console: Console) -> None:
@@ -161,6 +169,3 @@ def doctor(ctx: typer.Context, as_json: bool = JsonOption) -> None:
 
     emit(report, as_json, human)
     raise typer.Exit(report.exit_code)
-
-
-COMMANDS = [status, health, recover, logs, doctor]

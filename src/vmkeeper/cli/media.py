@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 from pathlib import Path
@@ -9,10 +10,12 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from vmkeeper import logs
+from vmkeeper.cli import media_jobs
 from vmkeeper.cli.common import JsonOption, emit, progress_printer, state
-from vmkeeper.jsonable import to_jsonable
 from vmkeeper.media import service, supervisor
 from vmkeeper.media.probe import probe_media
+from vmkeeper.progress import ProgressEvent
 
 app = typer.Typer(help="Probe and reverse videos inside the runbook's limits.",
                   no_args_is_help=True)
@@ -57,22 +60,27 @@ def reverse_cmd(ctx: typer.Context, src: Path, dst: Path, as_json: bool = JsonOp
     # Once the job is known this process becomes the stdlib-only supervisor (os.execv: same
     # PID, same stdout/stderr), which prints the result and exits as this command would: the
     # process waiting during the reversal is ~15 MiB RSS instead of the CLI's ~49 MiB.
-    progress = progress_printer(as_json)
-    prepared = service.prepare(state(ctx).settings.media, src, dst, progress)
+    printer = progress_printer(as_json)
+
+    def progress(event: ProgressEvent) -> None:
+        printer(event.message)
+
+    # The JSON log record is for machines: with --json (beside the object on stdout) or when
+    # VMKEEPER_LOG_FORMAT=json asks for records; a person reading the output gets lines.
+    record = as_json or logs.json_format()
+    log = supervisor.JsonLog() if record else None
+    prepared = service.prepare(state(ctx).settings.media, src, dst, progress, log=log)
     if isinstance(prepared, service.ReverseResult):
-        outcome = to_jsonable(prepared)
+        outcome = prepared
     else:
-        plan = dataclasses.replace(prepared[0], as_json=as_json)
+        plan = dataclasses.replace(prepared, as_json=as_json, log_record=record)
         if _owns_process():
-            try:
+            # Could not exec: supervise from here, the same code.
+            with contextlib.suppress(OSError):
                 supervisor.exec_supervisor(plan)
-            except OSError:
-                pass  # could not exec: supervise from here, the same code
-        outcome = supervisor.supervise(plan, progress, service.json_log())
+        outcome = supervisor.supervise(plan, progress, log)
     if supervisor.report(outcome, as_json) != 0:
         raise typer.Exit(1)
 
-
-from vmkeeper.cli import media_jobs
 
 media_jobs.register(app)

@@ -46,6 +46,3 @@ def redact(
             sys.stdout.write(f"nothing to redact ({result.kind.value})\n")
     if groups:
         raise typer.Exit(1)
-
-
-COMMANDS = [redact]

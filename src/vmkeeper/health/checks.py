@@ -314,8 +314,8 @@ def node_checks(facts: Facts, settings: Settings) -> list[Check]:
         checks.append(_unknown("node", facts.node_version, Layer.RUNTIME, f"v{required}.x"))
     else:
         status = Status.OK if node_major(version) == required else Status.WARN
-        checks.append(Check("node", status, f"node -v → {version}"
-                            + ("" if status is Status.OK else f", the project requires {required}.x"),
+        requires = "" if status is Status.OK else f", the project requires {required}.x"
+        checks.append(Check("node", status, f"node -v → {version}{requires}",
                             version, f"v{required}.x", Layer.RUNTIME))
     snapshot = facts.pm2.value
     apps = (snapshot.apps if snapshot and snapshot.apps is not None else facts.dump.value) or []
@@ -349,8 +349,9 @@ def proxy_config_check(facts: Facts, settings: Settings) -> Check:
         if match is None or int(match.group(1)) > 0:
             sticky.append(line)
     if not passes:
-        return Check("proxy:retry", Status.UNKNOWN, f"no ProxyPass found in {settings.proxy.config}",
-                     [], "retry=0", Layer.APACHE, reason=Cause.NO_PROXYPASS)
+        return Check("proxy:retry", Status.UNKNOWN,
+                     f"no ProxyPass found in {settings.proxy.config}", [], "retry=0",
+                     Layer.APACHE, reason=Cause.NO_PROXYPASS)
     if sticky:
         return Check(
             "proxy:retry", Status.WARN,

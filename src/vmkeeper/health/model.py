@@ -146,8 +146,5 @@ class HealthReport:
     def check(self, name: str) -> Check | None:
         return next((c for c in self.checks if c.name == name), None)
 
-    def by_layer(self, layer: Layer) -> list[Check]:
-        return [c for c in self.checks if c.layer is layer]
-
     def broken(self, layer: Layer) -> list[Check]:
         return [c for c in self.checks if c.layer is layer and c.status is Status.CRITICAL]

@@ -1,6 +1,6 @@
 """Probe a file with PyAV, printing what ``ffprobe -show_format -show_streams -of json`` would.
 
-Runs inside the worker process (``python -P …/media/worker.py probe FILE``) so the caller
+Runs inside the worker process (``python -P -m vmkeeper.media.worker probe FILE``) so the caller
 can kill it on FFPROBE_TIMEOUT_MS: FFmpeg's libraries cannot be interrupted in-process.
 """
 

@@ -16,17 +16,18 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import resource
 import shutil
 import signal
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
 import psutil
+
+from vmkeeper.media.job import Confine
 
 CGROUP_FS = Path("/sys/fs/cgroup")
 SYSTEMD_RUNTIME = Path("/run/systemd/system")
@@ -158,8 +159,13 @@ class Confinement:
     def argv(self, argv: Sequence[str]) -> list[str]:
         return list(argv)
 
-    def preexec(self) -> Callable[[], None] | None:
-        return None
+    def limits(self) -> Confine:
+        """What the supervisor applies to itself, first thing, before it starts the worker.
+
+        Not a ``preexec_fn``: the service is multi-threaded, and code between fork and exec
+        can deadlock on a lock another thread held at the fork.
+        """
+        return Confine()
 
     def memory_exceeded(self, returncode: int | None, error_text: str) -> bool:
         return False
@@ -204,15 +210,9 @@ class CgroupConfinement(Confinement):
     def cgroup(self) -> str | None:
         return str(self.folder)
 
-    def preexec(self) -> Callable[[], None] | None:
-        procs = str(self.folder / "cgroup.procs")
-
-        def join() -> None:
-            # Runs in the child between fork and exec: everything it starts inherits the cgroup.
-            with open(procs, "w") as handle:
-                handle.write(str(os.getpid()))
-
-        return join
+    def limits(self) -> Confine:
+        # The supervisor joins before it starts the worker: everything after inherits the cgroup.
+        return Confine(cgroup_procs=str(self.folder / "cgroup.procs"))
 
     def members(self) -> list[int]:
         return [int(pid) for pid in _read(self.folder / "cgroup.procs").split() if pid.isdigit()]
@@ -283,13 +283,8 @@ class SystemdIsolation(Isolation):
 
 
 class RlimitConfinement(Confinement):
-    def preexec(self) -> Callable[[], None] | None:
-        limit = self.limit_bytes
-
-        def cap() -> None:
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-        return cap
+    def limits(self) -> Confine:
+        return Confine(rlimit_as_bytes=self.limit_bytes)
 
     def memory_exceeded(self, returncode: int | None, error_text: str) -> bool:
         return bool(_ALLOCATION_FAILED.search(error_text))

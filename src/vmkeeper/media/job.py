@@ -1,8 +1,8 @@
 """What the CLI hands the supervisor, the supervisor the worker, and the worker back (plain JSON).
 
-Standard library only: the supervisor (``media/supervisor.py``) and the worker import this as
-scripts, without the vmkeeper package's dependencies; their memory counts in the reversal's
-process tree, and the tree must stay within 1.25x of a forward transcode.
+Standard library only: the supervisor (``media/supervisor.py``) and the worker import this
+without the vmkeeper package's dependencies; their memory counts in the reversal's process
+tree, and the tree must stay within 1.25x of a forward transcode.
 """
 
 from __future__ import annotations
@@ -65,18 +65,64 @@ class ReverseStats:
 
 
 @dataclass(frozen=True)
+class ReverseResult:
+    """A reversal's result: what ``media reverse --json`` prints and the job service records.
+
+    The one result type, built by the supervisor (in the CLI's process, the job service's
+    child or in-process) and by the checks before it; ``input`` is the probed metadata as JSON.
+    """
+
+    ok: bool
+    output: str | None
+    input: dict[str, Any] | None
+    seconds: float
+    error: str | None
+    rejected: bool = False  # the input was refused by a check, nothing was started
+    stats: ReverseStats | None = None
+    output_size_bytes: int | None = None
+    peak_memory_bytes: int | None = None  # supervisor + worker, sampled, and the worker's own
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=indent, ensure_ascii=False,
+                          default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> ReverseResult:
+        data = json.loads(text)
+        names = {field.name for field in dataclasses.fields(cls)}
+        data = {key: value for key, value in data.items() if key in names}
+        stats = data.get("stats")
+        data["stats"] = ReverseStats.from_dict(stats) if isinstance(stats, dict) else None
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Confine:
+    """The memory limit the supervisor puts itself under before it starts the worker.
+
+    The job service starts the supervisor and the supervisor confines itself (joins the cgroup,
+    sets RLIMIT_AS): nothing runs between fork and exec in the service, whose threads could hold
+    a lock the child would then wait on forever (``preexec_fn``'s hazard). The worker, started
+    after, inherits the limit: the limit holds the whole worker tree.
+    """
+
+    cgroup_procs: str | None = None  # the job's cgroup.procs file
+    rlimit_as_bytes: int | None = None
+
+
+@dataclass(frozen=True)
 class SupervisedReversal:
     """Everything the supervisor needs once the checks passed: the CLI hands it over at exec.
 
     ``started`` and ``deadline`` are :func:`time.monotonic` instants; CLOCK_MONOTONIC is
-    system-wide on Linux, so they keep their meaning across ``os.execv``. ``record`` holds the
-    log record's input fields (source, destination, input size, probed metadata) and ``input``
-    the probed metadata as the result's JSON prints it.
+    system-wide on Linux, so they keep their meaning across ``os.execv`` and in a child: the
+    one deadline of a reversal, whoever supervises it. ``record`` holds the log record's input
+    fields (source, destination, input size, probed metadata) and ``input`` the probed metadata
+    as the result's JSON prints it.
     """
 
     source: str  # resolved, as the worker opens it
     destination: str
-    partial: str  # the temporary name beside DST
     container: str
     frame_budget_bytes: int
     encoder: EncoderSpec
@@ -86,9 +132,11 @@ class SupervisedReversal:
     record: dict[str, Any]
     input: dict[str, Any] | None
     as_json: bool = False
+    log_record: bool = False  # write the JSON log record on stderr (--json, LOG_FORMAT=json)
+    confine: Confine = Confine()
 
-    def worker_job(self, temp_dir: str) -> ReverseJob:
-        return ReverseJob(source=self.source, output=self.partial, container=self.container,
+    def worker_job(self, temp_dir: str, output: str) -> ReverseJob:
+        return ReverseJob(source=self.source, output=output, container=self.container,
                           temp_dir=temp_dir, frame_budget_bytes=self.frame_budget_bytes,
                           encoder=self.encoder)
 
@@ -99,4 +147,5 @@ class SupervisedReversal:
     def from_json(cls, text: str) -> SupervisedReversal:
         data = json.loads(text)
         data["encoder"] = EncoderSpec(**data["encoder"])
+        data["confine"] = Confine(**data.get("confine") or {})
         return cls(**data)

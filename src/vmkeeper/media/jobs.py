@@ -220,10 +220,14 @@ class JobStore:
         return Submitted(job, created=True)
 
     def record_cached(self, key: str, output: str, details: dict[str, Any]) -> Job:
-        """A finished job for an output that is already up to date: nothing runs."""
+        """A finished job for an output that is already up to date: nothing runs.
+
+        It replaces the key's previous cached answer: one row per key, however often it is asked.
+        """
         now = self._clock()
         job_id = uuid.uuid4().hex[:16]
         with self._transaction() as db:
+            db.execute("DELETE FROM jobs WHERE key = ? AND cached = 1", (key,))
             db.execute(
                 "INSERT INTO jobs (id, key, state, created_at, started_at, finished_at, output, "
                 "cached, details) VALUES (?, ?, 'done', ?, ?, ?, ?, 1, ?)",

@@ -50,7 +50,8 @@ def check_file(path: Path, limits: MediaLimits) -> int:
 def require_video(info: MediaInfo) -> None:
     if info.video is None:
         what = "audio only" if info.audio else "no video or audio stream"
-        raise MediaRejected(f"{info.path} has no video stream ({what}): there is nothing to reverse.")
+        raise MediaRejected(
+            f"{info.path} has no video stream ({what}): there is nothing to reverse.")
 
 
 def check_media(info: MediaInfo, limits: MediaLimits) -> None:

@@ -2,15 +2,15 @@
 
 The runbook serialized reversals in the backend's memory (an in-process queue lost on every
 restart, and FFmpeg inside PM2's tree); here the queue is the job store and each reversal runs
-in ``python -m vmkeeper.media.jobchild`` under :mod:`vmkeeper.media.isolation`. The breaker is
+in the supervisor ``media reverse`` uses, under :mod:`vmkeeper.media.isolation`. The breaker is
 asked before every launch, so while it is open queued jobs wait instead of launching heavy work.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import sys
+import dataclasses
+import subprocess
 import tempfile
 import threading
 import time
@@ -22,17 +22,18 @@ from typing import Any, Protocol
 import psutil
 
 from vmkeeper import proc
-from vmkeeper.errors import CommandNotFound
+from vmkeeper.errors import CommandNotFound, MediaRejected, UsageError
+from vmkeeper.media import service, supervisor
 from vmkeeper.media.breaker import Breaker
 from vmkeeper.media.isolation import Confinement, Isolation, kill_tree, release_cgroup
+from vmkeeper.media.job import ReverseResult, SupervisedReversal
 from vmkeeper.media.jobs import Job, JobState, JobStore, WorkerMark
 from vmkeeper.settings import MediaSettings
 
-JOB_CHILD_MODULE = "vmkeeper.media.jobchild"
-# Python's start, the probe and the kill after the reversal's own deadline: the worker gets this
-# much more than FFMPEG_REVERSE_TIMEOUT_MS before the service kills its whole tree itself.
-_GRACE_S = 10.0
-_POLL_S = 0.1
+# The supervisor stops its worker at the job's deadline and cleans up; only if it is still there
+# this much later (hung, stopped) does the service kill the whole confined tree itself.
+_KILL_MARGIN_S = 10.0
+_CANCEL_POLL_S = 0.2  # how soon a stopping service notices, while a worker runs
 
 Log = Callable[..., None]  # log(event, **fields): one JSON record
 
@@ -61,109 +62,207 @@ class Executor(Protocol):
             on_start: Callable[[WorkerMark], None]) -> Outcome: ...
 
 
-def _tree_rss(pid: int) -> int:
+Prepared = ReverseResult | SupervisedReversal
+Upcoming = Callable[[], "tuple[str, Path, Path] | None"]  # next queued job: id, source, dest
+Stamp = tuple[int, int, int]
+
+
+def _stamp(path: Path) -> Stamp | None:
     try:
-        root = psutil.Process(pid)
-        total = 0
-        for process in [root, *root.children(recursive=True)]:
-            with contextlib.suppress(psutil.Error):
-                total += process.memory_info().rss
-        return total
-    except psutil.Error:
-        return 0
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_ino, info.st_size, info.st_mtime_ns
+
+
+class Lookahead:
+    """The next queued job's checks and probe, done while the current job's worker runs.
+
+    The probe is a child Python importing PyAV: most of the service's per-job cost on top of
+    the reversal (measured in bench/media_service.py). Done ahead it overlaps the reversal
+    instead of preceding it (one more ~45 MiB process for a moment, beside the worker). A plan
+    made ahead is used only for the same file unchanged (inode, size, mtime), and gets its
+    deadline when its job starts.
+    """
+
+    def __init__(self, media: MediaSettings,
+                 prepare: Callable[[MediaSettings, Path, Path], Prepared] = service.prepare
+                 ) -> None:
+        self.media = media
+        self.prepare = prepare
+        self.upcoming: Upcoming | None = None  # set by the queue that owns the executor
+        self._lock = threading.Lock()
+        self._ready: dict[str, tuple[Stamp, Prepared]] = {}
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.upcoming is not None:
+            self._thread = threading.Thread(target=self._prepare_next, daemon=True,
+                                            name="media-lookahead")
+            self._thread.start()
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join(self.media.ffprobe_timeout_ms / 1000 + 5)
+            self._thread = None
+
+    def _prepare_next(self) -> None:
+        assert self.upcoming is not None
+        try:
+            found = self.upcoming()
+        except Exception:  # noqa: BLE001 - an optimisation: the job is prepared when it runs
+            return
+        if found is None or found[0] in self._ready:
+            return
+        job_id, source, destination = found
+        stamp = _stamp(source)
+        try:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            prepared = self.prepare(self.media, source, destination)
+        except (UsageError, OSError):
+            return
+        with self._lock:
+            self._ready = {job_id: (stamp, prepared)} if stamp else {}  # only the next job
+
+    def take(self, job_id: str, source: Path) -> Prepared | None:
+        """The plan made ahead for ``job_id``, if its source is still the file probed."""
+        with self._lock:
+            entry = self._ready.pop(job_id, None)
+        if entry is None or entry[0] != _stamp(source):
+            return None
+        return entry[1]
 
 
 class IsolatedExecutor:
-    """The real executor: one job child per job, under the memory limit, killed whole on expiry."""
+    """The real executor: the supervisor under the job's memory limit, and nothing in between.
 
-    def __init__(self, media: MediaSettings, isolation: Isolation) -> None:
+    Per job: :func:`vmkeeper.media.service.prepare` here (the checks and the probe, in a child
+    under FFPROBE_TIMEOUT_MS; for a queued job, while the job before it runs: :class:`Lookahead`),
+    then ``python -P -m vmkeeper.media.supervisor`` — the program
+    ``media reverse`` execs — which confines itself, starts the worker and enforces the job's
+    one deadline; the service only waits, and kills the whole confined tree if the supervisor
+    itself outlives that deadline by more than it needs to stop its worker.
+    """
+
+    def __init__(self, media: MediaSettings, isolation: Isolation, *,
+                 command: Callable[[SupervisedReversal], list[str]] = supervisor.command,
+                 kill_margin_s: float = _KILL_MARGIN_S) -> None:
         self.media = media
         self.isolation = isolation
+        self.command = command  # the supervisor's argv (a test passes one that hangs)
+        self.kill_margin_s = kill_margin_s
         # Set when the service stops: running workers are killed whole, their jobs requeued.
         self.cancel = threading.Event()
+        self.lookahead = Lookahead(media)
 
     def run(self, job: Job, source: Path, destination: Path,
             on_start: Callable[[WorkerMark], None]) -> Outcome:
-        timeout_s = self.media.reverse_timeout_ms / 1000
-        request = {"media": self.media.model_dump(mode="json"), "source": str(source),
-                   "destination": str(destination), "timeout_s": timeout_s}
+        started = time.monotonic()
+        deadline = started + self.media.reverse_timeout_ms / 1000
+        # The service's own output tree (storage_root/output_dir/…): made here, not by the
+        # supervisor, which never creates a folder it was not given.
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        prepared = self.lookahead.take(job.id, source)
+        if isinstance(prepared, SupervisedReversal):
+            prepared = dataclasses.replace(prepared, started=started, deadline=deadline)
+        elif prepared is None:
+            try:
+                prepared = service.prepare(self.media, source, destination, deadline=deadline,
+                                           started=started)
+            except UsageError as error:
+                return Outcome(False, rejected=True, reason=Reason.REJECTED, error=str(error))
+        if isinstance(prepared, ReverseResult):
+            return _outcome(prepared, prepared.seconds, None)
         confinement = self.isolation.confine(f"{job.id}-{job.attempts}")
         try:
-            with tempfile.TemporaryDirectory(prefix="vmkeeper-job-") as folder:
-                return self._run(confinement, request, Path(folder), timeout_s + _GRACE_S,
-                                 on_start)
+            plan = dataclasses.replace(prepared, as_json=True, confine=confinement.limits())
+            return self._supervise(confinement, plan, on_start)
         finally:
             confinement.release()
 
-    def _run(self, confinement: Confinement, request: dict[str, Any], folder: Path,
-             timeout_s: float, on_start: Callable[[WorkerMark], None]) -> Outcome:
-        argv = confinement.argv([sys.executable, "-m", JOB_CHILD_MODULE])
-        (folder / "request.json").write_text(json.dumps(request))
-        started = time.monotonic()
-        peak_sampled = 0
-        timed_out = False
+    def _supervise(self, confinement: Confinement, plan: SupervisedReversal,
+                   on_start: Callable[[WorkerMark], None]) -> Outcome:
+        argv = confinement.argv(self.command(plan))
+        stopped_by_us = False
         try:
-            with (folder / "request.json").open("rb") as stdin, \
-                    (folder / "stdout").open("wb") as stdout, \
-                    (folder / "stderr").open("wb") as stderr, \
-                    proc.start(argv, timeout=timeout_s, stdin=stdin, stdout=stdout,
-                               stderr=stderr, preexec_fn=confinement.preexec()) as running:
-                with contextlib.suppress(psutil.Error):
-                    on_start(WorkerMark(running.pid, psutil.Process(running.pid).create_time(),
-                                        confinement.cgroup))
-                while running.poll() is None:
-                    if running.remaining() <= 0 or self.cancel.is_set():
-                        timed_out = not self.cancel.is_set()
-                        confinement.kill_all(running.pid)
-                        break
-                    peak_sampled = max(peak_sampled, _tree_rss(running.pid))
-                    time.sleep(_POLL_S)
-                # Whatever the worker left behind (an FFmpeg that escaped its group) goes too.
-                confinement.kill_all(running.pid)
-                code = running.poll()
+            with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+                with proc.start(argv, timeout=plan.deadline + self.kill_margin_s - time.monotonic(),
+                                stdout=stdout, stderr=stderr) as running:
+                    with contextlib.suppress(psutil.Error):
+                        on_start(WorkerMark(running.pid,
+                                            psutil.Process(running.pid).create_time(),
+                                            confinement.cgroup))
+                    self.lookahead.start()
+                    stopped_by_us = not self._wait(running)
+                    # Whatever the worker left behind (an FFmpeg that escaped its group) goes.
+                    confinement.kill_all(running.pid)
+                    code = running.poll()
+                self.lookahead.join()
+                stdout.seek(0)
+                stderr.seek(0)
+                answer = stdout.read().decode(errors="replace")
+                stderr_tail = proc.tail(stderr.read().decode(errors="replace"), 5)
         except CommandNotFound as error:
             return Outcome(False, reason=Reason.CRASH, error=str(error))
-        seconds = time.monotonic() - started
-        answer = _answer((folder / "stdout").read_text(errors="replace"))
-        stderr_tail = proc.tail((folder / "stderr").read_text(errors="replace"), 5)
-        details: dict[str, Any] = {"worker_seconds": round(seconds, 3)}
-        peak = max(peak_sampled, confinement.peak_bytes() or 0,
-                   int(answer.get("peak_memory_bytes") or 0) if answer else 0)
-        details["peak_memory_bytes"] = peak or None
-        if answer:
-            details.update({"input": answer.get("input"),
-                            "input_size_bytes": (answer.get("input") or {}).get("size_bytes"),
-                            "output_size_bytes": answer.get("output_size_bytes"),
-                            "stats": answer.get("stats")})
-        message = str((answer or {}).get("error") or stderr_tail or f"worker exited with {code}")
-        if self.cancel.is_set() and not (answer and answer.get("ok")):
+        result = _result(answer)
+        seconds = time.monotonic() - plan.started
+        peak = max(confinement.peak_bytes() or 0, (result.peak_memory_bytes or 0) if result
+                   else 0) or None
+        message = (result.error if result else None) or stderr_tail or \
+            f"the supervisor exited with code {code}"
+        if self.cancel.is_set() and not (result and result.ok):
             return Outcome(False, reason=Reason.CANCELLED, error="The service stopped.")
-        if timed_out:
-            return Outcome(False, reason=Reason.TIMEOUT, details=details, error=(
-                f"The job took longer than {timeout_s:g} s and its worker tree was killed."))
+        if stopped_by_us or (result and not result.ok and time.monotonic() >= plan.deadline):
+            return Outcome(False, reason=Reason.TIMEOUT, details=_details(result, seconds, peak),
+                           error=message if result else (
+                               f"The job took longer than {plan.timeout_ms} ms and its worker "
+                               "tree was killed."))
         if confinement.memory_exceeded(code, message + "\n" + stderr_tail):
             limit_mb = self.media.worker_memory_limit_mb
-            return Outcome(False, reason=Reason.MEMORY_LIMIT, details=details, error=(
+            return Outcome(False, reason=Reason.MEMORY_LIMIT,
+                           details=_details(result, seconds, peak), error=(
                 f"The reversal needed more than the worker memory limit of {limit_mb} MiB "
                 f"(media.worker_memory_limit_mb) and was stopped: {message}"))
-        if answer and answer.get("ok"):
-            return Outcome(True, details=details)
-        if answer and answer.get("rejected"):
-            return Outcome(False, rejected=True, reason=Reason.REJECTED, error=message,
-                           details=details)
-        if answer and "took longer than" in message:
-            return Outcome(False, reason=Reason.TIMEOUT, error=message, details=details)
-        reason = Reason.MEDIA_ERROR if answer else Reason.CRASH
-        return Outcome(False, reason=reason, error=message, details=details)
+        if result is None:
+            return Outcome(False, reason=Reason.CRASH, error=message,
+                           details=_details(None, seconds, peak))
+        return _outcome(result, seconds, peak)
+
+    def _wait(self, running: proc.Running) -> bool:
+        """Wait for the supervisor; False if it had to be stopped (backstop or service stop)."""
+        while True:
+            try:
+                running.popen.wait(timeout=min(max(running.remaining(), 0.001), _CANCEL_POLL_S))
+                return True
+            except subprocess.TimeoutExpired:
+                if running.remaining() <= 0 or self.cancel.is_set():
+                    return False
 
 
-def _answer(stdout: str) -> dict[str, Any] | None:
-    for line in reversed(stdout.strip().splitlines()):
-        with contextlib.suppress(json.JSONDecodeError):
-            value = json.loads(line)
-            if isinstance(value, dict):
-                return value
+def _result(stdout: str) -> ReverseResult | None:
+    with contextlib.suppress(ValueError, TypeError):
+        return ReverseResult.from_json(stdout)
     return None
+
+
+def _details(result: ReverseResult | None, seconds: float, peak: int | None) -> dict[str, Any]:
+    details: dict[str, Any] = {"worker_seconds": round(seconds, 3), "peak_memory_bytes": peak}
+    if result is not None:
+        details.update({"input": result.input,
+                        "input_size_bytes": (result.input or {}).get("size_bytes"),
+                        "output_size_bytes": result.output_size_bytes,
+                        "stats": dataclasses.asdict(result.stats) if result.stats else None})
+    return details
+
+
+def _outcome(result: ReverseResult, seconds: float, peak: int | None) -> Outcome:
+    details = _details(result, seconds, peak)
+    if result.ok:
+        return Outcome(True, details=details)
+    if result.rejected:
+        return Outcome(False, rejected=True, reason=Reason.REJECTED, error=result.error,
+                       details=details)
+    return Outcome(False, reason=Reason.MEDIA_ERROR, error=result.error, details=details)
 
 
 def up_to_date(source: Path, destination: Path) -> bool:
@@ -232,6 +331,10 @@ class JobRunner:
             source, destination = self.resolve(job.key)
             outcome = self.executor.run(
                 job, source, destination, lambda mark: self.store.mark_worker(job.id, mark))
+        except MediaRejected as error:
+            # The key was fine at submit and no longer is (its source swapped for a symlink out
+            # of the root, or removed): the caller's input, not a media failure for the breaker.
+            outcome = Outcome(False, rejected=True, reason=Reason.REJECTED, error=str(error))
         except Exception as error:  # noqa: BLE001 - a bug must fail the job, not the loop
             outcome = Outcome(False, reason=Reason.CRASH, error=f"{type(error).__name__}: {error}")
         return self.settle(job, outcome, destination=str(destination) if destination else None)

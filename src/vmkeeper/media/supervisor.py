@@ -1,36 +1,36 @@
 """Run one checked reversal: the worker in its own process group, the deadline, rename, log, result.
 
-``vmkeeper media reverse`` does what needs its libraries first (settings, input checks, probe,
-the job), then replaces itself with ``python -S -P …/media/supervisor.py JOB_JSON``: the process
-that waits for the worker while it runs is then a bare interpreter (~15 MiB RSS), not the CLI
-with typer, rich, pydantic, structlog and httpx (~49 MiB), and the reversal's process tree is the
-worker plus that. :func:`vmkeeper.media.service.reverse` (the job service, the tests) runs the
-same :func:`supervise` in-process, so there is one implementation of spawn, deadline, rename,
-clean-up and the log record.
+The one supervisor of a reversal, whoever asked for it. ``vmkeeper media reverse`` does what
+needs its libraries first (settings, input checks, probe, the job), then replaces itself with
+``python -P -m vmkeeper.media.supervisor JOB_JSON``; the job service starts the same command,
+under the job's memory limit, for each job; :func:`vmkeeper.media.service.reverse` (the tests)
+runs :func:`supervise` in-process. The process that waits for the worker while it runs is then
+a bare interpreter (~15 MiB RSS), not the CLI with typer, rich, pydantic, structlog and httpx
+(~49 MiB) nor the service: the reversal's process tree is the worker plus that.
 
 The guarantees, whichever process runs this: the worker starts in its own session (its own
-process group); when the deadline passes, or anything goes wrong, the whole group is killed;
-the private temporary directory and the partial file are removed whatever happens; DST is
-replaced only by an output the worker verified (frame count, duration, audio length); one JSON
-log record per reversal on stderr.
+process group); when the one deadline passes, or anything goes wrong, the whole group is
+killed; the output is written in a private folder beside DST, created exclusively (mode 0700,
+``O_EXCL|O_NOFOLLOW``), so no planted symlink is written through, and renamed over DST (which
+replaces a symlink at DST, never writes through it) only once the worker verified it (frame
+count, duration, audio length); the private folders are removed whatever happens; one JSON log
+record per reversal on stderr when asked for.
 
-Imports: the standard library and :mod:`vmkeeper.media.job` only. As a script it registers
-``vmkeeper`` as a bare package (as ``media/worker.py`` does) so the package's ``__init__``
-(structlog) does not run; ``-P`` keeps ``media/`` off ``sys.path`` (its ``queue.py`` would shadow
-the standard library's) and ``-S`` skips ``site`` (nothing here comes from site-packages).
+Imports: the standard library, :mod:`vmkeeper.media.job` and :mod:`vmkeeper.progress` only
+(importing the package runs nothing).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
+import resource
 import selectors
 import shutil
 import signal
 
-# Only vmkeeper.proc imports subprocess elsewhere, but proc imports psutil and structlog: the
+# Only vmkeeper.proc imports subprocess elsewhere, but proc imports psutil (and the package): the
 # point of this process is to hold none of that while the worker runs. Popen here keeps proc's
 # semantics: argv only, the child in its own session, its whole group killed on the deadline
 # and on any way out of the wait.
@@ -38,30 +38,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NoReturn, Protocol
 
-
-def _bare_package() -> None:
-    """Make ``vmkeeper`` importable without running its ``__init__`` (see the module doc)."""
-    if "vmkeeper" in sys.modules:
-        return
-    package = types.ModuleType("vmkeeper")
-    package.__path__ = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
-    sys.modules["vmkeeper"] = package
-
-
-if __name__ == "__main__":
-    _bare_package()
-
 from vmkeeper import logrecord
-from vmkeeper.media.job import ReverseJob, ReverseStats, SupervisedReversal
+from vmkeeper.media.job import Confine, ReverseJob, ReverseResult, ReverseStats, SupervisedReversal
+from vmkeeper.progress import Phase, Progress, ProgressEvent, silent
 
-Progress = Callable[[str], None]
+MODULE = "vmkeeper.media.supervisor"
+WORKER_MODULE = "vmkeeper.media.worker"
 
-SCRIPT = os.path.abspath(__file__)
-WORKER_SCRIPT = os.path.join(os.path.dirname(SCRIPT), "worker.py")
 # PyAV's decoder and x264 run with one thread each, but glibc would still give every thread
 # that ever mallocs its own arena (64 MiB of address space, pages kept after free): two arenas
 # bound that, at no cost for a single-threaded worker.
@@ -107,9 +93,10 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def _progress_line(message: dict[str, Any]) -> str:
+def _progress_event(message: dict[str, Any]) -> ProgressEvent:
     done, total = int(message["done"]), int(message["total"])
-    return f"reversed {done} of {total} frames ({100 * done // max(total, 1)}%)"
+    return ProgressEvent(f"reversed {done} of {total} frames ({100 * done // max(total, 1)}%)",
+                         Phase.COUNT, step="reverse", done=done, total=total)
 
 
 def _follow(child: subprocess.Popen[bytes], deadline: float,
@@ -143,7 +130,7 @@ def _follow(child: subprocess.Popen[bytes], deadline: float,
                 if not isinstance(message, dict):
                     continue
                 if message.get("type") == "progress":
-                    progress(_progress_line(message))
+                    progress(_progress_event(message))
                 elif message.get("type") in ("result", "error"):
                     answer = message
 
@@ -155,7 +142,7 @@ def _tail(text: str, lines: int) -> str:
 def run_worker(plan: SupervisedReversal, job: ReverseJob,
                progress: Progress) -> tuple[ReverseStats, int]:
     """Run the PyAV worker on ``job`` until it answers; its group is killed on the way out."""
-    argv = [sys.executable, "-P", WORKER_SCRIPT, "reverse", job.to_json()]
+    argv = [sys.executable, "-P", "-m", WORKER_MODULE, "reverse", job.to_json()]
     log_path = os.path.join(job.temp_dir, "worker.log")
     with open(log_path, "wb") as worker_log:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -187,51 +174,58 @@ def run_worker(plan: SupervisedReversal, job: ReverseJob,
     return ReverseStats.from_dict(answer), peak_tree
 
 
+def _private_output(destination: str) -> tuple[str, str]:
+    """A folder only we can enter, beside DST (one filesystem: the rename is atomic), and the
+    partial output in it, created exclusively: nothing planted there can be written through."""
+    folder = os.path.dirname(destination) or "."
+    stem, suffix = os.path.splitext(os.path.basename(destination))
+    private = tempfile.mkdtemp(prefix=f".{stem}.vmkeeper-", dir=folder)  # mode 0700
+    partial = os.path.join(private, f"partial{suffix}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    os.close(os.open(partial, flags, 0o666))
+    return private, partial
+
+
 def _reverse(plan: SupervisedReversal, progress: Progress) -> tuple[ReverseStats, int]:
-    temp_dir = tempfile.mkdtemp(prefix="vmkeeper-reverse-")
+    temp_dir = private = None
     try:
-        os.makedirs(os.path.dirname(plan.destination) or ".", exist_ok=True)
-        progress(f"reversing {plan.record['source']} into {plan.destination}")
-        stats, peak_tree = run_worker(plan, plan.worker_job(temp_dir), progress)
-        os.replace(plan.partial, plan.destination)
+        temp_dir = tempfile.mkdtemp(prefix="vmkeeper-reverse-")
+        private, partial = _private_output(plan.destination)
+        progress(ProgressEvent(f"reversing {plan.record['source']} into {plan.destination}",
+                               Phase.STARTED, step="reverse"))
+        stats, peak_tree = run_worker(plan, plan.worker_job(temp_dir, partial), progress)
+        # rename(2) replaces a symlink at DST with the file; it never writes through it.
+        os.replace(partial, plan.destination)
         return stats, peak_tree
     except OSError as error:
         raise Failed(f"Reversing {plan.source} failed: {error}") from None
     finally:
-        with contextlib.suppress(OSError):
-            os.unlink(plan.partial)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        for folder in (private, temp_dir):
+            if folder:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
-def result(ok: bool, output: str | None, info: dict[str, Any] | None, seconds: float,
-           error: str | None, *, rejected: bool = False, stats: dict[str, Any] | None = None,
-           output_size_bytes: int | None = None,
-           peak_memory_bytes: int | None = None) -> dict[str, Any]:
-    """The result as ``--json`` prints it: the keys and order of ``service.ReverseResult``."""
-    return {"ok": ok, "output": output, "input": info, "seconds": seconds, "error": error,
-            "rejected": rejected, "stats": stats, "output_size_bytes": output_size_bytes,
-            "peak_memory_bytes": peak_memory_bytes}
-
-
-def supervise(plan: SupervisedReversal, progress: Progress, log: Log) -> dict[str, Any]:
-    """Reverse ``plan`` (inputs already checked), log one record, return the result's JSON."""
+def supervise(plan: SupervisedReversal, progress: Progress = silent,
+              log: Log | None = None) -> ReverseResult:
+    """Reverse ``plan`` (inputs already checked); log one record to ``log`` if given."""
     try:
         stats, peak_tree = _reverse(plan, progress)
     except Failed as error:
         seconds = time.monotonic() - plan.started
-        log.warning("media.reverse", ok=False, rejected=False, error=str(error),
-                    seconds=round(seconds, 3), **plan.record)
-        return result(False, None, plan.input, seconds, str(error))
+        if log is not None:
+            log.warning("media.reverse", ok=False, rejected=False, error=str(error),
+                        seconds=round(seconds, 3), **plan.record)
+        return ReverseResult(False, None, plan.input, seconds, str(error))
     seconds = time.monotonic() - plan.started
     size = os.stat(plan.destination).st_size
     peak = max(peak_tree, stats.worker_peak_rss_bytes)
-    log.info("media.reverse", ok=True, seconds=round(seconds, 3), output_size_bytes=size,
-             pieces=stats.pieces, frames=stats.frames, frames_decoded=stats.frames_decoded,
-             audio_samples=stats.audio_samples, peak_memory_bytes=peak,
-             worker_peak_rss_bytes=stats.worker_peak_rss_bytes, **plan.record)
-    return result(True, plan.destination, plan.input, seconds, None,
-                  stats=dataclasses.asdict(stats), output_size_bytes=size,
-                  peak_memory_bytes=peak)
+    if log is not None:
+        log.info("media.reverse", ok=True, seconds=round(seconds, 3), output_size_bytes=size,
+                 pieces=stats.pieces, frames=stats.frames, frames_decoded=stats.frames_decoded,
+                 audio_samples=stats.audio_samples, peak_memory_bytes=peak,
+                 worker_peak_rss_bytes=stats.worker_peak_rss_bytes, **plan.record)
+    return ReverseResult(True, plan.destination, plan.input, seconds, None, stats=stats,
+                         output_size_bytes=size, peak_memory_bytes=peak)
 
 
 def _styled(text: str, code: str, stream: Any) -> str:
@@ -241,32 +235,47 @@ def _styled(text: str, code: str, stream: Any) -> str:
     return f"\x1b[{code}m{text}\x1b[0m"
 
 
-def stderr_progress(message: str) -> None:
-    sys.stderr.write(f"{_styled('…', '2', sys.stderr)} {message}\n")
+def stderr_progress(event: ProgressEvent) -> None:
+    sys.stderr.write(f"{_styled('…', '2', sys.stderr)} {event.message}\n")
     sys.stderr.flush()
 
 
-def report(outcome: dict[str, Any], as_json: bool) -> int:
+def report(outcome: ReverseResult, as_json: bool) -> int:
     """Print the result as the CLI does (one JSON object, or a human line); the exit code."""
     if as_json:
-        sys.stdout.write(json.dumps(outcome, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(outcome.to_json(indent=2) + "\n")
         sys.stdout.flush()
-    elif outcome["ok"] and outcome["stats"]:
-        stats = outcome["stats"]
-        sys.stdout.write(f"{outcome['output']}: {stats['frames']} frames reversed in "
-                         f"{outcome['seconds']:.1f} s ({stats['pieces']} pieces)\n")
+    elif outcome.ok and outcome.stats:
+        stats = outcome.stats
+        sys.stdout.write(f"{outcome.output}: {stats.frames} frames reversed in "
+                         f"{outcome.seconds:.1f} s ({stats.pieces} pieces)\n")
         sys.stdout.flush()
     else:
-        sys.stderr.write(f"{_styled('error:', '31', sys.stderr)} {outcome['error']}\n")
+        sys.stderr.write(f"{_styled('error:', '31', sys.stderr)} {outcome.error}\n")
         sys.stderr.flush()
-    return 0 if outcome["ok"] else 1
+    return 0 if outcome.ok else 1
+
+
+def command(plan: SupervisedReversal) -> list[str]:
+    """The supervisor as a program: ``-P`` keeps the working folder off ``sys.path``."""
+    return [sys.executable, "-P", "-m", MODULE, plan.to_json()]
 
 
 def exec_supervisor(plan: SupervisedReversal) -> NoReturn:
     """Replace this process (the CLI) with the supervisor; OSError if exec fails."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-S", "-P", SCRIPT, plan.to_json()])
+    argv = command(plan)
+    os.execv(argv[0], argv)
+
+
+def confine(limits: Confine) -> None:
+    """Put this process, and so the worker it starts next, under the job's memory limit."""
+    if limits.cgroup_procs:
+        with open(limits.cgroup_procs, "w") as procs:
+            procs.write(str(os.getpid()))
+    if limits.rlimit_as_bytes:
+        resource.setrlimit(resource.RLIMIT_AS, (limits.rlimit_as_bytes, limits.rlimit_as_bytes))
 
 
 def _stop(signum: int, _frame: object) -> NoReturn:
@@ -277,14 +286,20 @@ def _stop(signum: int, _frame: object) -> NoReturn:
 
 def main(argv: Sequence[str]) -> int:
     if len(argv) != 1:
-        sys.stderr.write("usage: python -S -P …/media/supervisor.py JOB_JSON\n")
+        sys.stderr.write(f"usage: python -P -m {MODULE} JOB_JSON\n")
         return 2
     plan = SupervisedReversal.from_json(argv[0])
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop)
     try:
-        outcome = supervise(plan, (lambda _m: None) if plan.as_json else stderr_progress,
-                            JsonLog())
+        confine(plan.confine)
+    except OSError as error:
+        refused = ReverseResult(False, None, plan.input, time.monotonic() - plan.started,
+                                f"Could not put the reversal under its memory limit: {error}")
+        return report(refused, plan.as_json)
+    try:
+        outcome = supervise(plan, silent if plan.as_json else stderr_progress,
+                            JsonLog() if plan.log_record else None)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted.\n")
         return 130

@@ -5,12 +5,9 @@ run here, in a child the parent can kill whole on FFPROBE_TIMEOUT_MS / FFMPEG_RE
 (and that a job service can start under a memory limit). It speaks JSON lines on stdout:
 ``{"type": "progress", ...}``, then one ``{"type": "result", ...}`` or ``{"type": "error", ...}``.
 
-The parent runs this file as a script (``python -P .../media/worker.py``, see
-``adapters/ffmpeg.py``) rather than with ``-m``: ``-m`` imports the ``vmkeeper`` package first,
-whose ``__init__`` configures structlog (~13 MiB of imports the worker never uses, and the
-worker's memory counts in the reversal's tree). As a script it registers ``vmkeeper`` as a bare
-package and imports only PyAV and the modules it runs. ``-P`` keeps this file's folder off
-``sys.path``, where ``queue.py`` would shadow the standard library's.
+The supervisor runs it as ``python -P -m vmkeeper.media.worker``, the probe as a script
+(``adapters/ffmpeg.py``); either way it imports only PyAV and the modules it runs (importing the
+``vmkeeper`` package runs nothing: the worker's memory counts in the reversal's tree).
 """
 
 from __future__ import annotations
@@ -20,7 +17,6 @@ import json
 import os
 import sys
 import time
-import types
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,15 +77,6 @@ def main(argv: Sequence[str]) -> int:
     return 2
 
 
-def _bare_package() -> None:
-    """Make ``vmkeeper`` importable without running its ``__init__`` (see the module doc)."""
-    if "vmkeeper" in sys.modules:  # run with -m: the package is already imported
-        return
-    package = types.ModuleType("vmkeeper")
-    package.__path__ = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
-    sys.modules["vmkeeper"] = package
-
-
 def _die_with_parent() -> None:
     """Ask the kernel to SIGKILL this worker when the process that started it dies.
 
@@ -111,5 +98,4 @@ def _die_with_parent() -> None:
 
 if __name__ == "__main__":
     _die_with_parent()
-    _bare_package()
     sys.exit(main(sys.argv[1:]))

@@ -23,8 +23,8 @@ _MAX_KEY = 200
 _PASSWORD_WORDS = {"password", "passwd", "passwort", "pass", "pwd", "pw", "passphrase",
                    "passcode", "passkey", "psw", "pword"}
 _PASSWORD_STEMS = ("password", "passwd", "passphrase", "passkey", "passcode", "passwort")
-_NOT_PASS = {"bypass", "askpass", "compass", "overpass", "underpass", "trespass", "surpass", "encompass",
-             "impass", "bypasses"}
+_NOT_PASS = {"bypass", "askpass", "compass", "overpass", "underpass", "trespass", "surpass",
+             "encompass", "impass", "bypasses"}
 _SECRET_STEMS = ("secret",)
 _TOKEN_EXCEPT = ("tokeniz", "tokenis")
 _KEY_PRECEDERS_PLAIN = {"public", "pub", "publishable", "primary", "foreign", "sort", "partition",
@@ -66,7 +66,7 @@ _USER_WORDS = {"user", "username", "login", "usr"}
 _TUNNEL_WORDS = {"tunnel", "cloudflared", "ngrok", "argo"}
 # Every secret name holds one of these; most keys hold none and cost one scan.
 _STRONG_STEMS = ("pass", "pw", "psw", "secret", "token", "key", "auth", "cred", "cookie", "salt",
-                 "pepper", "dsn", "jwt", "bearer", "netrc", "pword")
+                 "pepper", "dsn", "jwt", "bearer", "netrc", "pword", "sig")
 _USER_STEMS = ("user", "login", "usr")
 _NAME_STEMS = _STRONG_STEMS + _USER_STEMS
 # Text worth reading for `key=value` pairs: a strong stem, or a user word with its owner.
@@ -149,7 +149,8 @@ def _word_kind(word: str, previous: str | None) -> str | None:
         return "cookie-secret"
     if w in ("salt", "pepper"):
         return "salt"
-    if w in ("auth", "authorization", "bearer", "dsn", "jwt", "htpasswd", "netrc", "authinfo"):
+    if w in ("auth", "authorization", "bearer", "dsn", "jwt", "htpasswd", "netrc", "authinfo",
+             "sig", "signature"):
         return "auth"
     return None
 
@@ -169,6 +170,8 @@ def key_kind(key: str, value: str | None = None) -> str | None:
         return chosen
     if plain_value(value):
         return None
+    if chosen in _GENERATED and _wordlike(value):
+        return None  # `key=main`: keys and tokens are generated, never a lowercase word
     last = words(key)[-1]
     if last.endswith("s") and _singular(last) != last and _is_number(value):
         return None  # `OPENAI_TOKENS=4096`: a count under a plural name
@@ -198,7 +201,8 @@ def _name_kind(key: str) -> str | None:
     first = found[0][0]
     if any(word in _QUANTITIES for word in parts[:first]):
         return None
-    # `auth` names a secret only as the last word (`BASIC_AUTH`, `_auth`), not `AUTH_CLIENT`.
+    # `auth` (and `sig`, `dsn`…) names a secret only as the last word (`BASIC_AUTH`, `_auth`,
+    # `X-Amz-Signature`), not `AUTH_CLIENT`.
     kinds = [k for index, k in found if k != "auth" or index == len(parts) - 1]
     if not kinds:
         return None
@@ -219,6 +223,14 @@ def _user_kind(parts: tuple[str, ...]) -> str | None:
     if parts[-1] in _USER_WORDS and any(word in _USER_OWNERS for word in parts[:-1]):
         return "credentials"
     return None
+
+
+_GENERATED = {"api-key", "token"}
+
+
+def _wordlike(value: str) -> bool:
+    text = value.strip().strip("\"'")
+    return 0 < len(text) <= 24 and all(c.islower() or c in "-_.:" for c in text)
 
 
 def _is_number(value: str) -> bool:

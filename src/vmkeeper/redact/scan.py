@@ -14,6 +14,7 @@ from bisect import bisect_left
 from functools import cache
 from typing import Any
 
+from vmkeeper import linear_regex
 from vmkeeper.redact import shapes
 from vmkeeper.redact.names import key_kind, plain_value
 from vmkeeper.redact.shapes import Span
@@ -27,7 +28,7 @@ def marker(kind: str) -> str:
 # the separator. The value is read after the match, so that `url=https://x?token=…` still finds
 # the `token=` inside the url's value.
 _STEMS = ("pass|pw|psw|secret|token|key|auth|cred|cookie|salt|pepper|dsn|jwt|bearer|netrc|user"
-          "|login|usr|pword")
+          "|login|usr|pword|sig")
 _ASSIGNMENT = (
     r"(?:\\\"((?:[^\"\\\n]|\\[^\"\n])*?(?i:" + _STEMS + r")(?:[^\"\\\n]|\\[^\"\n])*)\\\""
     r"|\"((?:[^\"\\\n]|\\.)*?(?:(?i:" + _STEMS + r")|\\u[0-9a-fA-F]{4})(?:[^\"\\\n]|\\.)*)\""
@@ -56,9 +57,7 @@ USER_PASS = {"curl": ("-u", "--user", "--proxy-user", "-U"), "wget": ()}
 
 @cache
 def _patterns() -> tuple[Any, Any]:
-    import re2
-
-    return re2.compile(_ASSIGNMENT), re2.compile(_FLAG)
+    return linear_regex.compile(_ASSIGNMENT), linear_regex.compile(_FLAG)
 
 
 def _unescape_key(raw: str) -> str:

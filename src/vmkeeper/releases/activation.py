@@ -161,6 +161,9 @@ def child_main(spec_json: str, runner: proc.Runner = proc.run) -> int:
 
 
 if __name__ == "__main__":
+    from vmkeeper import logs
+
+    logs.configure()  # an entry point: importing the package configures nothing
     try:
         sys.exit(child_main(sys.argv[1]))
     except Exception as error:  # noqa: BLE001 - the parent reads this line as the failure

@@ -8,15 +8,15 @@ runbook's state:
 1. spare    start the new release as a temporary PM2 app (`frontend-dev-handover`) on the spare
             port; wait until it answers. A release that never answers stops here: nothing live
             has changed.
-2. flip     point the vmkeeper-owned include at the spare port, `graceful`: new Apache children
-            take new requests, old ones finish theirs on the old server.
+2. flip     point Apache at the spare port: rewrite the map its RewriteMap reads per request
+            (no restart); requests already on the old server finish there.
 3. drain    wait until no connection to FRONT_PORT remains. PM2 stops an app with SIGINT and
             SIGKILLs it 1.6 s later (kill_timeout); `next start` does close its server on SIGINT
             and waits for pending requests, but PM2's SIGKILL would cut a 3 s one — so nothing
             may still be running on the old server when it is stopped.
 4. restart  the runbook's own `pm2 delete frontend-dev` + `FRONT_PORT=3001 pm2 start npm --name
             frontend-dev -- run start` from the new release; wait until it answers.
-5. back     point the include at FRONT_PORT again, `graceful`.
+5. back     point the map at FRONT_PORT again.
 6. retire   drain the spare port, delete the temporary app; the caller saves PM2.
 
 Each step leaves one answering server behind Apache's route, so a run killed anywhere leaves the
@@ -26,11 +26,11 @@ site up; ``repair`` (run before every switch and deploy) finishes what such a ru
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from vmkeeper import proc
 from vmkeeper.adapters import apache, host, http
@@ -78,6 +78,54 @@ def static_dirs(settings: Settings) -> list[Path]:
     return found
 
 
+def ensure_include(settings: Settings, runner: proc.Runner = proc.run) -> bool:
+    """Write the include if it is missing or not what this vmkeeper writes, then `graceful`
+    so Apache loads it; whether it had to. A config Apache refuses is taken back."""
+    include = settings.proxy.frontend_include
+    text = apache.render_frontend_include(
+        include, settings.releases.root, [_port(settings), settings.releases.spare_port])
+    before: str | None = None
+    with contextlib.suppress(OSError):
+        before = include.read_text()
+    if before == text:
+        return False
+    if not apache.map_path(include).exists():
+        write_map(settings, _port(settings))
+    # 0644: Apache's parent reads it as root, but a non-root Apache (the sandbox) as itself.
+    write_atomic(include, text, mode=0o644)
+    try:
+        apache.graceful(settings.proxy.graceful_command, timeout=30, runner=runner)
+    except CommandError as error:
+        if before is None:
+            include.unlink(missing_ok=True)
+        else:  # Apache kept the old config; keep the file agreeing with it
+            write_atomic(include, before, mode=0o644)
+        raise DeployError(f"Apache refused the switch's config ({error}); nothing changed in "
+                          "what it serves") from None
+    return True
+
+
+def write_map(settings: Settings, port: int) -> None:
+    """The map Apache reads per request: the port and every retained release's static folder.
+    Apache notices a change by the file's mtime, so a new map never keeps the old one's."""
+    path = apache.map_path(settings.proxy.frontend_include)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    previous: int | None = None
+    with contextlib.suppress(OSError):
+        previous = path.stat().st_mtime_ns
+    write_atomic(path, apache.render_frontend_map(
+        port, static_dirs(settings), settings.releases.root), mode=0o644)
+    if previous is not None and path.stat().st_mtime_ns <= previous:
+        bumped = previous + 1_000_000
+        os.utime(path, ns=(bumped, bumped))
+
+
+def _port(settings: Settings) -> int:
+    port = settings.apps.frontend.port
+    assert port is not None
+    return port
+
+
 @dataclass
 class Handover:
     settings: Settings
@@ -86,10 +134,10 @@ class Handover:
     sleep: http.Sleep = time.sleep
     clock: http.Clock = time.monotonic
     probe: http.Prober = http.probe
-    # Apache as seen by the switch: its graceful restart (through ``runner``), requests through
-    # it, and open connections to a port (Apache's to an upstream). Fakes in the fast tests.
+    # Apache as seen by the switch: its graceful restart (through ``runner``, only to load a
+    # new include) and open connections to a port (Apache's to an upstream). Fakes in the
+    # fast tests.
     runner: proc.Runner = proc.run
-    through_apache: Callable[[], object] | None = None
     connections: Callable[[int], int] = host.connections_to
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -108,50 +156,17 @@ class Handover:
 
     def routed_port(self) -> int | None:
         try:
-            return apache.include_port(self.settings.proxy.frontend_include.read_text())
+            return apache.map_port(apache.map_path(self.settings.proxy.frontend_include)
+                                   .read_text())
         except OSError:
             return None
 
-    def route(self, port: int, *, wait: bool = True) -> None:
-        """Point Apache's `/` at ``port`` and wait until a new child proxies there."""
-        include = self.settings.proxy.frontend_include
-        before: str | None = None
-        with contextlib.suppress(OSError):
-            before = include.read_text()
-        include.parent.mkdir(parents=True, exist_ok=True)
-        # 0644: Apache's parent reads it as root, but a non-root Apache (the sandbox) as itself.
-        write_atomic(include, apache.render_frontend_include(
-            port, static_dirs(self.settings), self.settings.releases.root), mode=0o644)
-        try:
-            apache.graceful(self.settings.proxy.graceful_command, timeout=30,
-                            runner=self.runner)
-        except CommandError as error:
-            if before is not None:  # Apache kept the old config; keep the file agreeing with it
-                write_atomic(include, before, mode=0o644)
-            raise DeployError(f"Apache refused the switch's config ({error}); nothing changed "
-                              "in what it serves") from None
-        if wait:
-            self._wait_for_route(port)
-
-    def _wait_for_route(self, port: int) -> None:
-        """graceful returns before the new children run: probe through Apache until one of
-        them has opened a connection to ``port`` (the old ones never knew it)."""
-        request = self.through_apache or self._request_through_apache
-        deadline = self.clock() + 15
-        while self.connections(port) == 0:
-            if self.clock() >= deadline:
-                raise DeployError(f"Apache did not start proxying to port {port} within 15 s "
-                                  "of its graceful restart")
-            request()
-            if self.connections(port):
-                return
-            self.sleep(0.1)
-
-    def _request_through_apache(self) -> http.Probe:
-        """Apache on loopback, as the site's own name (the vhost that carries the snippet)."""
-        host_name = urlsplit(self.settings.public_url).netloc
-        return http.probe(f"http://127.0.0.1:{self.settings.proxy.port}/", timeout=5,
-                          headers={"Host": host_name} if host_name else None)
+    def route(self, port: int) -> None:
+        """Point Apache's `/` at ``port``: rewrite the map, which Apache rereads per request
+        (no restart). The include itself is written, with one graceful, only when missing or
+        changed (the first switch, an upgrade)."""
+        ensure_include(self.settings, self.runner)
+        write_map(self.settings, port)
 
     def drain(self, port: int) -> float:
         """Wait until no connection to ``port`` has been open for QUIET_S; seconds waited."""
@@ -308,7 +323,7 @@ class Handover:
                               f"{self.settings.apps.frontend.name} does not run")
             return found
         if routed != self.front_port:
-            self.route(self.front_port, wait=front_up)
+            self.route(self.front_port)
             found.append(f"routed Apache to port {self.front_port}")
         if temp is not None:
             self._retire_spare()

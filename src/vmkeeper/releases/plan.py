@@ -44,7 +44,8 @@ def dry_run(settings: Settings, branch: str, pm2: Pm2) -> DeployResult:
     try:
         dirty = git.dirty_paths()
         if dirty:
-            notes.append(f"would refuse: the workspace has uncommitted changes ({', '.join(dirty)})")
+            notes.append("would refuse: the workspace has uncommitted changes "
+                         f"({', '.join(dirty)})")
         sha = git.rev_parse(f"{remote}/{branch}") or git.rev_parse(branch)
     except CommandError as error:
         notes.append(f"cannot read the workspace: {error}")

@@ -29,8 +29,9 @@ from vmkeeper.atomic import write_atomic
 from vmkeeper.errors import SandboxError, VmkeeperError
 from vmkeeper.health.service import run_status
 from vmkeeper.progress import Phase, Progress, ProgressEvent, note, silent
-from vmkeeper.releases import activation, build, deploy, store
+from vmkeeper.releases import activation, build, deploy, handover, store
 from vmkeeper.releases.results import STEP_TITLES, STEPS
+from vmkeeper.sandbox import agent_proc
 from vmkeeper.sandbox.layout import ASSETS, PLANTED_SECRETS, Layout
 from vmkeeper.settings import Settings, load_settings
 
@@ -67,7 +68,8 @@ def toml_text(layout: Layout, apache_binary: str) -> str:
 
     graceful = apache_for(layout, apache_binary).graceful_argv()
 
-    return f"""# vmkeeper settings for the sandbox in {layout.dir} (written by `vmkeeper sandbox up`).
+    return f"""# vmkeeper settings for the sandbox in {layout.dir}
+# (written by `vmkeeper sandbox up`).
 public_url = {q(f"http://127.0.0.1:{p.proxy}")}
 state_dir = {q(layout.state)}
 log_dir = {q(layout.logs)}
@@ -107,6 +109,10 @@ home = {q(layout.pm2_home)}
 [media]
 storage_root = {q(layout.uploads)}
 token = {q(media_token(layout))}
+
+[agent]
+port = {p.agent}
+webhook_secret = {q(agent_proc.webhook_secret(layout))}
 """
 
 
@@ -184,17 +190,23 @@ class _Up:
             with self.step("start Apache"):
                 apache = apache_for(layout, self.apache_binary)
                 self.started_apache = apache.pid() is None
+                # The switch's include and map before Apache starts (a running one reloads).
+                handover.ensure_include(
+                    settings, runner=proc.run if apache.pid() is not None else _no_graceful)
                 ensure_apache_running(layout, apache)
             with self.step("deploy the frontend (the runbook's eight steps)"):
                 ensure_frontend(settings, pm2, self.progress)
             with self.step("wait for the site through Apache"):
                 wait_for_site(settings)
+            with self.step("start the agent (outside PM2)"):
+                agent_proc.start(layout)
         except BaseException:
             self.undo()
             raise
         return status(layout, steps=self.steps)
 
     def undo(self) -> None:
+        agent_proc.stop(self.layout)
         if self.started_apache and self.apache_binary:
             apache_for(self.layout, self.apache_binary).stop()
         if self.started_pm2 and self.layout.pm2_bin.exists():
@@ -373,6 +385,11 @@ def _online(apps: Mapping[str, Pm2App], name: str) -> bool:
     return app is not None and app.online
 
 
+def _no_graceful(argv: proc.Argv, *, timeout: float, **_kw: object) -> proc.Result:
+    """Apache starts right after the include is written; nothing to reload yet."""
+    return proc.Result(tuple(str(a) for a in argv), 0, "", "", 0.0)
+
+
 def ensure_apache_running(layout: Layout, apache: apache_adapter.Apache) -> None:
     for folder in ("run", "logs"):
         (layout.apache_root / folder).mkdir(parents=True, exist_ok=True)
@@ -444,6 +461,8 @@ def down(layout: Layout, progress: Progress = silent) -> list[int]:
     """
     if not layout.marker.exists() and not layout.config.exists():
         raise SandboxError(f"No sandbox in {layout.dir}: nothing to take down.")
+    if agent_proc.stop(layout):
+        note(progress, "stop the agent")
     if layout.pm2_bin.exists():
         note(progress, "pm2 kill")
         pm2_for(layout).kill()

@@ -310,6 +310,12 @@ LOG_LINES: list[tuple[str, str, Factory]] = [
     ("log-env-dump-line", "an app printing process.env as `KEY=value` lines", argv("SMTP_PASSWORD={s} SMTP_PORT=587")),
     ("log-high-entropy", "a random string on a line about a webhook secret", argv("webhook secret is {s}", lambda: tok(ALNUM, 32))),
     ("log-php-array", "PHP/Ruby `'password' => 'x'` syntax", argv("config: {{ 'password' => '{s}' }}")),
+    ("log-s3-presigned", "AWS SigV4 presigned URL: X-Amz-Signature query parameter",
+     argv("GET https://b.s3.amazonaws.com/o.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature={s} 200",
+          lambda: tok(HEX, 64))),
+    ("log-azure-sas", "Azure storage SAS URL: sig= query parameter",
+     argv("PUT https://acct.blob.core.windows.net/c/b?sv=2021-06-08&se=2026-06-13&sig={s} 201",
+          lambda: tok(ALNUM, 30) + "%3D")),
 ]
 
 NEUTRAL_KEYS = ["SERVICE_CONFIG", "UPSTREAM", "SETTING_A", "EXTRA", "VALUE_1", "ORIGIN_INFO", "NOTE"]
@@ -416,7 +422,7 @@ def secrets() -> list[dict]:
             else:
                 add(shape, source, "log", log_doc(f"[config] {key}={value}"), secret)
     # The runbook's env in JSON-in-a-string (Unitech/pm2 #4080) and a numeric JSON password.
-    for index in range(4):
+    for _index in range(4):
         secret = pw()
         add("json-in-env-string", "env value holding JSON (Unitech/pm2 #4080)", "jlist",
             jlist_doc("NODE_CONFIG", json.dumps({"db": {"host": "db", "password": secret}}), False),
@@ -512,6 +518,14 @@ PLAIN_LOG: list[str] = [
     "secrets loaded: 4",
     "keys: [\"id\", \"name\", \"email\"]",
     "the token is missing",
+    ("sshd[1234]: Accepted publickey for ubuntu from 10.0.0.1 port 51234 ssh2: ED25519 "
+     "SHA256:AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefg"),
+    "npm http fetch GET 200 integrity sha512-Q2xhcmlmeUF1dGhUb2tlblZhbGlkYXRpb24xMjM0NTY3ODkwQUJD",
+    "webpack cache key=main compiled in 812 ms",
+    "redis connected, keyPrefix=sess: db=0",
+    "prisma:query SELECT \"User\".\"passwordHash\" FROM \"User\" WHERE \"email\" = $1",
+    "TypeError: Cannot read properties of undefined (reading 'token')",
+    "GET /api/v1/token/refresh 200 4 ms",
 ]
 PLAIN_JSON_FIELDS: list[tuple[str, object]] = [
     ("pm_id", 3), ("unique_id", "b5e684bd-dd7c-4a92-9539-cae36c4df560"), ("node_version", "20.11.1"),

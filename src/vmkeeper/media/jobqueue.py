@@ -49,6 +49,10 @@ class JobNotFound(VmkeeperError):
     pass
 
 
+class QueueFull(VmkeeperError):
+    """More jobs are queued than ``media.max_queued``: try again later (HTTP 429)."""
+
+
 class BreakerRefused(BreakerOpen):
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)
@@ -80,19 +84,34 @@ class Health:
     concurrency: int
 
 
+# Linux refuses longer names (ENAMETOOLONG); refused here with a sentence instead.
+MAX_KEY_CHARS = 1024
+_MAX_PART_BYTES = 255
+
+
 def resolve_key(root: Path, output_dir: str, key: str) -> tuple[Path, Path]:
     """(source, destination) for ``key``; KeyRefused unless both stay inside ``root``.
 
-    Checked on the text first (no absolute path, no ``..``, no NUL) so an escaping key never
-    reaches the disk; then resolved through symlinks and compared with the resolved root.
+    Checked on the text first (length, no absolute path, no ``..``, no NUL) so an escaping or
+    unusable key never reaches the disk; then resolved through symlinks and compared with the
+    resolved root.
     """
+    if len(key) > MAX_KEY_CHARS:
+        raise KeyRefused(f"The storage key is {len(key)} characters long; at most "
+                         f"{MAX_KEY_CHARS} are accepted.")
     if not key or "\x00" in key or "\\" in key:
         raise KeyRefused(f"Storage key {key!r} is empty or has a NUL or backslash.")
     pure = PurePosixPath(key)
     if pure.is_absolute() or ".." in pure.parts:
         raise KeyRefused(f"Storage key {key!r} must be a relative path without '..'.")
+    if any(len(part.encode("utf-8", "surrogateescape")) > _MAX_PART_BYTES for part in pure.parts):
+        raise KeyRefused(f"A folder or file name in storage key {key!r} is over "
+                         f"{_MAX_PART_BYTES} bytes.")
     real_root = root.resolve()
-    source = (real_root / pure).resolve()
+    try:
+        source = (real_root / pure).resolve()
+    except (OSError, RuntimeError) as error:  # a symlink loop, a name the filesystem refuses
+        raise KeyRefused(f"Storage key {key!r} cannot be resolved: {error}.") from None
     if not source.is_relative_to(real_root) or source == real_root:
         raise KeyRefused(f"Storage key {key!r} resolves outside the storage root.")
     relative = source.relative_to(real_root)
@@ -101,6 +120,12 @@ def resolve_key(root: Path, output_dir: str, key: str) -> tuple[Path, Path]:
     if not destination.resolve().is_relative_to(real_root):
         raise KeyRefused(f"The output for {key!r} would land outside the storage root.")
     return source, destination
+
+
+def canonical_key(root: Path, source: Path) -> str:
+    """The one spelling of a resolved source: ``clip.mp4/``, ``./clip.mp4`` and ``.//clip.mp4``
+    (or a symlink to it inside the root) are the same file, so the same job."""
+    return source.relative_to(root.resolve()).as_posix()
 
 
 def json_logger(stream: TextIO = sys.stderr) -> Log:
@@ -133,6 +158,8 @@ class MediaQueue:
         self.runner = JobRunner(store, breaker, executor, self.resolve, log,
                                 self.media.max_attempts)
         self.loop = RunnerLoop(self.runner, self.media.concurrency)
+        if isinstance(executor, IsolatedExecutor):
+            executor.lookahead.upcoming = self._upcoming
         self.deduplicated = 0
         self.cached = 0
         self.refused = 0
@@ -140,14 +167,30 @@ class MediaQueue:
     def resolve(self, key: str) -> tuple[Path, Path]:
         return resolve_key(self.media.storage_root, self.media.output_dir, key)
 
+    def _upcoming(self) -> tuple[str, Path, Path] | None:
+        """The job that runs next (its id, source, destination), for the executor's lookahead."""
+        queued = self.store.select(JobState.QUEUED, 1)
+        if not queued:
+            return None
+        try:
+            source, destination = self.resolve(queued[0].key)
+        except MediaRejected:
+            return None
+        return queued[0].id, source, destination
+
     def view(self, job: Job, disposition: Disposition | None = None) -> JobView:
         return JobView(job, self.store.position(job), disposition)
 
     def submit(self, key: str, *, force: bool = False) -> JobView:
-        """Queue ``key``; KeyRefused, SourceMissing, or BreakerRefused while the breaker is open."""
+        """Queue ``key``; KeyRefused, SourceMissing, QueueFull, or BreakerRefused while open.
+
+        The key is stored in its canonical spelling (:func:`canonical_key`), so every spelling
+        of one file shares one job.
+        """
         source, destination = self.resolve(key)
         if not source.is_file():
             raise SourceMissing(f"No source video for key {key!r} under the storage root.")
+        key = canonical_key(self.media.storage_root, source)
         active = self.store.active_for(key)
         if active is not None:
             self.deduplicated += 1
@@ -166,6 +209,10 @@ class MediaQueue:
             raise BreakerRefused(
                 f"The FFmpeg circuit breaker is open after {status.consecutive_failures} media "
                 f"failures: new jobs are refused for {retry:.0f} s more.", retry)
+        if self.store.counts()[JobState.QUEUED] >= self.media.max_queued:
+            self.refused += 1
+            raise QueueFull(f"{self.media.max_queued} jobs are already queued "
+                            "(media.max_queued): submit again later.")
         submitted = self.store.submit(key)
         if not submitted.created:
             self.deduplicated += 1
