@@ -22,7 +22,7 @@ class FakeFleet:
     """Each host's active release; ``broken`` hosts fail their build."""
 
     def __init__(self) -> None:
-        self.active = {h: "r-old" for h in HOSTS}
+        self.active = dict.fromkeys(HOSTS, "r-old")
         self.broken: set[str] = set()
         self.calls: list[tuple[str, list[str]]] = []
 

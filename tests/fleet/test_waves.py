@@ -27,7 +27,7 @@ def test_a_percentage_of_few_hosts_is_at_least_one() -> None:
 
 @pytest.mark.parametrize("bad", [0, "0%", "150%", "abc", -1])
 def test_a_bad_size_is_one_clear_error(bad: int | str) -> None:
-    with pytest.raises(UsageError, match="fleet.waves or --waves"):
+    with pytest.raises(UsageError, match=r"fleet\.waves or --waves"):
         plan_waves(HOSTS, [bad])
 
 
