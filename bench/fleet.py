@@ -19,19 +19,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.integration.sshd import running_sshd
+from tests.integration.sshd import host_configs, running_sshd
 from vmkeeper import proc
 
 VMKEEPER = str(Path(sys.executable).with_name("vmkeeper"))
 
 
 def _setup(folder: Path, sshd_inventory: object, count: int, base: int) -> Path:
-    hosts = {}
-    for number in range(1, count + 1):
-        config = folder / f"host{number}.toml"
-        config.write_text(f'state_dir = "{folder / f"host{number}"}"\n'
-                          f'public_url = "http://127.0.0.1:{base + 10 + number}"\n')
-        hosts[f"host{number}"] = config
+    hosts = host_configs(folder, count, base)
     inventory = sshd_inventory(folder / f"inventory-{count}.ini", hosts)  # type: ignore[operator]
     control = folder / f"control-{count}.toml"
     control.write_text(f'state_dir = "{folder / "state"}"\n[fleet]\nremote_bin = "{VMKEEPER}"\n'

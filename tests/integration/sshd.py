@@ -70,3 +70,15 @@ def running_sshd(folder: Path, port: int) -> Iterator[Sshd]:
         wait_for(lambda: _listening(port), 15, f"sshd listening on {port}")
         yield Sshd(port, key, known)
         server.kill()
+
+
+def host_configs(folder: Path, count: int, base_port: int) -> dict[str, Path]:
+    """``count`` hosts' settings files, each its own state and ports; nothing runs there, so
+    each host's vmkeeper answers "critical" after its full set of checks."""
+    hosts = {}
+    for number in range(1, count + 1):
+        config = folder / f"host{number}.toml"
+        config.write_text(f'state_dir = "{folder / f"host{number}"}"\n'
+                          f'public_url = "http://127.0.0.1:{base_port + 10 * number}"\n')
+        hosts[f"host{number}"] = config
+    return hosts

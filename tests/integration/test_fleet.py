@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_BASE_PORT
-from tests.integration.sshd import SSHD, Sshd, running_sshd
+from tests.integration.sshd import SSHD, Sshd, host_configs, running_sshd
 from vmkeeper import proc
 from vmkeeper.fleet import records
 
@@ -36,14 +36,7 @@ def _control(tmp_path: Path, inventory: Path) -> Path:
 
 
 def _hosts(tmp_path: Path, count: int) -> dict[str, Path]:
-    hosts = {}
-    for number in range(1, count + 1):
-        config = tmp_path / f"host{number}.toml"
-        # Each host its own state and ports: nothing runs there, so it answers "critical".
-        config.write_text(f'state_dir = "{tmp_path / f"host{number}"}"\n'
-                          f'public_url = "http://127.0.0.1:{TEST_BASE_PORT + 10 * number}"\n')
-        hosts[f"host{number}"] = config
-    return hosts
+    return host_configs(tmp_path, count, TEST_BASE_PORT)
 
 
 def _fleet(config: Path, *args: str) -> proc.Result:
