@@ -177,12 +177,7 @@ def timeline(history: Iterable[Mapping[str, Any]], audit: Iterable[Mapping[str, 
     """Deploys and rollbacks (history.jsonl), operator actions (audit log), OOM kills, newest
     first on one axis."""
     events = [_history_event(r) for r in history]
-    events += [TimelineEvent(str(r.get("at", "")), EventKind.OPERATOR,
-                             f"{r.get('who', '?')}: {r.get('operation', r.get('action', '?'))}"
-                             f" {r.get('target', '') or ''}".rstrip(),
-                             "/incidents#audit-" + str(r.get("seq", "")),
-                             str(r.get("result", "ok")) in ("ok", "accepted", "queued"))
-               for r in audit]
+    events += [_audit_event(r) for r in audit]
     events += [TimelineEvent(str(r.get("time", "")), EventKind.OOM,
                              f"the kernel killed {r.get('process', '?')} "
                              f"({r.get('verdict', 'out of memory')})", "/incidents#oom", False)
@@ -203,3 +198,18 @@ def _history_event(record: Mapping[str, Any]) -> TimelineEvent:
     ok = result in ("", "ok")
     return TimelineEvent(str(record.get("time", "")), kind, " ".join(w for w in words if w),
                          "/releases", ok)
+
+
+def _audit_event(record: Mapping[str, Any]) -> TimelineEvent:
+    """One audit record: {"who", "kind" (deploy|rollback|recover), "body", "before", "after",
+    "result" (the operation's final state), "operation" (its id), "seq"}."""
+    body = record.get("body") if isinstance(record.get("body"), Mapping) else {}
+    target = body.get("release") or body.get("branch") or "" if body else ""
+    moved = f"{record.get('before')} → {record.get('after')}" if record.get("after") else ""
+    result = str(record.get("result", ""))
+    words = [f"{record.get('who', '?')}:", str(record.get("kind") or record.get("operation")),
+             str(target), result, moved]
+    return TimelineEvent(str(record.get("at", "")), EventKind.OPERATOR,
+                         " ".join(w for w in words if w),
+                         f"/operations/{record['operation']}" if record.get("operation") else None,
+                         result in ("succeeded", "ok", "queued", ""))
