@@ -1,0 +1,79 @@
+"""Telemetry out (issue 15): OpenTelemetry to the VM's collector, and Prometheus text.
+
+This module is light on purpose: :mod:`vmkeeper.proc` and the CLI import it, and it imports no
+OpenTelemetry until :func:`setup` runs (``--help`` and the 150 ms start-up stay untouched). Until
+then, and whenever ``telemetry.enabled`` is off, every helper here is a no-op costing one
+global read. The SDK side lives in :mod:`vmkeeper.telemetry.sdk`.
+
+The API the long-running processes (agent, watcher) and the one-shot commands call:
+``setup(settings, service_name)`` → a :class:`~vmkeeper.telemetry.sdk.Telemetry` handle (its
+``record_*`` helpers, ``prometheus_text()``, ``flush(timeout)``); ``span(name, **attrs)``;
+``command_span(argv)`` (proc's hook); ``child_env()`` (``TRACEPARENT`` for a child process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vmkeeper.settings import Settings
+    from vmkeeper.telemetry.sdk import CommandNote, Telemetry
+
+_active: Telemetry | None = None
+
+# How long a one-shot command may spend handing its telemetry over before it exits.
+FLUSH_TIMEOUT_S = 2.0
+
+
+def setup(settings: Settings, service_name: str) -> Telemetry | None:
+    """Start exporting for this process (once); None when ``telemetry.enabled`` is off."""
+    global _active
+    if not settings.telemetry.enabled:
+        return None
+    if _active is None:
+        from vmkeeper.telemetry.sdk import Telemetry
+
+        _active = Telemetry.start(settings, service_name)
+    return _active
+
+
+def active() -> Telemetry | None:
+    return _active
+
+
+def shutdown(timeout: float = FLUSH_TIMEOUT_S) -> None:
+    """Flush for at most ``timeout`` seconds and forget the handle (a one-shot command's end)."""
+    global _active
+    handle, _active = _active, None
+    if handle is not None:
+        handle.flush(timeout)
+
+
+@contextlib.contextmanager
+def span(name: str, **attributes: Any) -> Iterator[Any]:
+    """A span around the block (a child of the current one), or nothing when inactive."""
+    handle = _active
+    if handle is None:
+        yield None
+        return
+    with handle.span(name, **attributes) as current:
+        yield current
+
+
+@contextlib.contextmanager
+def command_span(argv: list[str]) -> Iterator[CommandNote | None]:
+    """proc's one hook: a span per external command (masked argv, exit code, seconds)."""
+    handle = _active
+    if handle is None:
+        yield None
+        return
+    with handle.command_span(argv) as note:
+        yield note
+
+
+def child_env() -> Mapping[str, str]:
+    """``TRACEPARENT`` (W3C) for a child process, so its spans join the current trace."""
+    handle = _active
+    return handle.traceparent_env() if handle is not None else {}
