@@ -122,10 +122,13 @@ def run(
     lowers the child's CPU priority (and IO priority, best effort) for builds on a busy VM.
     Raises CommandNotFound if the program does not exist, CommandTimeout after killing the
     whole process group when the timeout expires, and CommandFailed on a non-zero exit if
-    ``check``. Each run is a telemetry span (a no-op unless telemetry was set up).
+    ``check``. Each run is a telemetry span (a no-op unless telemetry was set up), and the
+    child gets ``TRACEPARENT`` pointing at it.
     """
     args = [str(a) for a in argv]
     with telemetry.command_span(args) as note:
+        if note is not None:  # the child joins the trace as a child of this command's span
+            env = {**(env or {}), **telemetry.child_env()}
         result = _run(args, timeout=timeout, cwd=cwd, env=env, replace_env=replace_env,
                       input=input, nice=nice)
         if note is not None:

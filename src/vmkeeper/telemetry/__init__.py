@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from vmkeeper.progress import Progress
     from vmkeeper.settings import Settings
     from vmkeeper.telemetry.sdk import CommandNote, Telemetry
 
@@ -77,3 +78,32 @@ def child_env() -> Mapping[str, str]:
     """``TRACEPARENT`` (W3C) for a child process, so its spans join the current trace."""
     handle = _active
     return handle.traceparent_env() if handle is not None else {}
+
+
+@contextlib.contextmanager
+def operation(settings: Settings, name: str, **attributes: Any) -> Iterator[Telemetry | None]:
+    """A one-shot command's telemetry: set up, one span for the operation, and a flush of at
+    most :data:`FLUSH_TIMEOUT_S` at the end. A telemetry failure never fails the command."""
+    try:
+        handle = setup(settings, "vmkeeper")
+    except Exception as error:  # noqa: BLE001 - telemetry is never in the way of an operation
+        from vmkeeper import logs
+
+        logs.get_logger("vmkeeper.telemetry").warning("telemetry off", error=str(error))
+        handle = None
+    if handle is None:
+        yield None
+        return
+    try:
+        with handle.span(f"vmkeeper {name}", **{"vmkeeper.operation": name, **attributes}):
+            yield handle
+    finally:
+        shutdown(FLUSH_TIMEOUT_S)
+
+
+def steps(progress: Progress) -> Progress:
+    """``progress`` that also opens a child span per pipeline step (STARTED → DONE/FAILED)."""
+    handle = _active
+    if handle is None:
+        return progress
+    return handle.step_spans(progress)

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk._logs import ReadableLogRecord
     from opentelemetry.sdk.trace import ReadableSpan
 
+    from vmkeeper.progress import Progress, ProgressEvent
     from vmkeeper.settings import Settings
 
 _QUEUE = 2048  # items per signal held while the collector is away; beyond that, dropped
@@ -169,6 +170,29 @@ class Telemetry:
         with self.span(f"exec {program}", **attributes) as current:
             yield CommandNote(current)
 
+    def step_spans(self, progress: Progress) -> Progress:
+        from vmkeeper.progress import Phase
+
+        # The step's span is made current while it runs, so its commands are its children.
+        open_steps: dict[str, tuple[Any, Token[Context]]] = {}
+
+        def show(event: ProgressEvent) -> None:
+            if event.step is not None and event.phase is Phase.STARTED:
+                step_span = self.tracer.start_span(
+                    f"step {event.step}", attributes={"vmkeeper.step": event.step})
+                self.spans_tally.add("queued", 1)
+                token = otel_context.attach(trace.set_span_in_context(step_span))
+                open_steps[event.step] = (step_span, token)
+            elif event.step in open_steps and event.phase in (Phase.DONE, Phase.FAILED):
+                step_span, token = open_steps.pop(event.step)
+                if event.phase is Phase.FAILED:
+                    step_span.set_status(trace.StatusCode.ERROR, event.message or "failed")
+                step_span.end()
+                otel_context.detach(token)
+            progress(event)
+
+        return show
+
     def traceparent_env(self) -> Mapping[str, str]:
         carrier: dict[str, str] = {}
         _PROPAGATOR.inject(carrier)
@@ -186,6 +210,17 @@ class Telemetry:
             severity_number=SeverityNumber.ERROR if error else SeverityNumber.INFO,
             attributes=flat)
         self.logs_tally.add("queued", 1)
+
+    def record_operation(self, operation: str, ok: bool, seconds: float,
+                         failed_requests: int | None, *, revision: str | None,
+                         record: Mapping[str, Any]) -> None:
+        """A deploy's or rollback's metrics, its log record, and its outcome on the span."""
+        self.families.record_deploy(operation, ok, seconds, failed_requests)
+        if revision:
+            self.families.record_release(revision)
+        trace.get_current_span().set_attribute(
+            "deployment.status", "succeeded" if ok else "failed")
+        self.log_record(operation, record, error=not ok)
 
     def prometheus_text(self) -> str:
         from vmkeeper.telemetry.prom import render
