@@ -27,12 +27,12 @@ ORDINARY_LINES = [
 ]
 KERNEL_LINES = [
     "Jun 12 03:14:15 vm kernel: [ 1234.567890] eth0: Link is Up - 1Gbps/Full - flow control off",
-    ("Jun 12 03:14:15 vm kernel: [ 1234.568000] node invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL),"
-     " order=0, oom_score_adj=0"),
+    ("Jun 12 03:14:15 vm kernel: [ 1234.568000] node invoked oom-killer: "
+     "gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0"),
     ("Jun 12 03:14:15 vm kernel: [ 1234.568100] Out of memory: Killed process 4242 (node) "
      "total-vm:12345678kB, anon-rss:2345678kB, file-rss:0kB, shmem-rss:0kB, UID:1000"),
-    ("Jun 12 03:14:15 vm kernel: [ 1234.568200] oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),"
-     "cpuset=/,mems_allowed=0,global_oom,task_memcg=/system.slice/pm2.service,task=node,pid=4242"),
+    ("Jun 12 03:14:15 vm kernel: [ 1234.568200] oom-kill:constraint=CONSTRAINT_NONE,"
+     "nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg=/system.slice/pm2.service,task=node,pid=4242"),
 ]
 
 
@@ -80,13 +80,8 @@ def ordinary(lines: list[str], size: int) -> str:
 
 
 def _kernel_parser() -> Callable[[str], object]:
-    # The parser's public entry point (`parse_kernel_log` once diagnose/oom is split).
-    try:
-        from vmkeeper.diagnose.oom_parser import parse_kernel_log  # type: ignore[import-not-found]
-    except ImportError:
-        from vmkeeper.diagnose.oom import scan
+    from vmkeeper.diagnose.oom_parser import parse_kernel_log  # the parser's public entry point
 
-        return lambda text: scan(text.splitlines())
     return lambda text: parse_kernel_log(text)
 
 

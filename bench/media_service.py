@@ -22,6 +22,7 @@ child: ``jobchild`` before, ``media.supervisor`` after), the worker's peak, the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import socket
 import statistics
 import sys
@@ -69,10 +70,8 @@ class Sampler:
 
     def _run(self) -> None:
         while not self.stop.is_set():
-            try:
+            with contextlib.suppress(psutil.Error):  # a process gone between two samples
                 self._sample()
-            except psutil.Error:
-                pass
             self.stop.wait(0.05)
 
     def _sample(self) -> None:
@@ -203,7 +202,8 @@ def main() -> int:
 
 
 def _print(args: argparse.Namespace, folder: Path, by_hand: float,
-           phase: tuple[float, list[float]], jobs: list[dict[str, Any]], answers: list[httpx.Response],
+           phase: tuple[float, list[float]], jobs: list[dict[str, Any]],
+           answers: list[httpx.Response],
            hostile: list[dict[str, Any]], hostile_answers: list[httpx.Response],
            hostile_wall: float, extra: list[tuple[str, int]], peaks: dict[str, int]) -> None:
     wall, reversing = phase

@@ -143,8 +143,8 @@ def main() -> int:
     return 0
 
 
-def row(label: str, clip: Clip, source: Path, work: Path, ffmpeg: str, vmkeeper: str, encoder: list[str],
-        kind: str, args: argparse.Namespace) -> None:
+def row(label: str, clip: Clip, source: Path, work: Path, ffmpeg: str, vmkeeper: str,
+        encoder: list[str], kind: str, args: argparse.Namespace) -> None:
     load_before = os.getloadavg()[0]
     forward = encoder + (EVEN_CROP if kind == "odd" else [])
     b_runs, c_runs = [], []

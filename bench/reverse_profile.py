@@ -48,6 +48,7 @@ _cpu: dict[str, float] = collections.defaultdict(float)
 _wall: dict[str, float] = collections.defaultdict(float)  # the same, wall seconds
 _lock = threading.Lock()
 _active = threading.local()
+_untimed_decode: Callable[..., Iterator[Any]] = iter
 
 
 @contextlib.contextmanager
@@ -77,21 +78,22 @@ def wrap(stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
     return timed_call
 
 
-def timed_decode(container: Any, stream: Any) -> Iterator[Any]:
-    packets = container.demux(stream)
+def timed_decode(container: Any, stream: Any, keyframe_pts: int | None = None) -> Iterator[Any]:
+    decoded = _untimed_decode(container, stream, keyframe_pts)
     while True:
         with timed("video decode"):
             try:
-                packet = next(packets)
+                frame = next(decoded)
             except StopIteration:
                 return
-            frames = packet.decode()
-        yield from frames
+        yield frame
 
 
 def install() -> None:
     for stage, (owner, name) in STAGES.items():
         setattr(owner, name, wrap(stage, getattr(owner, name)))
+    global _untimed_decode
+    _untimed_decode = frames._decoded
     frames._decoded = timed_decode
 
 

@@ -19,24 +19,33 @@ class Match(Protocol):
 
     def group(self, group: str | int = 0, /) -> str | Any: ...
 
+    def start(self, group: int = 0, /) -> int: ...
+
     def end(self, group: int = 0, /) -> int: ...
+
+    def span(self, group: int = 0, /) -> tuple[int, int]: ...
 
 
 class Pattern(Protocol):
     """A compiled pattern: search, match at the start, and every match in turn."""
 
-    def search(self, text: str) -> Match | None: ...
+    def search(self, text: str, pos: int | None = None) -> Match | None: ...
 
-    def match(self, text: str) -> Match | None: ...
+    def match(self, text: str, pos: int | None = None) -> Match | None: ...
 
-    def finditer(self, text: str) -> Iterator[Match]: ...
+    def finditer(self, text: str, pos: int | None = None) -> Iterator[Match]: ...
 
 
-def compile(pattern: str) -> Pattern:
-    """``pattern`` compiled by RE2; a pattern RE2 cannot run (lookaround) raises re2.error."""
+def compile(pattern: str, *, max_mem: int | None = None) -> Pattern:
+    """``pattern`` compiled by RE2; a pattern RE2 cannot run (lookaround) raises re2.error.
+
+    ``max_mem`` raises RE2's memory budget for a large alternation (the redactor's providers).
+    """
     import re2
 
     options = re2.Options()
     options.log_errors = False  # a bad pattern raises; RE2 would also print it on stderr
+    if max_mem is not None:
+        options.max_mem = max_mem
     compiled: Pattern = re2.compile(pattern, options)
     return compiled

@@ -8,6 +8,7 @@ or a broken promise of the target (redaction not idempotent, JSON that stops bei
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from collections.abc import Callable
@@ -39,24 +40,17 @@ def redactor(data: bytes) -> None:
 
 
 def kernel_log(data: bytes) -> None:
-    try:  # the parser's public entry point once diagnose/oom is split
-        from vmkeeper.diagnose.oom_parser import parse_kernel_log  # type: ignore[import-not-found]
-    except ImportError:
-        from vmkeeper.diagnose.oom import scan
+    from vmkeeper.diagnose.oom_parser import parse_kernel_log  # the parser's public entry point
 
-        scan(_text(data).splitlines()).finish()
-        return
-    parse_kernel_log(_text(data))
+    parse_kernel_log(data)  # raw bytes, as a log file or a pipe gives them
 
 
 def pm2_output(data: bytes) -> None:
     from vmkeeper.adapters.pm2 import parse_dump, parse_jlist
 
     for parse in (parse_jlist, parse_dump):
-        try:
+        with contextlib.suppress(VmkeeperError):
             parse(_text(data))
-        except VmkeeperError:
-            pass
 
 
 def settings_file(data: bytes) -> None:
@@ -65,10 +59,8 @@ def settings_file(data: bytes) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "vmkeeper.toml"
         path.write_bytes(data)
-        try:
+        with contextlib.suppress(VmkeeperError):
             load_settings(path, env={})
-        except VmkeeperError:
-            pass
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {

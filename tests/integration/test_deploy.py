@@ -269,6 +269,10 @@ KILL_POINTS = ["pull", "archive", "env", "install", "build", "clean", "switch", 
 SERVES_NEW = {"switch/drain", "switch/restart", "switch/back", "switch/retire", "switch:end",
               "save", "save:end"}
 ACTIVE_NEW = {"switch/back", "switch/retire", "switch:end", "save", "save:end"}
+# Between the flip and `back` both servers run; Apache was seen to keep sending requests to the
+# old one for several seconds after the map changed (the drain waits for that), so either
+# release may answer — what matters is that one does.
+EITHER = {"switch/drain", "switch/restart"}
 
 
 @pytest.mark.parametrize("point", KILL_POINTS)
@@ -288,7 +292,11 @@ def test_sigkill_at_each_step_leaves_the_site_serving_and_the_next_deploy_cleans
     # The site serves at once: the old release, or the new one once Apache was flipped to it.
     response = httpx.get(bed.site, timeout=10)
     assert response.status_code == 200, f"site down after SIGKILL at {point}"
-    assert response.headers["x-build-id"] == (new_sha if point in SERVES_NEW else old_sha)
+    served = response.headers["x-build-id"]
+    if point in EITHER:
+        assert served in (old_sha, new_sha), point
+    else:
+        assert served == (new_sha if point in SERVES_NEW else old_sha), point
     active = bed.releases_json()["active"]
     assert (active != old) == (point in ACTIVE_NEW), (point, active, old)
     assert time.monotonic() - signal_sent < 30

@@ -97,7 +97,7 @@ def _plant(tree: Any, key: str, value: str, path: list[int]) -> Any:
         return {**tree, inner: _plant(tree[inner], key, value, path[1:])}
     if isinstance(tree, list) and tree and path:
         index = path[0] % len(tree)
-        return tree[:index] + [_plant(tree[index], key, value, path[1:])] + tree[index + 1:]
+        return [*tree[:index], _plant(tree[index], key, value, path[1:]), *tree[index + 1:]]
     return [tree, {key: value}]
 
 

@@ -47,6 +47,7 @@ def test_a_second_deploy_switches_saves_and_prunes_down_to_keep(vm: FakeVm) -> N
     assert first.ok and second.ok, (first.error, second.error)
     assert [s.name for s in second.steps] == list(STEPS)
     assert second.previous == first.release and second.active == second.release
+    assert str(second.release) > str(first.release)  # ids order by time, even within a second
     assert _frontend_cwd(vm) == _app_dir(vm, second.release)
     assert _dump_cwd(vm) == str(_app_dir(vm, second.release)) and second.dump_agrees
     assert second.pruned == [first.release]

@@ -153,8 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = _crash_log(cause, shown, secrets)
         stderr_console().print(
             f"[red]error:[/red] vmkeeper failed unexpectedly ({type(cause).__name__}: "
-            f"{escape(_scrubbed(str(cause), secrets))}); the traceback is in {path}. Please report it "
-            "with that file.", markup=True, highlight=False,
+            f"{escape(_scrubbed(str(cause), secrets))}); the traceback is in {path}. "
+            "Please report it with that file.", markup=True, highlight=False,
         )
         return error.exit_code if isinstance(error, InternalFailure) else 1
     return int(result) if isinstance(result, int) else 0

@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vmkeeper import proc
@@ -82,7 +82,7 @@ class Clip:
     audio_seconds: float | None = None  # default: as long as the picture
     audio_codec: str | None = None  # default: libopus in WebM, AAC (PNS off) elsewhere
     vfr: bool = False  # every other second drops a third of its frames (20 of 30 fps)
-    rotation: int = 0  # display rotation in degrees (metadata, as a phone writes it)
+    rotation: int = 0  # display matrix angle, counter-clockwise (as a phone writes it)
     start_s: float = 0  # the file's timestamps start here (-output_ts_offset)
 
     @property
@@ -160,9 +160,11 @@ def make_clip(path: Path, clip: Clip = Clip(), *, ffmpeg: str | None = None,
     # The display matrix is an input option of a remux: encode upright, then tag the rotation.
     upright = path.with_name(f".{path.stem}.upright{path.suffix}")
     try:
-        proc.run(clip.argv(binary, upright), timeout=timeout)
+        proc.run(replace(clip, start_s=0).argv(binary, upright), timeout=timeout)
+        # The offset too: a copy would move the first timestamp back to zero.
+        offset = ["-output_ts_offset", f"{clip.start_s:g}"] if clip.start_s else []
         remux(binary, ["-display_rotation:v:0", str(clip.rotation), "-i", str(upright),
-                       "-c", "copy", str(path)], timeout=timeout)
+                       "-c", "copy", *offset, str(path)], timeout=timeout)
     finally:
         upright.unlink(missing_ok=True)
     return path

@@ -167,8 +167,19 @@ class Converter:
         return self.graph.pull()
 
 
-def _decoded(container: Any, stream: Any) -> Iterator[Any]:
+def _decoded(container: Any, stream: Any, keyframe_pts: int | None = None) -> Iterator[Any]:
+    """Decoded frames in decoding order; from the first keyframe at or past ``keyframe_pts``.
+
+    Why skip: a seek may land a GOP or more before the keyframe asked for (measured on an MP4
+    with variable frame rate: 445 frames decoded for 250). Packets before it are skipped
+    undecoded, so each frame is still decoded once.
+    """
+    started = keyframe_pts is None
     for packet in container.demux(stream):
+        if not started:
+            if not packet.is_keyframe or packet.pts is None or packet.pts < keyframe_pts:
+                continue
+            started = True
         yield from packet.decode()
 
 
@@ -203,7 +214,7 @@ class VideoReader:
             _seek(self.container, self.stream, self.index.keyframe_seek[gop])
             kept = 0
             landed_late = False
-            for frame in _decoded(self.container, self.stream):
+            for frame in _decoded(self.container, self.stream, self.index.keyframe_seek[gop]):
                 self.decoded += 1
                 if frame.pts is None:
                     raise ReversalFailed("a decoded video frame has no timestamp")

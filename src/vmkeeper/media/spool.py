@@ -123,7 +123,7 @@ class Spool:
         """The frame's pixels as buffers, in the spool's tight layout: a plane whose lines
         are padded (cropped, rotated or odd widths) as one buffer per row."""
         views: list[memoryview] = []
-        for plane, (width, rows) in zip(frame.planes, self.planes):
+        for plane, (width, rows) in zip(frame.planes, self.planes, strict=False):
             view = memoryview(plane)
             stride = plane.line_size
             if stride == width:

@@ -23,8 +23,8 @@ _MAX_KEY = 200
 _PASSWORD_WORDS = {"password", "passwd", "passwort", "pass", "pwd", "pw", "passphrase",
                    "passcode", "passkey", "psw", "pword"}
 _PASSWORD_STEMS = ("password", "passwd", "passphrase", "passkey", "passcode", "passwort")
-_NOT_PASS = {"bypass", "askpass", "compass", "overpass", "underpass", "trespass", "surpass", "encompass",
-             "impass", "bypasses"}
+_NOT_PASS = {"bypass", "askpass", "compass", "overpass", "underpass", "trespass", "surpass",
+             "encompass", "impass", "bypasses"}
 _SECRET_STEMS = ("secret",)
 _TOKEN_EXCEPT = ("tokeniz", "tokenis")
 _KEY_PRECEDERS_PLAIN = {"public", "pub", "publishable", "primary", "foreign", "sort", "partition",

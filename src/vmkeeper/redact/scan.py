@@ -14,6 +14,7 @@ from bisect import bisect_left
 from functools import cache
 from typing import Any
 
+from vmkeeper import linear_regex
 from vmkeeper.redact import shapes
 from vmkeeper.redact.names import key_kind, plain_value
 from vmkeeper.redact.shapes import Span
@@ -56,9 +57,7 @@ USER_PASS = {"curl": ("-u", "--user", "--proxy-user", "-U"), "wget": ()}
 
 @cache
 def _patterns() -> tuple[Any, Any]:
-    import re2
-
-    return re2.compile(_ASSIGNMENT), re2.compile(_FLAG)
+    return linear_regex.compile(_ASSIGNMENT), linear_regex.compile(_FLAG)
 
 
 def _unescape_key(raw: str) -> str:

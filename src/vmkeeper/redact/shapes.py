@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from vmkeeper import linear_regex
+
 # kind, pattern: a fixed prefix or structure, then token characters.
 PROVIDERS: tuple[tuple[str, str], ...] = (
     ("github-token", r"gh[pousr]_[A-Za-z0-9]{30,}"),
@@ -31,7 +33,8 @@ PROVIDERS: tuple[tuple[str, str], ...] = (
     ("slack-token", r"xox[abposre](?:\.xox[bp])?-[A-Za-z0-9-]{10,}"),
     ("slack-token", r"xapp-\d-[A-Za-z0-9-]{10,}"),
     ("slack-webhook", r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{20,}"),
-    ("discord-webhook", r"(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/\d+/[A-Za-z0-9_-]{20,}"),
+    ("discord-webhook",
+     r"(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/\d+/[A-Za-z0-9_-]{20,}"),
     ("discord-token", r"[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6,7}\.[A-Za-z0-9_-]{27,}"),
     ("teams-webhook", r"[a-z0-9-]+\.webhook\.office\.com/webhookb2/[A-Za-z0-9@/_-]{40,}"),
     ("stripe-key", r"(?:sk|rk)_(?:test|live|prod)_[A-Za-z0-9]{10,}"),
@@ -72,7 +75,8 @@ PROVIDERS: tuple[tuple[str, str], ...] = (
     ("newrelic-key", r"NR(?:AK|II|JS)-[A-Za-z0-9-]{19,}"),
     ("cloudflare-key", r"v1\.0-[a-f0-9]{24}-[a-f0-9]{146}"),
     ("onepassword-token", r"ops_eyJ[A-Za-z0-9+/]{100,}={0,3}"),
-    ("onepassword-key", r"A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}"),
+    ("onepassword-key",
+     r"A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}"),
     ("flyio-token", r"(?:fo1_[A-Za-z0-9_-]{43}|fm[12][ar]?_[A-Za-z0-9+/]{100,}={0,3})"),
     ("notion-token", r"(?:ntn_[0-9]{11}[A-Za-z0-9]{32,}|secret_[A-Za-z0-9]{43})"),
     ("supabase-token", r"sb[ps]_[a-f0-9]{40,}"),
@@ -130,18 +134,16 @@ class Span:
 
 @cache
 def _compiled() -> dict[str, Any]:
-    import re2  # lazily: the CLI starts without it
-
-    options = re2.Options()
-    options.max_mem = 64 << 20
+    # Compiled on first use: the CLI starts without RE2.
+    budget = 64 << 20
     # Group N + 1 is provider N (the providers' own groups are all non-capturing).
     providers = "|".join(f"({pattern})" for _kind, pattern in PROVIDERS)
     return {
-        "providers": re2.compile(rf"(?:^|[^A-Za-z0-9_])(?:{providers})", options),
-        "pem": re2.compile(_PEM, options),
-        "url": re2.compile(_URL, options),
-        "scheme": re2.compile(_SCHEME, options),
-        "long": re2.compile(_LONG, options),
+        "providers": linear_regex.compile(rf"(?:^|[^A-Za-z0-9_])(?:{providers})", max_mem=budget),
+        "pem": linear_regex.compile(_PEM, max_mem=budget),
+        "url": linear_regex.compile(_URL, max_mem=budget),
+        "scheme": linear_regex.compile(_SCHEME, max_mem=budget),
+        "long": linear_regex.compile(_LONG, max_mem=budget),
     }
 
 

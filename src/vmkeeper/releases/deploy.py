@@ -14,6 +14,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from vmkeeper.adapters import git as git_adapter
@@ -119,10 +120,13 @@ class _Run:
     def archive(self, details: list[str]) -> None:
         assert self.sha is not None
         self.check_disk(details)
-        release_id = store.new_release_id(self.sha)
-        while (self.root / release_id).exists():  # same sha redeployed within one second
-            time.sleep(1)
-            release_id = store.new_release_id(self.sha)
+        # Ids order releases by time (retention keeps the newest): a release made within the
+        # second of the newest one takes the next second, so it still sorts after it.
+        newest = max((r.created_at for r in store.list_releases(self.root)), default=None)
+        now = datetime.now(UTC)
+        if newest is not None and now < newest + timedelta(seconds=1):
+            now = newest + timedelta(seconds=1)
+        release_id = store.new_release_id(self.sha, now=now)
         self.release_id = release_id
         self.release_path = self.root / release_id
         self.release_path.mkdir(parents=True)

@@ -422,7 +422,7 @@ def secrets() -> list[dict]:
             else:
                 add(shape, source, "log", log_doc(f"[config] {key}={value}"), secret)
     # The runbook's env in JSON-in-a-string (Unitech/pm2 #4080) and a numeric JSON password.
-    for index in range(4):
+    for _index in range(4):
         secret = pw()
         add("json-in-env-string", "env value holding JSON (Unitech/pm2 #4080)", "jlist",
             jlist_doc("NODE_CONFIG", json.dumps({"db": {"host": "db", "password": secret}}), False),
