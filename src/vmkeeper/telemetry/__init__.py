@@ -40,6 +40,21 @@ def setup(settings: Settings, service_name: str) -> Telemetry | None:
     return _active
 
 
+def join_parent(service_name: str) -> Telemetry | None:
+    """A child process whose parent traced it (``TRACEPARENT`` and the endpoint in its
+    environment, see :func:`child_env`) exports its own spans into the parent's trace; a child
+    started without them imports no OpenTelemetry at all."""
+    global _active
+    import os
+
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if _active is None and endpoint and os.environ.get("TRACEPARENT"):
+        from vmkeeper.telemetry.sdk import Config, Telemetry
+
+        _active = Telemetry(Config(endpoint), service_name)
+    return _active
+
+
 def active() -> Telemetry | None:
     return _active
 

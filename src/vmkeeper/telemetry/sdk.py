@@ -100,7 +100,23 @@ class CommandNote:
             self.span.set_status(trace.StatusCode.ERROR, f"exit code {exit_code}")
 
 
-def _resource(settings: Settings, service_name: str) -> Resource:
+@dataclass(frozen=True)
+class Config:
+    """What the exporters need: from the settings, or (a media worker, which does not load
+    them) from the environment its parent gave it."""
+
+    endpoint: str
+    environment: str = "production"
+    export_timeout_s: float = 1.0
+    metric_interval_s: float = 30.0
+
+    @classmethod
+    def of(cls, settings: Settings) -> Config:
+        t = settings.telemetry
+        return cls(t.otlp_endpoint, t.environment, t.export_timeout_s, t.metric_interval_s)
+
+
+def _resource(config: Config, service_name: str) -> Resource:
     try:
         version = metadata.version("vmkeeper")
     except metadata.PackageNotFoundError:
@@ -110,18 +126,18 @@ def _resource(settings: Settings, service_name: str) -> Resource:
         "service.version": version,
         "service.instance.id": str(uuid.uuid4()),
         "host.name": socket.gethostname(),
-        "deployment.environment.name": settings.telemetry.environment,
+        "deployment.environment.name": config.environment,
     })
 
 
 class Telemetry:
     """One process's telemetry: a tracer, meters (``families``), a logger, and the tallies."""
 
-    def __init__(self, settings: Settings, service_name: str) -> None:
-        cfg = settings.telemetry
-        base = str(cfg.otlp_endpoint).rstrip("/")
+    def __init__(self, cfg: Config, service_name: str) -> None:
+        base = cfg.endpoint.rstrip("/")
         timeout = cfg.export_timeout_s
-        self.resource = _resource(settings, service_name)
+        self.endpoint = base
+        self.resource = _resource(cfg, service_name)
         self.spans_tally, self.logs_tally = Tally(), Tally()
         span_exporter = _CountingSpans(endpoint=f"{base}/v1/traces", timeout=timeout)
         span_exporter.tally = self.spans_tally
@@ -149,7 +165,7 @@ class Telemetry:
 
     @classmethod
     def start(cls, settings: Settings, service_name: str) -> Telemetry:
-        return cls(settings, service_name)
+        return cls(Config.of(settings), service_name)
 
     def dropped(self) -> dict[str, int]:
         return {"traces": self.spans_tally.dropped, "logs": self.logs_tally.dropped}
@@ -196,7 +212,11 @@ class Telemetry:
     def traceparent_env(self) -> Mapping[str, str]:
         carrier: dict[str, str] = {}
         _PROPAGATOR.inject(carrier)
-        return {"TRACEPARENT": carrier["traceparent"]} if "traceparent" in carrier else {}
+        if "traceparent" not in carrier:
+            return {}
+        # OTEL_EXPORTER_OTLP_ENDPOINT: the SDK's own variable, so a child that does not load
+        # vmkeeper's settings (the media worker) still knows where to send its spans.
+        return {"TRACEPARENT": carrier["traceparent"], "OTEL_EXPORTER_OTLP_ENDPOINT": self.endpoint}
 
     def log_record(self, kind: str, record: Mapping[str, Any], *, error: bool = False) -> None:
         """An operation or incident record as an OTLP log record: redacted, in the current
