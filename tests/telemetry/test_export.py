@@ -5,6 +5,7 @@ operation at most the 2 s flush."""
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -162,18 +163,23 @@ def test_telemetry_off_sets_nothing_up_and_costs_proc_nothing():
     assert telemetry.child_env() == {}
 
 
-def test_the_cli_health_with_a_silent_collector_takes_at_most_2_s_longer():
+@pytest.mark.slow  # six CLI runs; timing on a shared machine wants medians
+@pytest.mark.parametrize("mode", ["down", "hang"])
+def test_the_cli_health_with_a_down_or_silent_collector_takes_at_most_2_s_longer(mode):
     def timed(*flags: str) -> float:
-        started = time.monotonic()
-        subprocess.run([sys.executable, "-m", "vmkeeper", *flags, "health", "--json"],
-                       capture_output=True, timeout=60, check=False)
-        return time.monotonic() - started
+        runs = []
+        for _ in range(3):
+            started = time.monotonic()
+            subprocess.run([sys.executable, "-m", "vmkeeper", *flags, "health", "--json"],
+                           capture_output=True, timeout=60, check=False)
+            runs.append(time.monotonic() - started)
+        return statistics.median(runs)
 
     off = timed("--set", "telemetry.enabled=false")
     servers = otlp.serve("hang")
-    url, _ = next(servers)
+    url, _ = next(servers) if mode == "hang" else ("http://127.0.0.1:9", None)
     try:
-        silent_collector = timed("--set", f"telemetry.otlp_endpoint={url}")
+        with_collector = timed("--set", f"telemetry.otlp_endpoint={url}")
     finally:
         servers.close()
-    assert silent_collector - off <= 2.0 + 0.5, (off, silent_collector)
+    assert with_collector - off <= 2.0, (off, with_collector)

@@ -9,6 +9,7 @@ abandons what is left (daemon threads die with the process), counting it as drop
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import threading
@@ -134,10 +135,12 @@ class Telemetry:
     """One process's telemetry: a tracer, meters (``families``), a logger, and the tallies."""
 
     def __init__(self, cfg: Config, service_name: str) -> None:
+        self._ready_at = 0.0
         base = cfg.endpoint.rstrip("/")
         timeout = cfg.export_timeout_s
         self.endpoint = base
         self.resource = _resource(cfg, service_name)
+        _quiet_sdk_logging()
         self.spans_tally, self.logs_tally = Tally(), Tally()
         span_exporter = _CountingSpans(endpoint=f"{base}/v1/traces", timeout=timeout)
         span_exporter.tally = self.spans_tally
@@ -162,6 +165,11 @@ class Telemetry:
                                      metric_readers=[periodic, self.metric_reader])
         self.families = Families(self._meters.get_meter("vmkeeper"), self.dropped)
         self._detached = _join_parent_from_environment()
+        self._ready_at = time.monotonic()
+
+    def seconds_since_start(self) -> float:
+        """Since this handle was ready (what an operation took, its set-up excluded)."""
+        return time.monotonic() - self._ready_at
 
     @classmethod
     def start(cls, settings: Settings, service_name: str) -> Telemetry:
@@ -255,9 +263,11 @@ class Telemetry:
 
         def push() -> None:
             each = max(int(timeout * 1000), 1)
-            self._tracers.force_flush(each)
-            self._loggers.force_flush(each)
-            self._meters.force_flush(each)
+            # A refused export raises from the metric reader; it is counted, never shown.
+            with contextlib.suppress(Exception):
+                self._tracers.force_flush(each)
+                self._loggers.force_flush(each)
+                self._meters.force_flush(each)
             done.set()
 
         threading.Thread(target=push, name="vmkeeper-telemetry-flush", daemon=True).start()
@@ -269,6 +279,15 @@ class Telemetry:
             otel_context.detach(self._detached)
             self._detached = None
         return done.is_set()
+
+
+def _quiet_sdk_logging() -> None:
+    """The SDK logs each failed export; a collector that is down must not write on the
+    operator's terminal at every command. The losses are counted (vmkeeper_telemetry_dropped)."""
+    sdk_log = logging.getLogger("opentelemetry")
+    if not sdk_log.handlers:
+        sdk_log.addHandler(logging.NullHandler())
+    sdk_log.propagate = False
 
 
 def _join_parent_from_environment() -> Token[Context] | None:
