@@ -136,6 +136,9 @@ class Telemetry:
 
     def __init__(self, cfg: Config, service_name: str) -> None:
         self._ready_at = 0.0
+        # Time this handle spent on the caller's thread (redacting log records): a one-shot
+        # command's flush gets what is left of the 2 s after it.
+        self.cost_s = 0.0
         base = cfg.endpoint.rstrip("/")
         timeout = cfg.export_timeout_s
         self.endpoint = base
@@ -229,6 +232,7 @@ class Telemetry:
     def log_record(self, kind: str, record: Mapping[str, Any], *, error: bool = False) -> None:
         """An operation or incident record as an OTLP log record: redacted, in the current
         trace (the SDK takes trace and span ids from the current context)."""
+        started = time.monotonic()
         from vmkeeper.redact import redact_text
 
         flat = {f"vmkeeper.{key}": redact_text(str(value)) if isinstance(value, str) else value
@@ -238,6 +242,7 @@ class Telemetry:
             severity_number=SeverityNumber.ERROR if error else SeverityNumber.INFO,
             attributes=flat)
         self.logs_tally.add("queued", 1)
+        self.cost_s += time.monotonic() - started
 
     def record_operation(self, operation: str, ok: bool, seconds: float,
                          failed_requests: int | None, *, revision: str | None,
