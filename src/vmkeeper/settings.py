@@ -206,6 +206,27 @@ class TelemetrySettings(_Section):
     metric_interval_s: float = Field(30, gt=0)
 
 
+class AgentSettings(_Section):
+    """`vmkeeper agent`: the HTTP command API (docs/architecture.md, "The agent")."""
+
+    port: Port = 3900
+    # The unix socket beside the TCP port (mode 0660); relative paths are under state_dir.
+    socket: Path = Path("agent.sock")
+    host: str = "127.0.0.1"  # a non-loopback host is refused unless tls_cert and tls_key are set
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    webhook_secret: str | None = Field(None, json_schema_extra=SECRET)
+    branch: str = "main"  # the branch whose pushes deploy
+    poll_s: float = Field(0, ge=0)  # > 0: `git ls-remote` every poll_s seconds (no webhook)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _guessable_secret(cls, secret: str | None) -> str | None:
+        if secret is not None:
+            check_token(secret)
+        return secret
+
+
 class Settings(_Section):
     public_url: str = "http://tbp.flatlogic.app"
     node_major: int = Field(20, ge=1)
@@ -220,6 +241,7 @@ class Settings(_Section):
     health: HealthSettings = HealthSettings()
     diagnose: DiagnoseSettings = DiagnoseSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
+    agent: AgentSettings = AgentSettings()
 
     @property
     def frontend_workspace(self) -> Path:

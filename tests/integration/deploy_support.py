@@ -149,3 +149,30 @@ def assert_runbook_end_state(bed: DeployBed, release: str) -> None:
     assert apache.map_port(routed) == settings.apps.frontend.port
     assert httpx.get(f"http://127.0.0.1:{settings.apps.frontend.port}/", timeout=10
                      ).status_code == 200
+
+
+def bed_fixtures(name: str) -> tuple[Any, Any]:
+    """A module's ``bed_base`` (one bed per module, the sandbox restored after) and ``bed``
+    (with a baseline release deployed) fixtures: ``bed_base, bed = bed_fixtures("x")``."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def bed_base(sandbox: SandboxHandle,
+                 tmp_path_factory: pytest.TempPathFactory) -> Any:
+        made = DeployBed(sandbox, tmp_path_factory.mktemp(name), cli=lambda *a: None)  # type: ignore[arg-type,return-value]
+        made.setup()
+        try:
+            yield made
+        finally:
+            sandbox.restore()
+
+    @pytest.fixture
+    def bed(bed_base: DeployBed, cli: Callable[..., CliRun]) -> DeployBed:
+        bed_base.cli = cli
+        if bed_base.releases_json()["active"] is None:
+            bed_base.commit("baseline")
+            run, data = bed_base.deploy()
+            assert run.code == 0, (run.stderr, data)
+        return bed_base
+
+    return bed_base, bed

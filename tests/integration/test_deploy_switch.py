@@ -6,41 +6,25 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Self
 
 import httpx
 import pytest
 
-from tests.conftest import CliRun, SandboxHandle
-from tests.integration.deploy_support import DeployBed, assert_runbook_end_state, child_env
+from tests.integration.deploy_support import (
+    DeployBed,
+    assert_runbook_end_state,
+    bed_fixtures,
+    child_env,
+)
 from tests.support.waiting import wait_for
 from vmkeeper import proc
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def bed_base(
-    sandbox: SandboxHandle, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DeployBed]:
-    bed = DeployBed(sandbox, tmp_path_factory.mktemp("switchbed"), cli=lambda *a: None)  # type: ignore[arg-type]
-    bed.setup()
-    try:
-        yield bed
-    finally:
-        sandbox.restore()
-
-
-@pytest.fixture
-def bed(bed_base: DeployBed, cli: Callable[..., CliRun]) -> DeployBed:
-    bed_base.cli = cli
-    if bed_base.releases_json()["active"] is None:
-        bed_base.commit("baseline")
-        run, data = bed_base.deploy()
-        assert run.code == 0, (run.stderr, data)
-    return bed_base
+bed_base, bed = bed_fixtures("switchbed")
 
 
 def apache_errors(bed: DeployBed) -> list[str]:

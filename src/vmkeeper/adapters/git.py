@@ -120,6 +120,13 @@ class Git:
     def remotes(self) -> list[str]:
         return self._run("remote").stdout.split()
 
+    def remote_sha(self, remote: str, branch: str) -> str | None:
+        """The commit ``remote`` has for ``branch`` (`git ls-remote`), None when it has none."""
+        result = self._run("ls-remote", END_OF_OPTIONS, remote,
+                           f"refs/heads/{self.check_branch(branch)}")
+        first = result.stdout.split()
+        return first[0] if first else None
+
     def fetch(self, remote: str, branch: str) -> proc.Result:
         argv = fetch_argv(self.repo, remote, self.check_branch(branch))
         return self.runner(argv, timeout=self.timeout)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import math
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
@@ -89,22 +90,37 @@ async def _read_body(request: Request) -> bytes:
     return bytes(body)
 
 
-def create_app(queue: MediaQueue, token: str) -> FastAPI:
+# How the agent admits a request to the media routes it mounts under /v1/media: its own
+# scoped tokens (``needed`` is "operate" to submit, "read" to look); raises HTTPException.
+Admit = Callable[[Request, str | None, str], object]
+
+
+def create_app(queue: MediaQueue, token: str | None, admit: Admit | None = None) -> FastAPI:
+    """The media API; ``admit`` (the agent's tokens) is tried when ``media.token`` does not
+    match, so the backend's token keeps working under /v1/media."""
     app = FastAPI(title="vmkeeper media", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _problem(list(error.errors()))}, 422)
 
-    def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
-        if not token_matches(authorization, token):
+    def authorizer(needed: str) -> Callable[..., None]:
+        def authorized(request: Request,
+                       authorization: Annotated[str | None, Header()] = None) -> None:
+            if token is not None and token_matches(authorization, token):
+                return
+            if admit is not None:
+                admit(request, authorization, needed)
+                return
             raise HTTPException(401, "A bearer token (media.token) is required.",
                                 headers={"WWW-Authenticate": "Bearer"})
+        return authorized
 
-    auth = [Depends(authorized)]
+    auth = [Depends(authorizer("read"))]
+    operate = [Depends(authorizer("operate"))]
 
     # No body parameter: FastAPI would read and parse the body before the token is checked.
-    @app.post("/reverse", dependencies=auth)
+    @app.post("/reverse", dependencies=operate)
     async def reverse(request: Request) -> JSONResponse:
         try:
             submitted = ReverseRequest.model_validate_json(await _read_body(request))

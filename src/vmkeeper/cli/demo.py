@@ -21,6 +21,7 @@ from vmkeeper.cli.main import main as vmkeeper
 from vmkeeper.media.clips import Clip, Sound, make_clip
 from vmkeeper.sandbox import service
 from vmkeeper.sandbox.layout import DEFAULT_BASE_PORT, Layout
+from vmkeeper.settings import Settings
 
 console = Console(highlight=False)
 
@@ -72,6 +73,45 @@ def sample_video(uploads: Path) -> Path:
     return clip
 
 
+def webhook_deploy(layout: Layout, settings: Settings) -> None:
+    """A push to the workspace's origin, told to the agent by a signed GitHub-style webhook;
+    the deploy's steps and output lines printed live from its event stream."""
+    import json
+
+    from vmkeeper import proc
+    from vmkeeper.agent import auth, hooks
+
+    console.print(Rule("$ git push; POST /v1/hooks/git (signed) → the agent deploys", align="left",
+                       style="cyan"))
+    git = ["git", "-C", str(settings.workspace.path), "-c", "user.name=demo",
+           "-c", "user.email=demo@localhost"]
+    proc.run([*git, "commit", "-q", "--allow-empty", "-m", "demo push"], timeout=30)
+    proc.run([*git, "push", "-q", "origin", "HEAD:main"], timeout=60)
+    sha = proc.run([*git, "rev-parse", "HEAD"], timeout=30).stdout.strip()
+    body = json.dumps({"ref": f"refs/heads/{settings.agent.branch}", "after": sha}).encode()
+    base = f"http://127.0.0.1:{settings.agent.port}"
+    answer = httpx.post(f"{base}/v1/hooks/git", content=body, timeout=30, headers={
+        "X-Hub-Signature-256": hooks.signature(settings.agent.webhook_secret or "", body),
+        "X-GitHub-Delivery": f"demo-{sha}", "content-type": "application/json"})
+    console.print(f"HTTP {answer.status_code} {answer.text}")
+    if answer.status_code != 202:
+        return
+    names = {t.name for t in auth.listing(settings.state_dir)}
+    name = next(f"demo-{n}" for n in range(1000) if f"demo-{n}" not in names)
+    token = auth.add(settings.state_dir, name, auth.Scope.READ).token
+    url = f"{base}/v1/operations/{answer.json()['operation_id']}/events"
+    with httpx.stream("GET", url, headers={"Authorization": f"Bearer {token}"},
+                      timeout=900) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                event = json.loads(line[6:])
+                text = event.get("message") or f"result: {event.get('state')} in " \
+                                                f"{event.get('seconds')} s"
+                console.print(f"  [dim]event[/dim] {text}", markup=True, highlight=False)
+    auth.revoke(settings.state_dir, name)
+    console.print()
+
+
 def run(directory: Path, base_port: int) -> int:
     code = show("sandbox", "up", "--dir", str(directory), "--base-port", str(base_port))
     if code != 0:
@@ -87,6 +127,8 @@ def run(directory: Path, base_port: int) -> int:
                  ["health"]):
         if argv[0] in available:
             show("--config", config, *argv)
+    if "agent" in available:
+        webhook_deploy(layout, settings)
     if "media" in available:
         clip = sample_video(settings.media.storage_root)
         show("--config", config, "media", "probe", str(clip))

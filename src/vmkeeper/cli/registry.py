@@ -70,6 +70,9 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("sandbox", "sandbox", "app",
           "The standard VM replicated on loopback ports, for demos and tests."),
     Entry("diagnose", "diagnose", "app", "Find out why the VM lost its processes."),
+    Entry("agent", "agent", "app",
+          "The HTTP command API: deploys on push, scoped tokens, live output."),
+    Entry("audit", "audit", "app", "Check the agent's hash-chained audit log."),
 )
 
 

@@ -54,6 +54,10 @@ class Ports:
     def media(self) -> int:
         return self.shifted(3090)
 
+    @property
+    def agent(self) -> int:
+        return self.shifted(3900)
+
 
 @dataclass(frozen=True)
 class Layout:

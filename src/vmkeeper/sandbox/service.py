@@ -31,6 +31,7 @@ from vmkeeper.health.service import run_status
 from vmkeeper.progress import Phase, Progress, ProgressEvent, note, silent
 from vmkeeper.releases import activation, build, deploy, handover, store
 from vmkeeper.releases.results import STEP_TITLES, STEPS
+from vmkeeper.sandbox import agent_proc
 from vmkeeper.sandbox.layout import ASSETS, PLANTED_SECRETS, Layout
 from vmkeeper.settings import Settings, load_settings
 
@@ -108,6 +109,10 @@ home = {q(layout.pm2_home)}
 [media]
 storage_root = {q(layout.uploads)}
 token = {q(media_token(layout))}
+
+[agent]
+port = {p.agent}
+webhook_secret = {q(agent_proc.webhook_secret(layout))}
 """
 
 
@@ -193,12 +198,15 @@ class _Up:
                 ensure_frontend(settings, pm2, self.progress)
             with self.step("wait for the site through Apache"):
                 wait_for_site(settings)
+            with self.step("start the agent (outside PM2)"):
+                agent_proc.start(layout)
         except BaseException:
             self.undo()
             raise
         return status(layout, steps=self.steps)
 
     def undo(self) -> None:
+        agent_proc.stop(self.layout)
         if self.started_apache and self.apache_binary:
             apache_for(self.layout, self.apache_binary).stop()
         if self.started_pm2 and self.layout.pm2_bin.exists():
@@ -453,6 +461,8 @@ def down(layout: Layout, progress: Progress = silent) -> list[int]:
     """
     if not layout.marker.exists() and not layout.config.exists():
         raise SandboxError(f"No sandbox in {layout.dir}: nothing to take down.")
+    if agent_proc.stop(layout):
+        note(progress, "stop the agent")
     if layout.pm2_bin.exists():
         note(progress, "pm2 kill")
         pm2_for(layout).kill()

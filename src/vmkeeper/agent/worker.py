@@ -1,0 +1,62 @@
+"""One operation in its own process: ``python -m vmkeeper.agent.worker KIND BODY``.
+
+The agent runs every mutation in a child process group so cancel can kill the whole tree
+(npm, next build, git) and a crash of the operation cannot take the agent down. The worker
+calls the same service the CLI calls; each ProgressEvent is one JSON line on stderr, the
+result (the CLI's --json object, one serializer) one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from typing import Any
+
+from vmkeeper.errors import VmkeeperError
+from vmkeeper.jsonable import json_text, to_jsonable
+from vmkeeper.progress import Phase, ProgressEvent
+from vmkeeper.settings import Settings, load_settings
+
+
+def _emit(event: ProgressEvent) -> None:
+    sys.stderr.write(json.dumps(to_jsonable(dataclasses.asdict(event))) + "\n")
+    sys.stderr.flush()
+
+
+def run(kind: str, body: dict[str, Any], settings: Settings) -> Any:
+    if kind == "deploy":
+        from vmkeeper.releases import deploy
+
+        return deploy.deploy(settings, branch=body.get("branch"), progress=_emit)
+    if kind == "rollback":
+        from vmkeeper.releases import rollback
+
+        release = body.get("release")
+        return rollback.rollback(settings, None if release == "previous" else release,
+                                 previous=release == "previous")
+    if kind == "recover":
+        from vmkeeper.recover import recover
+
+        return recover(settings, progress=_emit)
+    raise SystemExit(f"unknown operation kind {kind!r}")
+
+
+def main() -> None:
+    kind, body = sys.argv[1], json.loads(sys.argv[2])
+    flags = json.loads(os.environ.get("VMKEEPER_AGENT_FLAGS", "{}"))
+    try:
+        settings = load_settings(os.environ.get("VMKEEPER_CONFIG") or None,
+                                 flags=flags).settings
+        result = run(kind, body, settings)
+    except VmkeeperError as error:  # the CLI's one sentence, as the result's error
+        _emit(ProgressEvent(str(error), Phase.FAILED))
+        sys.stdout.write(json_text({"ok": False, "error": str(error)}) + "\n")
+        sys.exit(1)
+    sys.stdout.write(json_text(result) + "\n")
+    sys.exit(0 if getattr(result, "ok", True) else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""The sandbox's agent: started outside PM2 (PM2's death must not take it down, as on the VM
+where systemd runs it), stopped by `sandbox down`, its pid in the state folder."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import signal
+import subprocess
+import sys
+
+import psutil
+
+from vmkeeper.adapters import http
+from vmkeeper.atomic import write_atomic
+from vmkeeper.errors import SandboxError
+from vmkeeper.sandbox.layout import Layout
+
+_STOP_S = 10.0
+
+
+def webhook_secret(layout: Layout) -> str:
+    """The sandbox's webhook secret: made once and kept, like the media token."""
+    path = layout.state / "agent.webhook_secret"
+    if not path.exists():
+        layout.state.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def running_pid(layout: Layout) -> int | None:
+    try:
+        pid = int((layout.state / "agent.pid").read_text())
+    except (OSError, ValueError):
+        return None
+    with contextlib.suppress(psutil.Error):
+        if psutil.Process(pid).is_running() and "agent" in psutil.Process(pid).cmdline():
+            return pid
+    return None
+
+
+def start(layout: Layout, timeout: float = 30) -> int:
+    """Start `vmkeeper agent serve` in its own session; wait until /v1 answers (401)."""
+    pid = running_pid(layout)
+    if pid is not None:
+        return pid
+    log = open(layout.logs / "agent.log", "ab")  # noqa: SIM115 - the child keeps it
+    with log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "vmkeeper", "--config", str(layout.config), "agent", "serve"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            cwd=layout.dir)
+    write_atomic(layout.state / "agent.pid", str(child.pid))
+    url = f"http://127.0.0.1:{layout.ports.agent}/v1/status"
+    ready = http.wait_until_answering({url: 401}, timeout=timeout)
+    if not ready.ok:
+        stop(layout)
+        raise SandboxError(f"The agent did not answer on port {layout.ports.agent} within "
+                           f"{timeout:g} s; see {layout.logs / 'agent.log'}.")
+    return child.pid
+
+
+def stop(layout: Layout) -> bool:
+    """SIGTERM the agent, then SIGKILL after a while; True when one was running."""
+    pid = running_pid(layout)
+    if pid is None:
+        return False
+    with contextlib.suppress(psutil.Error):
+        process = psutil.Process(pid)
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(_STOP_S)
+        except psutil.TimeoutExpired:
+            process.kill()
+    (layout.state / "agent.pid").unlink(missing_ok=True)
+    return True
