@@ -8,13 +8,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from tests.fakes.world import FakeVm, commit, make_workspace
 from tests.support import otlp
 from vmkeeper import telemetry
+from vmkeeper.agent import auth
+from vmkeeper.agent.api import create_app
+from vmkeeper.agent.runner import Runner
+from vmkeeper.agent.store import Store
 from vmkeeper.progress import silent
 from vmkeeper.releases import deploy
 from vmkeeper.releases.results import STEPS, DeployResult
+from vmkeeper.settings import Settings
 
 
 @pytest.fixture
@@ -40,6 +46,12 @@ def _deploy(vm: FakeVm, message: str) -> DeployResult:
             handle.record_operation("deploy", result.ok, result.seconds, result.failed_requests,
                                     revision=result.sha, record={"message": result.error or "ok"})
     return result
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_handle() -> Iterator[None]:
+    yield
+    telemetry.shutdown(0.1)
 
 
 @pytest.fixture
@@ -108,3 +120,18 @@ def test_a_deploy_with_a_down_or_silent_collector_takes_at_most_2_s_longer(vm, m
     finally:
         servers.close()
     assert on - off <= 2.0, (off, on)
+
+
+def test_the_agents_metrics_need_a_read_token_and_carry_the_families(tmp_path: Path) -> None:
+    settings = Settings.model_validate({"state_dir": str(tmp_path),
+                                        "telemetry": {"otlp_endpoint": "http://127.0.0.1:9"}})
+    handle = telemetry.setup(settings, "vmkeeper-agent")
+    handle.record_operation("deploy", True, 42.0, 0, revision="ab" * 20, record={"message": "ok"})
+    store = Store(tmp_path)
+    client = TestClient(create_app(settings, store, Runner(store, settings, tmp_path / "ops")))
+    read = auth.add(tmp_path, "reader", auth.Scope.READ).token
+    assert client.get("/metrics").status_code == 401
+    answer = client.get("/metrics", headers={"Authorization": f"Bearer {read}"})
+    assert answer.status_code == 200
+    assert f'vmkeeper_release_info{{vcs_ref_head_revision="{"ab" * 20}"}} 1' in answer.text
+    assert "deployment_duration_seconds_count" in answer.text
