@@ -206,6 +206,23 @@ class TelemetrySettings(_Section):
     metric_interval_s: float = Field(30, gt=0)
 
 
+class FleetSettings(_Section):
+    # An Ansible inventory (INI or YAML); `fleet -i` overrides it.
+    inventory: Path | None = None
+    forks: int = Field(10, ge=1, le=500)
+    # The canary, then batch sizes: a count or a percentage of the hosts; the last one repeats.
+    waves: list[int | str] = [1, "25%", "100%"]
+    # Seconds a wave's hosts must stay healthy after their deploy before the next wave starts.
+    soak_s: float = Field(30, ge=0)
+    # Halt when this many hosts have failed (a count, or "N%" of the hosts): reached, not exceeded.
+    halt_threshold: int | str = 1
+    halt_policy: str = Field("hold", pattern="^(hold|converge)$")
+    # How long one Ansible run on a wave may take before it is stopped.
+    timeout_s: float = Field(1800, gt=0)
+    # The vmkeeper program on each host.
+    remote_bin: str = "vmkeeper"
+
+
 class AgentSettings(_Section):
     """`vmkeeper agent`: the HTTP command API (docs/architecture.md, "The agent")."""
 
@@ -242,6 +259,7 @@ class Settings(_Section):
     diagnose: DiagnoseSettings = DiagnoseSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     agent: AgentSettings = AgentSettings()
+    fleet: FleetSettings = FleetSettings()
 
     @property
     def frontend_workspace(self) -> Path:
