@@ -168,17 +168,27 @@ def create_app(settings: Settings, store: Store, runner: Runner,
 
 
 def _reads(app: FastAPI, settings: Settings) -> None:
-    @app.get("/v1/status")
-    def status(_who: Read) -> Any:
+    from vmkeeper.agent.fresh import Fresh
+
+    def status_report() -> Any:
         from vmkeeper.health.service import run_status
 
         return to_jsonable(run_status(settings))
 
-    @app.get("/v1/health")
-    def health(_who: Read) -> Any:
+    def health_report() -> Any:
         from vmkeeper.health.service import run_health
 
         return to_jsonable(run_health(settings, remember=False))
+
+    status_now, health_now = Fresh(status_report), Fresh(health_report)
+
+    @app.get("/v1/status")
+    def status(_who: Read) -> Any:
+        return status_now.get()
+
+    @app.get("/v1/health")
+    def health(_who: Read) -> Any:
+        return health_now.get()
 
     @app.get("/v1/releases")
     def releases(_who: Read) -> Any:
