@@ -196,6 +196,16 @@ class DiagnoseSettings(_Section):
     read_timeout_s: float = Field(300, gt=0)
 
 
+class TelemetrySettings(_Section):
+    # Telemetry out (issue 15): OTLP/HTTP to the VM's collector (fl-telemetry), never blocking.
+    enabled: bool = True
+    otlp_endpoint: str = Field("http://127.0.0.1:4318", pattern=r"^https?://[^\s/]+(/\S*)?$")
+    environment: str = "production"
+    # One export attempt's timeout; a one-shot command flushes for at most 2 s on top.
+    export_timeout_s: float = Field(1.0, gt=0, le=30)
+    metric_interval_s: float = Field(30, gt=0)
+
+
 class FleetSettings(_Section):
     # An Ansible inventory (INI or YAML); `fleet -i` overrides it.
     inventory: Path | None = None
@@ -247,6 +257,7 @@ class Settings(_Section):
     media: MediaSettings = MediaSettings()
     health: HealthSettings = HealthSettings()
     diagnose: DiagnoseSettings = DiagnoseSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
     agent: AgentSettings = AgentSettings()
     fleet: FleetSettings = FleetSettings()
 

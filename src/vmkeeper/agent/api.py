@@ -15,9 +15,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from vmkeeper import telemetry
 from vmkeeper.agent import audit, auth, hooks
 from vmkeeper.agent.runner import Runner, refuse_if_locked
 from vmkeeper.agent.store import IdempotencyMismatch, OperationNotFound, OpState, Store
@@ -210,6 +211,12 @@ def _reads(app: FastAPI, settings: Settings) -> None:
         from vmkeeper.releases.rollback import list_releases
 
         return to_jsonable(list_releases(settings))
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics(_who: Read) -> str:
+        """Prometheus text of the telemetry families (issue 15); empty when it is off."""
+        handle = telemetry.active()
+        return handle.prometheus_text() if handle is not None else ""
 
 
 def _operations(app: FastAPI, store: Store, runner: Runner) -> None:
