@@ -196,6 +196,33 @@ class DiagnoseSettings(_Section):
     read_timeout_s: float = Field(300, gt=0)
 
 
+class TelemetrySettings(_Section):
+    # Telemetry out (issue 15): OTLP/HTTP to the VM's collector (fl-telemetry), never blocking.
+    enabled: bool = True
+    otlp_endpoint: str = Field("http://127.0.0.1:4318", pattern=r"^https?://[^\s/]+(/\S*)?$")
+    environment: str = "production"
+    # One export attempt's timeout; a one-shot command flushes for at most 2 s on top.
+    export_timeout_s: float = Field(1.0, gt=0, le=30)
+    metric_interval_s: float = Field(30, gt=0)
+
+
+class FleetSettings(_Section):
+    # An Ansible inventory (INI or YAML); `fleet -i` overrides it.
+    inventory: Path | None = None
+    forks: int = Field(10, ge=1, le=500)
+    # The canary, then batch sizes: a count or a percentage of the hosts; the last one repeats.
+    waves: list[int | str] = [1, "25%", "100%"]
+    # Seconds a wave's hosts must stay healthy after their deploy before the next wave starts.
+    soak_s: float = Field(30, ge=0)
+    # Halt when this many hosts have failed (a count, or "N%" of the hosts): reached, not exceeded.
+    halt_threshold: int | str = 1
+    halt_policy: str = Field("hold", pattern="^(hold|converge)$")
+    # How long one Ansible run on a wave may take before it is stopped.
+    timeout_s: float = Field(1800, gt=0)
+    # The vmkeeper program on each host.
+    remote_bin: str = "vmkeeper"
+
+
 class AgentSettings(_Section):
     """`vmkeeper agent`: the HTTP command API (docs/architecture.md, "The agent")."""
 
@@ -264,9 +291,11 @@ class Settings(_Section):
     media: MediaSettings = MediaSettings()
     health: HealthSettings = HealthSettings()
     diagnose: DiagnoseSettings = DiagnoseSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
     agent: AgentSettings = AgentSettings()
     watch: WatchSettings = WatchSettings()
     alerts: AlertsSettings = AlertsSettings()
+    fleet: FleetSettings = FleetSettings()
 
     @property
     def frontend_workspace(self) -> Path:

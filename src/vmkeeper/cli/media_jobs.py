@@ -8,15 +8,25 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from vmkeeper.agent.client import MediaClient
 from vmkeeper.cli.common import JsonOption, emit, state
 from vmkeeper.errors import VmkeeperError
+
+if TYPE_CHECKING:
+    from vmkeeper.agent.client import MediaClient
+
+
+def _client(settings: Any) -> MediaClient:
+    # httpx only for the service's clients: `media probe` and `media reverse` load this module.
+    from vmkeeper.agent.client import MediaClient
+
+    return MediaClient.from_settings(settings)
+
 
 _FINISHED = {"done", "failed", "rejected"}
 _POLL_S = 0.5
@@ -59,7 +69,7 @@ def submit(
 ) -> None:
     """Ask the service to reverse KEY; print the job (exit 1 if it failed, with --wait)."""
     settings = state(ctx).settings
-    client = MediaClient.from_settings(settings)
+    client = _client(settings)
     job = client.submit(key, force)
     if wait:
         # Every queued job ahead may take the whole timeout, each of its attempts.
@@ -85,7 +95,7 @@ def jobs(
     as_json: bool = JsonOption,
 ) -> None:
     """List jobs, newest first (the queue in the order it runs with --state queued)."""
-    found = MediaClient.from_settings(state(ctx).settings).jobs(state_filter, limit)
+    found = _client(state(ctx).settings).jobs(state_filter, limit)
 
     def human(console: Console) -> None:
         table = Table(box=None, pad_edge=False)
@@ -108,7 +118,7 @@ def jobs(
 
 def breaker(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """The FFmpeg circuit breaker: state, failure and success counts, when it closes."""
-    status = MediaClient.from_settings(state(ctx).settings).breaker()
+    status = _client(state(ctx).settings).breaker()
 
     def human(console: Console) -> None:
         console.print(

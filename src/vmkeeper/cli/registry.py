@@ -77,6 +77,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("agent", "agent", "app",
           "The HTTP command API: deploys on push, scoped tokens, live output."),
     Entry("audit", "audit", "app", "Check the agent's hash-chained audit log."),
+    Entry("fleet", "fleet", "app", "Fleet health and health-gated rolling deploys on Ansible."),
 )
 
 
