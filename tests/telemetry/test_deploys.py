@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.fakes.world import FakeVm, commit, make_workspace
+from tests.fakes.world import FakeVm, commit
 from tests.support import otlp
 from vmkeeper import telemetry
 from vmkeeper.agent import auth
@@ -25,10 +25,7 @@ from vmkeeper.settings import Settings
 
 @pytest.fixture
 def vm(tmp_path: Path) -> FakeVm:
-    world = FakeVm.at(tmp_path)
-    make_workspace(world.settings)
-    world.run_other_apps()
-    return world
+    return FakeVm.ready_to_deploy(tmp_path)
 
 
 def _pointed_at(vm: FakeVm, url: str, enabled: bool = True) -> None:
