@@ -76,7 +76,7 @@ class SandboxHandle:
 
     def restore(self) -> None:
         """Bring every part back (after a test that broke one on purpose)."""
-        sandbox_service.up(self.layout)
+        sandbox_service.up(self.layout, watch=False)
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +87,7 @@ def sandbox() -> Iterator[SandboxHandle]:
 
 def _sandbox_at(layout: Layout) -> Iterator[SandboxHandle]:
     try:
-        sandbox_service.up(layout)
+        sandbox_service.up(layout, watch=False)  # the watcher's tests start their own
         settings = sandbox_service.sandbox_settings(layout)
         yield SandboxHandle(
             layout, settings, sandbox_service.pm2_for(layout),

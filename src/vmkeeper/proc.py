@@ -22,7 +22,7 @@ from typing import IO, Any, Protocol
 
 import psutil
 
-from vmkeeper import logs
+from vmkeeper import logs, telemetry
 from vmkeeper.errors import CommandFailed, CommandNotFound, CommandTimeout
 
 log = logs.get_logger("vmkeeper.proc")
@@ -122,9 +122,35 @@ def run(
     lowers the child's CPU priority (and IO priority, best effort) for builds on a busy VM.
     Raises CommandNotFound if the program does not exist, CommandTimeout after killing the
     whole process group when the timeout expires, and CommandFailed on a non-zero exit if
-    ``check``.
+    ``check``. Each run is a telemetry span (a no-op unless telemetry was set up), and the
+    child gets ``TRACEPARENT`` pointing at it.
     """
     args = [str(a) for a in argv]
+    with telemetry.command_span(args) as note:
+        if note is not None:  # the child joins the trace as a child of this command's span
+            env = {**(env or {}), **telemetry.child_env()}
+        result = _run(args, timeout=timeout, cwd=cwd, env=env, replace_env=replace_env,
+                      input=input, nice=nice)
+        if note is not None:
+            note.finished(result.returncode, result.seconds)
+    if check and result.returncode != 0:
+        raise CommandFailed(
+            _failure_message(args, f"exited with code {result.returncode}", result.stdout,
+                             result.stderr)
+        )
+    return result
+
+
+def _run(
+    args: list[str],
+    *,
+    timeout: float,
+    cwd: str | Path | None,
+    env: Mapping[str, str] | None,
+    replace_env: bool,
+    input: str | None,
+    nice: int | None,
+) -> Result:
     if timeout <= 0:
         raise ValueError("timeout must be positive")
     started = time.monotonic()
@@ -170,12 +196,7 @@ def run(
         kill_group(child.pid)
         child.wait()
         raise
-    result = Result(tuple(args), child.returncode, stdout, stderr, time.monotonic() - started)
-    if check and result.returncode != 0:
-        raise CommandFailed(
-            _failure_message(args, f"exited with code {result.returncode}", stdout, stderr)
-        )
-    return result
+    return Result(tuple(args), child.returncode, stdout, stderr, time.monotonic() - started)
 
 
 class Running:

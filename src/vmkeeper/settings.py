@@ -196,6 +196,33 @@ class DiagnoseSettings(_Section):
     read_timeout_s: float = Field(300, gt=0)
 
 
+class TelemetrySettings(_Section):
+    # Telemetry out (issue 15): OTLP/HTTP to the VM's collector (fl-telemetry), never blocking.
+    enabled: bool = True
+    otlp_endpoint: str = Field("http://127.0.0.1:4318", pattern=r"^https?://[^\s/]+(/\S*)?$")
+    environment: str = "production"
+    # One export attempt's timeout; a one-shot command flushes for at most 2 s on top.
+    export_timeout_s: float = Field(1.0, gt=0, le=30)
+    metric_interval_s: float = Field(30, gt=0)
+
+
+class FleetSettings(_Section):
+    # An Ansible inventory (INI or YAML); `fleet -i` overrides it.
+    inventory: Path | None = None
+    forks: int = Field(10, ge=1, le=500)
+    # The canary, then batch sizes: a count or a percentage of the hosts; the last one repeats.
+    waves: list[int | str] = [1, "25%", "100%"]
+    # Seconds a wave's hosts must stay healthy after their deploy before the next wave starts.
+    soak_s: float = Field(30, ge=0)
+    # Halt when this many hosts have failed (a count, or "N%" of the hosts): reached, not exceeded.
+    halt_threshold: int | str = 1
+    halt_policy: str = Field("hold", pattern="^(hold|converge)$")
+    # How long one Ansible run on a wave may take before it is stopped.
+    timeout_s: float = Field(1800, gt=0)
+    # The vmkeeper program on each host.
+    remote_bin: str = "vmkeeper"
+
+
 class AgentSettings(_Section):
     """`vmkeeper agent`: the HTTP command API (docs/architecture.md, "The agent")."""
 
@@ -217,6 +244,40 @@ class AgentSettings(_Section):
         return secret
 
 
+class WatchSettings(_Section):
+    """`vmkeeper watch`: the self-healing loop's cadence, hysteresis and recovery budget."""
+
+    interval_s: float = Field(5, gt=0)  # cheap checks (HTTP, ports, PM2) every cycle
+    heavy_every: int = Field(12, ge=1)  # disk, dump, OOM early warning every Nth cycle
+    down_after: int = Field(2, ge=1)  # N consecutive bad cycles open an incident
+    up_after: int = Field(2, ge=1)  # M consecutive good cycles resolve it
+    max_recoveries: int = Field(3, ge=1)  # K recoveries per window, then "gave_up"
+    window_s: float = Field(3600, gt=0)
+    backoff_s: float = Field(10, ge=0)  # doubled after each recovery that did not heal
+    backoff_max_s: float = Field(600, ge=0)
+    reset_after_s: float = Field(900, gt=0)  # healthy this long: the budget is full again
+    deploy_timeout_s: float = Field(1800, gt=0)  # a deploy holding the lock longer is an incident
+    memory_pressure_warn_pct: float = Field(10, ge=0, le=100)  # PSI some avg10
+    memory_available_warn_pct: float = Field(10, ge=0, le=100)  # without PSI
+    textfile: Path | None = None  # the Prometheus textfile written each cycle
+
+
+class AlertsSettings(_Section):
+    """Where `vmkeeper watch` tells a person: a webhook and/or SMTP email."""
+
+    webhook_url: str | None = Field(None, json_schema_extra=SECRET)  # Slack/Discord URLs are keys
+    webhook_format: str = Field("generic", pattern="^(generic|slack|discord)$")
+    smtp_host: str | None = None
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: str | None = Field(None, json_schema_extra=SECRET)
+    smtp_from: str = "vmkeeper@localhost"
+    smtp_to: list[str] = []
+    timeout_s: float = Field(10, gt=0)
+    retries: int = Field(3, ge=1)
+
+
 class Settings(_Section):
     public_url: str = "http://tbp.flatlogic.app"
     node_major: int = Field(20, ge=1)
@@ -230,7 +291,11 @@ class Settings(_Section):
     media: MediaSettings = MediaSettings()
     health: HealthSettings = HealthSettings()
     diagnose: DiagnoseSettings = DiagnoseSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
     agent: AgentSettings = AgentSettings()
+    watch: WatchSettings = WatchSettings()
+    alerts: AlertsSettings = AlertsSettings()
+    fleet: FleetSettings = FleetSettings()
 
     @property
     def frontend_workspace(self) -> Path:

@@ -65,6 +65,14 @@ class FakeVm:
         settings = fake_settings(tmp, **health)
         return cls(settings, FakePm2(settings.pm2.home))
 
+    @classmethod
+    def ready_to_deploy(cls, tmp: Path) -> FakeVm:
+        """A world with a git workspace (and its remote) and the three other apps online."""
+        world = cls.at(tmp)
+        make_workspace(world.settings)
+        world.run_other_apps()
+        return world
+
     # --- the parts vmkeeper is given ---------------------------------------------------------
 
     @property

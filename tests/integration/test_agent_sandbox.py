@@ -110,3 +110,30 @@ def test_a_sigkilled_agent_s_deploy_is_reaped_as_failed_and_the_site_serves(
         assert record["state"] == "failed" and "stopped while" in str(record["error"])
         assert httpx.get(bed.site, timeout=10).status_code == 200
         assert bed.build_id_served() == served
+
+
+def test_pushes_during_a_deploy_coalesce_and_cancel_before_the_switch_keeps_the_old_release(
+        bed: DeployBed, tmp_path: Path) -> None:
+    secret = bed.sandbox.settings.agent.webhook_secret
+    assert secret
+    state, flag = tmp_path / "state", tmp_path / "paused"
+    operate = _token(bed, state, "operate")
+    served, dirs = bed.build_id_served(), bed.release_dirs()
+    env = {**child_env("install", flag, seconds=5), "PYTHONPATH": os.pathsep.join(sys.path)}
+    with agent(bed, state, env):
+        first = _push(bed, bed.commit("first"), secret, "c1").json()["operation_id"]
+        wait_for(flag.exists, 120, "the first deploy to reach npm ci")
+        second = _push(bed, bed.commit("second"), secret, "c2").json()
+        newest = bed.commit("third")
+        third = _push(bed, newest, secret, "c3").json()
+        assert third["coalesced"] and third["operation_id"] == second["operation_id"]
+        cancelled = httpx.post(f"http://127.0.0.1:{PORT}/v1/operations/{first}/cancel",
+                               headers=operate, timeout=30).json()
+        assert cancelled["cancelled"] and cancelled["removed_release"]
+        assert bed.build_id_served() == served
+        assert _operation(first, operate)["state"] == "cancelled"
+        wait_for(lambda: _operation(second["operation_id"], operate)["state"] == "succeeded",
+                 240, "the coalesced follow-up deploy")
+        assert bed.build_id_served() == newest
+    assert cancelled["removed_release"] not in bed.release_dirs()
+    assert len(bed.release_dirs()) <= max(len(dirs), 2)

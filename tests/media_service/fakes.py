@@ -10,6 +10,7 @@ from vmkeeper.media.jobqueue import MediaQueue
 from vmkeeper.media.jobs import Job, WorkerMark
 from vmkeeper.media.runner import Outcome, Reason
 from vmkeeper.settings import Settings
+from vmkeeper.watch.pressure import Pressure
 
 from .helpers import FakeClock, Records
 
@@ -36,6 +37,10 @@ MEDIA_FAILURE = Outcome(False, reason=Reason.MEDIA_ERROR, error="FFmpeg failed")
 REJECTED = Outcome(False, rejected=True, reason=Reason.REJECTED, error="too long")
 
 
+CALM = Pressure("psi", 0.0, False, "memory pressure 0.0% (PSI some avg10)")
+HIGH = Pressure("psi", 55.0, True, "memory pressure 55.0% (PSI some avg10)")
+
+
 def scripted_queue(settings: Settings, clock: FakeClock | None = None
                    ) -> tuple[MediaQueue, ScriptedExecutor, Records]:
     from vmkeeper.media.breaker import Breaker
@@ -51,4 +56,6 @@ def scripted_queue(settings: Settings, clock: FakeClock | None = None
     queue = MediaQueue(settings, store=store, breaker=breaker, executor=executor,
                        isolation=IsolationInfo(Mechanism.RLIMIT_AS, 1 << 30, "per process"),
                        log=records)
+    # The host's real memory pressure must not decide these tests (test_admission does).
+    queue.pressure = lambda: CALM
     return queue, executor, records

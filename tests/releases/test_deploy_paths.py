@@ -7,17 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.world import FakeVm, commit, make_workspace
+from tests.fakes.world import FakeVm, commit
 from vmkeeper.releases import deploy, history, store
 from vmkeeper.releases.results import STEPS, DeployResult
 
 
 @pytest.fixture
 def vm(tmp_path: Path) -> FakeVm:
-    world = FakeVm.at(tmp_path)
-    make_workspace(world.settings)
-    world.run_other_apps()
-    return world
+    return FakeVm.ready_to_deploy(tmp_path)
 
 
 def _deploy(vm: FakeVm, message: str, files: dict[str, str | None] | None = None

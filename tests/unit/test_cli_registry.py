@@ -14,7 +14,7 @@ from vmkeeper.cli.registry import ENTRIES, Entry
 
 # What `vmkeeper --help` must not pay for: each costs tens of milliseconds to import (Rich it
 # needs: typer draws the help with it).
-HEAVY = ("pydantic", "structlog", "httpx", "fastapi", "av", "detect_secrets",
+HEAVY = ("opentelemetry", "pydantic", "structlog", "httpx", "fastapi", "av", "detect_secrets",
          "psutil", "vmkeeper.settings", "vmkeeper.proc")
 
 

@@ -15,12 +15,15 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from vmkeeper import telemetry
 from vmkeeper.agent import audit, auth, hooks
 from vmkeeper.agent.runner import Runner, refuse_if_locked
 from vmkeeper.agent.store import IdempotencyMismatch, OperationNotFound, OpState, Store
+from vmkeeper.dashboard import sources
+from vmkeeper.dashboard.session import session_token
 from vmkeeper.errors import InputError, LockHeld, VmkeeperError
 from vmkeeper.jsonable import to_jsonable
 from vmkeeper.settings import Settings
@@ -65,6 +68,10 @@ def admit(request: Request, authorization: str | None, needed: str) -> auth.Toke
     kind, _sep, given = (authorization or "").partition(" ")
     state_dir = request.app.state.settings.state_dir
     found = auth.authenticate(state_dir, given.strip()) if kind.lower() == "bearer" else None
+    if found is None and not authorization and request.method == "GET":
+        # The dashboard's session cookie admits reads (its operation page streams the events);
+        # never a /v1 mutation: those would need a CSRF token, and the dashboard's forms have it.
+        found = session_token(request)
     if found is None:
         raise HTTPException(401, "A valid bearer token is required; `vmkeeper agent token "
                             "add` creates one.", {"WWW-Authenticate": "Bearer"})
@@ -112,8 +119,9 @@ def create_app(settings: Settings, store: Store, runner: Runner,
         response.headers["X-Request-Id"] = rid
         return response
 
-    def submit(request: Request, who: str, kind: str, body: dict[str, Any],
-               key: str | None) -> JSONResponse:
+    def enqueue(request: Request, who: str, kind: str, body: dict[str, Any],
+                key: str | None) -> tuple[str, bool]:
+        """Queue an operation (the API's and the dashboard's one way in): its id, coalesced."""
         running = store.running()
         coalesce = kind == "deploy" and all(op.kind == "deploy" for op in running)
         if running and not coalesce:
@@ -125,8 +133,14 @@ def create_app(settings: Settings, store: Store, runner: Runner,
         created = store.create(kind, body, key=key, who=who,
                                request_id=request.state.request_id, coalesce=coalesce)
         runner.wake()
-        return JSONResponse({"operation_id": created.operation.id,
-                             "coalesced": coalesce and not created.new}, 202)
+        return created.operation.id, coalesce and not created.new
+
+    def submit(request: Request, who: str, kind: str, body: dict[str, Any],
+               key: str | None) -> JSONResponse:
+        op_id, coalesced = enqueue(request, who, kind, body, key)
+        return JSONResponse({"operation_id": op_id, "coalesced": coalesced}, 202)
+
+    app.state.enqueue = enqueue
 
     @app.post("/v1/deploy")
     def deploy(request: Request, who: Operate, body: DeployBody | None = None,
@@ -163,27 +177,46 @@ def create_app(settings: Settings, store: Store, runner: Runner,
             return JSONResponse({"deploy": False, "detail": "a replayed delivery; ignored"})
         return submit(request, "webhook", "deploy", {"branch": settings.agent.branch}, None)
 
+    from vmkeeper.dashboard import routes  # the dashboard at /, on the same tokens
+
+    routes.install(app, routes.Sessions(settings.state_dir), sources.from_settings(settings))
     return app
 
 
 def _reads(app: FastAPI, settings: Settings) -> None:
-    @app.get("/v1/status")
-    def status(_who: Read) -> Any:
+    from vmkeeper.agent.fresh import Fresh
+
+    def status_report() -> Any:
         from vmkeeper.health.service import run_status
 
         return to_jsonable(run_status(settings))
 
-    @app.get("/v1/health")
-    def health(_who: Read) -> Any:
+    def health_report() -> Any:
         from vmkeeper.health.service import run_health
 
         return to_jsonable(run_health(settings, remember=False))
+
+    status_now, health_now = Fresh(status_report), Fresh(health_report)
+
+    @app.get("/v1/status")
+    def status(_who: Read) -> Any:
+        return status_now.get()
+
+    @app.get("/v1/health")
+    def health(_who: Read) -> Any:
+        return health_now.get()
 
     @app.get("/v1/releases")
     def releases(_who: Read) -> Any:
         from vmkeeper.releases.rollback import list_releases
 
         return to_jsonable(list_releases(settings))
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics(_who: Read) -> str:
+        """Prometheus text of the telemetry families (issue 15); empty when it is off."""
+        handle = telemetry.active()
+        return handle.prometheus_text() if handle is not None else ""
 
 
 def _operations(app: FastAPI, store: Store, runner: Runner) -> None:

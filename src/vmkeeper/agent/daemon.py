@@ -45,6 +45,17 @@ def reap(store: Store) -> int:
     return len(store.reap())
 
 
+def _start_telemetry(settings: Settings) -> None:
+    """The agent exports for its whole life (spans of its operations' commands, the metric
+    families); a collector that is away costs it nothing, and a broken SDK only this."""
+    from vmkeeper import logs, telemetry
+
+    try:
+        telemetry.setup(settings, "vmkeeper-agent")
+    except Exception as error:  # noqa: BLE001 - telemetry is never in the way of the agent
+        logs.get_logger("vmkeeper.agent").warning("telemetry off", error=str(error))
+
+
 def serve(settings: Settings, env: dict[str, str], port: int | None = None) -> None:
     """Run until SIGINT/SIGTERM. ``env`` carries the config path and flags to the workers."""
     import uvicorn
@@ -52,6 +63,7 @@ def serve(settings: Settings, env: dict[str, str], port: int | None = None) -> N
     from vmkeeper.agent.api import create_app
 
     _check_bind(settings)
+    _start_telemetry(settings)
     store = Store(settings.state_dir)
     reap(store)
     runner = Runner(store, settings, settings.state_dir / "operations", env)

@@ -10,6 +10,7 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import typer
@@ -105,11 +106,22 @@ def webhook_deploy(layout: Layout, settings: Settings) -> None:
         for line in stream.iter_lines():
             if line.startswith("data: "):
                 event = json.loads(line[6:])
-                text = event.get("message") or f"result: {event.get('state')} in " \
-                                                f"{event.get('seconds')} s"
+                text = _event_line(event)
                 console.print(f"  [dim]event[/dim] {text}", markup=True, highlight=False)
     auth.revoke(settings.state_dir, name)
     console.print()
+
+
+def _event_line(event: dict[str, Any]) -> str:
+    """One operation event as a person reads it: a step's end with its seconds, else its words."""
+    seconds = event.get("seconds")
+    took = f" ({seconds:.1f} s)" if isinstance(seconds, (int, float)) else ""
+    if event.get("type") == "result":
+        return f"result: {'ok' if event.get('ok') else 'failed'}{took}" + (
+            f" — {event['error']}" if event.get("error") else "")
+    if event.get("message"):
+        return str(event["message"])
+    return f"{event.get('step') or 'step'} {event.get('phase') or ''}{took}".rstrip()
 
 
 def run(directory: Path, base_port: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 
 import typer
@@ -11,6 +12,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 
 from vmkeeper import progress as progress_events
+from vmkeeper import telemetry
 from vmkeeper.cli.common import JsonOption, emit, state, stderr_console
 from vmkeeper.progress import Phase, ProgressEvent
 from vmkeeper.releases import deploy as deploy_service
@@ -96,9 +98,15 @@ def deploy(
 ) -> None:
     """Deploy the frontend as a new immutable release (the runbook's eight steps)."""
     settings = state(ctx).settings
-    with _live_steps(not as_json and not dry_run) as progress:
+    with telemetry.operation(settings, "deploy", **{"vmkeeper.dry_run": dry_run}) as handle, \
+            _live_steps(not as_json and not dry_run) as progress:
         result = deploy_service.deploy(
-            settings, branch=branch, dry_run=dry_run, wait_s=wait, progress=progress)
+            settings, branch=branch, dry_run=dry_run, wait_s=wait,
+            progress=telemetry.steps(progress))
+        if handle is not None and not result.dry_run:
+            handle.record_operation("deploy", result.ok, result.seconds, result.failed_requests,
+                                    revision=result.sha if result.ok else None,
+                                    record=dataclasses.asdict(result))
     emit(result, as_json, lambda console: _render_deploy(result, console))
     if not result.ok:
         stderr_console().print(f"[red]error:[/red] {result.error}", highlight=False)
@@ -138,8 +146,13 @@ def rollback(
     as_json: bool = JsonOption,
 ) -> None:
     """Start frontend-dev from a retained release (the runbook's manual rollback, health-gated)."""
-    result: RollbackResult = rollback_service.rollback(
-        state(ctx).settings, release_id, previous=previous, wait_s=wait)
+    settings = state(ctx).settings
+    with telemetry.operation(settings, "rollback") as handle:
+        result: RollbackResult = rollback_service.rollback(
+            settings, release_id, previous=previous, wait_s=wait)
+        if handle is not None:
+            handle.record_operation("rollback", result.ok, result.seconds, result.failed_requests,
+                                    revision=None, record=dataclasses.asdict(result))
 
     def human(console: Console) -> None:
         if result.ok:

@@ -77,7 +77,15 @@ def health(
     """Every runbook check, concurrently. Exit 0 ok, 1 warn, 2 critical, 3 unknown."""
     if prometheus is not None:
         _check_prometheus_path(prometheus)
-    report = run_health(state(ctx).settings, prometheus=prometheus)
+    from vmkeeper import telemetry
+
+    settings = state(ctx).settings
+    with telemetry.operation(settings, "health") as handle:
+        report = run_health(settings, prometheus=prometheus)
+        if handle is not None:
+            for check in report.checks:
+                handle.families.record_check(check.name, check.layer.value,
+                                             check.status.exit_code, check.seconds or 0.0)
 
     def human(console: Console) -> None:
         colour = _COLOURS[report.status]
@@ -105,10 +113,15 @@ def recover(
     as_json: bool = JsonOption,
 ) -> None:
     """The runbook's 503 decision tree, acted on and verified. Exit 0 healed or healthy."""
+    from vmkeeper import telemetry
     from vmkeeper.recover import recover as run_recover  # each command imports only its service
 
-    result = run_recover(state(ctx).settings, dry_run=dry_run,
-                         progress=event_printer(as_json))
+    settings = state(ctx).settings
+    with telemetry.operation(settings, "recover", **{"vmkeeper.dry_run": dry_run}) as handle:
+        result = run_recover(settings, dry_run=dry_run,
+                             progress=telemetry.steps(event_printer(as_json)))
+        if handle is not None:
+            handle.log_record("recover", {"message": result.diagnosis})
 
     def human(console: Console) -> None:
         console.print(escape(result.diagnosis))

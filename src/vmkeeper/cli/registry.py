@@ -49,6 +49,10 @@ ENTRIES: tuple[Entry, ...] = (
           "Every runbook check, concurrently. Exit 0 ok, 1 warn, 2 critical, 3 unknown."),
     Entry("recover", "health", "recover",
           "The runbook's 503 decision tree, acted on and verified. Exit 0 healed or healthy."),
+    Entry("watch", "watch", "watch",
+          "Watch the VM and heal it: detect, recover within a budget, alert, keep the evidence."),
+    Entry("incidents", "watch", "incidents",
+          "Every incident the watcher opened: diagnosis, actions, evidence, time to recover."),
     Entry("logs", "health", "logs",
           "The last lines of each log, redacted; never tails forever (unlike `pm2 logs`)."),
     Entry("doctor", "health", "doctor",
@@ -73,6 +77,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("agent", "agent", "app",
           "The HTTP command API: deploys on push, scoped tokens, live output."),
     Entry("audit", "audit", "app", "Check the agent's hash-chained audit log."),
+    Entry("fleet", "fleet", "app", "Fleet health and health-gated rolling deploys on Ansible."),
 )
 
 

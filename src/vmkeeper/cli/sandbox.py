@@ -53,10 +53,12 @@ def _payload(result: service.SandboxStatus) -> dict[str, object]:
 def up(
     dir: Path = DirOption, base_port: int | None = BaseOption,
     as_json: bool = JsonOption,
+    watch: bool = typer.Option(True, "--watch/--no-watch", help="Also start `vmkeeper watch` "
+                               "outside PM2 (the self-healing loop)."),
 ) -> None:
     """Build (or resume) the sandbox: workspace, PM2 apps, Apache, a first deploy."""
     base = base_port if base_port is not None else service.base_port_of(dir)
-    result = service.up(Layout.at(dir, base), event_printer(as_json))
+    result = service.up(Layout.at(dir, base), event_printer(as_json), watch=watch)
     emit(_payload(result), as_json, lambda console: _render(result, console))
 
 

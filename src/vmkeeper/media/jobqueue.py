@@ -33,6 +33,7 @@ from vmkeeper.media.runner import (
     up_to_date,
 )
 from vmkeeper.settings import Settings
+from vmkeeper.watch.pressure import Pressure, read_pressure
 
 
 class KeyRefused(MediaRejected):
@@ -59,6 +60,11 @@ class BreakerRefused(BreakerOpen):
         self.retry_after_s = retry_after_s
 
 
+class MemoryPressureRefused(BreakerRefused):
+    """New jobs wait while the host is under memory pressure (the OOM early warning,
+    watch/pressure.py); running ones keep their hard limit. HTTP 503 with Retry-After."""
+
+
 class Disposition(str, Enum):
     QUEUED = "queued"  # a new job
     DEDUPLICATED = "deduplicated"  # the key's queued or running job
@@ -82,6 +88,7 @@ class Health:
     isolation: IsolationInfo
     counts: dict[str, int]
     concurrency: int
+    memory_pressure: str | None = None  # set while new jobs are refused for it
 
 
 # Linux refuses longer names (ENAMETOOLONG); refused here with a sentence instead.
@@ -163,6 +170,8 @@ class MediaQueue:
         self.deduplicated = 0
         self.cached = 0
         self.refused = 0
+        # The admission seam for tests.
+        self.pressure: Callable[[], Pressure] = lambda: read_pressure(settings.watch)
 
     def resolve(self, key: str) -> tuple[Path, Path]:
         return resolve_key(self.media.storage_root, self.media.output_dir, key)
@@ -209,6 +218,11 @@ class MediaQueue:
             raise BreakerRefused(
                 f"The FFmpeg circuit breaker is open after {status.consecutive_failures} media "
                 f"failures: new jobs are refused for {retry:.0f} s more.", retry)
+        pressure = self.pressure()
+        if pressure.high:
+            self.refused += 1
+            raise MemoryPressureRefused(f"The host is under memory pressure ({pressure.line}): "
+                                        "new jobs are refused until it eases.", 30.0)
         if self.store.counts()[JobState.QUEUED] >= self.media.max_queued:
             self.refused += 1
             raise QueueFull(f"{self.media.max_queued} jobs are already queued "
@@ -231,9 +245,10 @@ class MediaQueue:
         return [self.view(job) for job in self.store.select(state, limit)]
 
     def health(self) -> Health:
+        pressure = self.pressure()
         return Health("ok", os.getpid(), self.breaker.status(), self.isolation,
                       {state.value: count for state, count in self.store.counts().items()},
-                      self.media.concurrency)
+                      self.media.concurrency, pressure.line if pressure.high else None)
 
     def start(self) -> None:
         self.runner.recover()

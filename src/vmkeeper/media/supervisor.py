@@ -41,7 +41,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn, Protocol
 
-from vmkeeper import logrecord
+from vmkeeper import logrecord, telemetry
 from vmkeeper.media.job import Confine, ReverseJob, ReverseResult, ReverseStats, SupervisedReversal
 from vmkeeper.progress import Phase, Progress, ProgressEvent, silent
 
@@ -141,12 +141,20 @@ def _tail(text: str, lines: int) -> str:
 
 def run_worker(plan: SupervisedReversal, job: ReverseJob,
                progress: Progress) -> tuple[ReverseStats, int]:
-    """Run the PyAV worker on ``job`` until it answers; its group is killed on the way out."""
+    """Run the PyAV worker on ``job`` until it answers; its group is killed on the way out.
+    A span when telemetry is on; the worker's own span is its child (TRACEPARENT)."""
+    with telemetry.span("media job", **{"vmkeeper.media.source": str(plan.source)}):
+        return _run_worker(plan, job, progress)
+
+
+def _run_worker(plan: SupervisedReversal, job: ReverseJob,
+                progress: Progress) -> tuple[ReverseStats, int]:
     argv = [sys.executable, "-P", "-m", WORKER_MODULE, "reverse", job.to_json()]
     log_path = os.path.join(job.temp_dir, "worker.log")
     with open(log_path, "wb") as worker_log:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=worker_log, env={**os.environ, **WORKER_ENV},
+                                 stderr=worker_log,
+                                 env={**os.environ, **WORKER_ENV, **telemetry.child_env()},
                                  start_new_session=True)
     try:
         answer, peak_tree = _follow(child, plan.deadline, progress)

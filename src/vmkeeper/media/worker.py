@@ -68,11 +68,26 @@ def _reverse(job_json: str) -> int:
     return 0
 
 
+def _traced_reverse(job_json: str) -> int:
+    """The reversal as a span in the trace of the job that started it (when it was traced)."""
+    from vmkeeper import telemetry
+
+    if telemetry.join_parent("vmkeeper-media-worker") is None:
+        return _reverse(job_json)
+    try:
+        with telemetry.span("media reverse") as span:
+            code = _reverse(job_json)
+            span.set_attribute("process.exit.code", code)
+            return code
+    finally:
+        telemetry.shutdown()
+
+
 def main(argv: Sequence[str]) -> int:
     if len(argv) == 2 and argv[0] == "probe":
         return _probe(argv[1])
     if len(argv) == 2 and argv[0] == "reverse":
-        return _reverse(argv[1])
+        return _traced_reverse(argv[1])
     sys.stderr.write("usage: python -m vmkeeper.media.worker probe FILE | reverse JOB_JSON\n")
     return 2
 

@@ -1,5 +1,6 @@
-"""The sandbox's agent: started outside PM2 (PM2's death must not take it down, as on the VM
-where systemd runs it), stopped by `sandbox down`, its pid in the state folder."""
+"""The sandbox's daemons outside PM2 — the agent and the watcher: PM2's death must not take
+them down, as on the VM where systemd runs them. Started by `sandbox up`, stopped by `sandbox
+down`, each one's pid in the state folder."""
 
 from __future__ import annotations
 
@@ -28,15 +29,36 @@ def webhook_secret(layout: Layout) -> str:
     return path.read_text().strip()
 
 
-def running_pid(layout: Layout) -> int | None:
+def running_pid(layout: Layout, name: str = "agent") -> int | None:
     try:
-        pid = int((layout.state / "agent.pid").read_text())
+        pid = int((layout.state / f"{name}.pid").read_text())
     except (OSError, ValueError):
         return None
     with contextlib.suppress(psutil.Error):
-        if psutil.Process(pid).is_running() and "agent" in psutil.Process(pid).cmdline():
+        if psutil.Process(pid).is_running() and name in psutil.Process(pid).cmdline():
             return pid
     return None
+
+
+def spawn(layout: Layout, name: str, command: list[str]) -> int:
+    """`vmkeeper --config <sandbox> <command…>` in its own session, logging to logs/<name>.log;
+    the running one if there is one. ``name`` must be one of ``command``'s words."""
+    pid = running_pid(layout, name)
+    if pid is not None:
+        return pid
+    log = open(layout.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
+    with log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "vmkeeper", "--config", str(layout.config), *command],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            cwd=layout.dir)
+    write_atomic(layout.state / f"{name}.pid", str(child.pid))
+    return child.pid
+
+
+def start_watcher(layout: Layout) -> int:
+    """Start `vmkeeper watch`; it needs no readiness wait (its first cycle is its own)."""
+    return spawn(layout, "watch", ["watch"])
 
 
 def start(layout: Layout, timeout: float = 30) -> int:
@@ -44,25 +66,19 @@ def start(layout: Layout, timeout: float = 30) -> int:
     pid = running_pid(layout)
     if pid is not None:
         return pid
-    log = open(layout.logs / "agent.log", "ab")  # noqa: SIM115 - the child keeps it
-    with log:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "vmkeeper", "--config", str(layout.config), "agent", "serve"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-            cwd=layout.dir)
-    write_atomic(layout.state / "agent.pid", str(child.pid))
+    child_pid = spawn(layout, "agent", ["agent", "serve"])
     url = f"http://127.0.0.1:{layout.ports.agent}/v1/status"
     ready = http.wait_until_answering({url: 401}, timeout=timeout)
     if not ready.ok:
         stop(layout)
         raise SandboxError(f"The agent did not answer on port {layout.ports.agent} within "
                            f"{timeout:g} s; see {layout.logs / 'agent.log'}.")
-    return child.pid
+    return child_pid
 
 
-def stop(layout: Layout) -> bool:
-    """SIGTERM the agent, then SIGKILL after a while; True when one was running."""
-    pid = running_pid(layout)
+def stop(layout: Layout, name: str = "agent") -> bool:
+    """SIGTERM the daemon, then SIGKILL after a while; True when one was running."""
+    pid = running_pid(layout, name)
     if pid is None:
         return False
     with contextlib.suppress(psutil.Error):
@@ -72,5 +88,5 @@ def stop(layout: Layout) -> bool:
             process.wait(_STOP_S)
         except psutil.TimeoutExpired:
             process.kill()
-    (layout.state / "agent.pid").unlink(missing_ok=True)
+    (layout.state / f"{name}.pid").unlink(missing_ok=True)
     return True

@@ -142,9 +142,10 @@ def apache_for(layout: Layout, binary: str) -> apache_adapter.Apache:
 class _Up:
     """One run of ``sandbox up``: its steps and what it started (to undo on failure)."""
 
-    def __init__(self, layout: Layout, progress: Progress) -> None:
+    def __init__(self, layout: Layout, progress: Progress, watch: bool = True) -> None:
         self.layout = layout
         self.progress = progress
+        self.watch = watch
         self.started_pm2 = False
         self.started_apache = False
         self.apache_binary = ""
@@ -200,12 +201,16 @@ class _Up:
                 wait_for_site(settings)
             with self.step("start the agent (outside PM2)"):
                 agent_proc.start(layout)
+            if self.watch:
+                with self.step("start the watcher (outside PM2)"):
+                    agent_proc.start_watcher(layout)
         except BaseException:
             self.undo()
             raise
         return status(layout, steps=self.steps)
 
     def undo(self) -> None:
+        agent_proc.stop(self.layout, "watch")
         agent_proc.stop(self.layout)
         if self.started_apache and self.apache_binary:
             apache_for(self.layout, self.apache_binary).stop()
@@ -213,8 +218,10 @@ class _Up:
             pm2_for(self.layout).kill()
 
 
-def up(layout: Layout, progress: Progress = silent) -> SandboxStatus:
-    return _Up(layout, progress).run()
+def up(layout: Layout, progress: Progress = silent, *, watch: bool = True) -> SandboxStatus:
+    """``watch``: also start `vmkeeper watch` (the shared test sandbox does not: a watcher
+    healing faults other tests inject on purpose would race them)."""
+    return _Up(layout, progress, watch).run()
 
 
 def check_node(required_major: int = 20) -> str:
@@ -461,6 +468,8 @@ def down(layout: Layout, progress: Progress = silent) -> list[int]:
     """
     if not layout.marker.exists() and not layout.config.exists():
         raise SandboxError(f"No sandbox in {layout.dir}: nothing to take down.")
+    if agent_proc.stop(layout, "watch"):
+        note(progress, "stop the watcher")
     if agent_proc.stop(layout):
         note(progress, "stop the agent")
     if layout.pm2_bin.exists():

@@ -1,0 +1,97 @@
+"""Benchmark: what telemetry costs an operation, and how fast a span reaches the collector.
+
+Baseline: the same thing with ``telemetry.enabled=false``; ratio = with ÷ without.
+
+- ``vmkeeper health --json`` (a fresh process each run: importing the SDK, setting up, the
+  checks' commands as spans, the flush at exit) against a collector that answers, one that is
+  down (connection refused) and one that accepts and never answers.
+- ``proc.run(["true"])`` in-process: the per-command cost of a span.
+- export latency: a span ended → its body stored by the collector (``flush``), median.
+
+    python bench/telemetry.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support import otlp
+from vmkeeper import proc, telemetry
+from vmkeeper.settings import Settings
+
+
+def _cli(flags: list[str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.monotonic()
+        subprocess.run([sys.executable, "-m", "vmkeeper", *flags, "health", "--json"],
+                       capture_output=True, timeout=120, check=False)
+        times.append(time.monotonic() - started)
+    return statistics.median(times)
+
+
+def _commands(settings: Settings | None, count: int = 200) -> float:
+    if settings is not None:
+        telemetry.setup(settings, "bench")
+    started = time.monotonic()
+    for _ in range(count):
+        proc.run(["true"], timeout=5)
+    seconds = (time.monotonic() - started) / count
+    telemetry.shutdown(2)
+    return seconds
+
+
+def _latency(url: str, received: otlp.Received, count: int = 20) -> float:
+    handle = telemetry.setup(Settings.model_validate({"telemetry": {"otlp_endpoint": url}}), "b")
+    assert handle is not None
+    samples = []
+    for n in range(count):
+        before = len(received.spans())
+        started = time.monotonic()
+        with telemetry.span(f"latency {n}"):
+            pass
+        handle.flush(2)
+        if len(received.spans()) > before:
+            samples.append(time.monotonic() - started)
+    telemetry.shutdown(2)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    runs = parser.parse_args().runs
+    answering = otlp.serve()
+    url, received = next(answering)
+    silent = otlp.serve("hang")
+    silent_url, _ = next(silent)
+    off = _cli(["--set", "telemetry.enabled=false"], runs)
+    rows = [("health, telemetry off (baseline)", off, 1.0)]
+    for label, endpoint in (("collector answering", url), ("collector down", "http://127.0.0.1:9"),
+                            ("collector never answers", silent_url)):
+        seconds = _cli(["--set", f"telemetry.otlp_endpoint={endpoint}"], runs)
+        rows.append((f"health, {label}", seconds, seconds / off))
+    settings = Settings.model_validate({"telemetry": {"otlp_endpoint": url}})
+    _commands(None, 50)  # warm: the first fork and imports are not the span's cost
+    plain = _commands(None)
+    traced = _commands(settings)
+    rows.append(("proc.run(['true']), off (baseline)", plain, 1.0))
+    rows.append(("proc.run(['true']), a span each", traced, traced / plain))
+    latency = _latency(url, received)
+    print(f"{'what':44} {'median s':>10} {'ratio':>7}")
+    for label, seconds, ratio in rows:
+        print(f"{label:44} {seconds:10.4f} {ratio:7.2f}")
+    print(f"{'export latency (span end → stored)':44} {latency:10.4f} {'':>7}")
+    answering.close()
+    silent.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Fleet operations: many vmkeeper hosts driven through Ansible, in health-gated waves."""

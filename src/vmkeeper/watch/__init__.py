@@ -1,0 +1,1 @@
+"""`vmkeeper watch`: the self-healing loop (state machine, incident store, loop, alerts)."""

@@ -1,0 +1,113 @@
+"""The watcher built from the settings: health's look, the one recover, the deploy lock's
+holder as the maintenance window, evidence on open, the Prometheus textfile each cycle."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+
+from vmkeeper.flock import read_holder
+from vmkeeper.health import facts as gathering
+from vmkeeper.health.model import HealthReport
+from vmkeeper.health.service import run_health
+from vmkeeper.health.verdict import diagnose
+from vmkeeper.recover_plan import Tools, plan_recovery
+from vmkeeper.releases.lock import LOCK_NAME
+from vmkeeper.settings import Settings
+from vmkeeper.watch.alerts import sinks
+from vmkeeper.watch.evidence import capture
+from vmkeeper.watch.loop import Attempt, Observation, Watcher
+from vmkeeper.watch.pressure import read_pressure
+from vmkeeper.watch.state import Look
+from vmkeeper.watch.store import Incident, Store
+from vmkeeper.watch.textfile import write_textfile
+
+log = logging.getLogger(__name__)
+
+
+def store_of(settings: Settings) -> Store:
+    return Store(settings.state_dir / "watch")
+
+
+def in_maintenance(settings: Settings, now: float) -> bool:
+    """A live deploy or rollback holds the lock, for less than watch.deploy_timeout_s (one
+    that outlives it is an incident like any other)."""
+    holder = read_holder(settings.releases.root / LOCK_NAME)
+    if holder is None:
+        return False
+    try:
+        os.kill(holder.pid, 0)  # a holder killed -9 leaves its name in a free lock
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        since = datetime.fromisoformat(holder.since.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return True
+    return now - since < settings.watch.deploy_timeout_s
+
+
+class _Looker:
+    """Health's look each cycle; keeps the last report for the textfile and the evidence."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pm2 = gathering.health_pm2(settings)
+        self.tools = Tools.from_settings(settings)
+        self.last: HealthReport | None = None
+        self.cycles = 0
+
+    def __call__(self) -> Observation:
+        from vmkeeper.recover import chain_broken
+
+        report = run_health(self.settings, remember=False, pm2=self.pm2)
+        self.last = report
+        self.cycles += 1
+        if self.cycles % self.settings.watch.heavy_every == 1:
+            self._warn_pressure()
+        write_textfile(self.settings, report, time.time())
+        plan = plan_recovery(diagnose(report.checks, report.supervisor), self.tools)
+        look = Look(healthy=not chain_broken(report), actionable=not plan.refused,
+                    maintenance=in_maintenance(self.settings, time.time()))
+        return Observation(look, report.verdict)
+
+
+    def _warn_pressure(self) -> None:
+        """The OOM early warning: logged before the kernel's OOM killer acts (the media
+        service refuses new jobs meanwhile on its own reading, media/jobqueue.py)."""
+        pressure = read_pressure(self.settings.watch)
+        if pressure.high:
+            log.warning("memory pressure high: %s", pressure.line)
+
+
+def _recoverer(settings: Settings) -> Attempt:
+    from vmkeeper.recover import recover
+
+    result = recover(settings)
+    steps = [{"command": a.command, "ok": a.ok, "outcome": a.outcome, "recheck": a.recheck}
+             for a in result.actions]
+    return Attempt(result.ok, result.diagnosis, steps)
+
+
+def build_watcher(settings: Settings) -> Watcher:
+    looker = _Looker(settings)
+    store = store_of(settings)
+
+    def evidence(incident: Incident) -> list[str]:
+        return capture(settings, incident, looker.last, store.folder)
+
+    notify = sinks(settings)
+    return Watcher(settings.watch, store, looker, lambda: _recoverer(settings), notify,
+                   evidence)
+
+
+def incidents(settings: Settings) -> list[Incident]:
+    return store_of(settings).incidents()
+
+
+def incident_folder(store_folder: Path, incident: Incident) -> Path:
+    return store_folder / "evidence" / incident.id

@@ -1,0 +1,35 @@
+"""The Prometheus textfile each cycle: health's metrics plus, per check, when it last passed
+(vmkeeper_last_success_timestamp_seconds), so a stuck watcher or a silent check is alertable."""
+
+from __future__ import annotations
+
+import json
+
+from vmkeeper.atomic import write_atomic
+from vmkeeper.health.model import HealthReport, Status
+from vmkeeper.health.report import prometheus_text
+from vmkeeper.settings import Settings
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def write_textfile(settings: Settings, report: HealthReport, now: float) -> None:
+    path = settings.watch.textfile
+    if path is None:
+        return
+    memory = settings.state_dir / "watch" / "last_success.json"
+    try:
+        last: dict[str, float] = json.loads(memory.read_text())
+    except (OSError, ValueError):
+        last = {}
+    last.update({c.name: now for c in report.checks if c.status is Status.OK})
+    memory.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(memory, json.dumps(last))
+    lines = ["# HELP vmkeeper_last_success_timestamp_seconds When the check last passed.",
+             "# TYPE vmkeeper_last_success_timestamp_seconds gauge"]
+    lines += [f'vmkeeper_last_success_timestamp_seconds{{check="{_label(name)}"}} {at:.3f}'
+              for name, at in sorted(last.items())]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, prometheus_text(report, now) + "\n".join(lines) + "\n", mode=0o644)
