@@ -5,6 +5,10 @@ names, then ``VMKEEPER_<KEY>``), a TOML file, the defaults. pydantic validates t
 values; the loader is ours because every value must report *which* source it came from and the
 runbook's environment names (``FRONTEND_RELEASES_KEEP``, ``PORT``…) are not prefix-shaped, which
 pydantic-settings' sources cannot express per key.
+
+Over 400 lines, not yet earned: it holds every section's model (wave 2 added agent, watch,
+alerts, telemetry, fleet) beside the loader. The seam is known — section models in a
+``settings_sections`` module, the loader and sources here — and is the next split to make.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 Each step of ``up`` checks before it acts, so ``up`` on a running sandbox changes nothing; a
 failing step stops what this run started and raises SandboxError naming the step.
+
+Over 400 lines, not yet earned: the Apache part (config, include, map) and the daemons outside
+PM2 (agent, watcher) belong in modules of their own, as the sandbox's next split.
 """
 
 from __future__ import annotations
