@@ -53,20 +53,10 @@ def tail_lines(path: Path, count: int, admit: Admit | None = None) -> list[str]:
     return lines[-count:] if count else []
 
 
-def _fallback_redact(text: str) -> str:
-    # Used only if vmkeeper.redact is absent: masks NAME=value for secret-looking names,
-    # bearer tokens and URL passwords. The real redactor knows far more shapes.
-    text = re.sub(r"(?i)\b([A-Z0-9_]*(?:PASS|SECRET|TOKEN|KEY|AUTH|CRED)[A-Z0-9_]*\s*[=:]\s*)\S+",
-                  r"\1***", text)
-    text = re.sub(r"(?i)(bearer\s+)[\w.\-]+", r"\1***", text)
-    return re.sub(r"(://[^/\s:@]+:)[^@\s/]+@", r"\1***@", text)
-
-
 def redactor() -> Callable[[str], str]:
-    try:
-        from vmkeeper.redact import redact_text
-    except ImportError:
-        return _fallback_redact
+    """The one redactor (imported when logs are read, not for every command's start)."""
+    from vmkeeper.redact import redact_text
+
     return redact_text
 
 
