@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.apache_dirs import apache_reachable
+from tests.support.processes import Spawned
 from vmkeeper import logs
 from vmkeeper.adapters.apache import Apache
 from vmkeeper.adapters.pm2 import Pm2
@@ -42,6 +43,12 @@ def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliRun]:
         return CliRun(code, out.getvalue(), err.getvalue())
 
     return run
+
+
+@pytest.fixture
+def spawned() -> Spawned:
+    """The processes this test starts: ``spawned.left()`` is what still runs of them."""
+    return Spawned()
 
 
 @pytest.fixture(autouse=True)

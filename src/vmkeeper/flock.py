@@ -43,7 +43,10 @@ class Holder:
 
 
 def read_holder(path: Path) -> Holder | None:
-    """Who the lock file names; None when it names no one (free, or unreadable)."""
+    """Who the lock file names; None when it names no one (free, or unreadable).
+
+    The file outlives a holder killed -9 (the kernel frees the lock, not the text): to ask
+    whether somebody holds the lock now, use :func:`live_holder`."""
     try:
         data = json.loads(path.read_text() or "null")
         if not isinstance(data, dict):
@@ -53,6 +56,28 @@ def read_holder(path: Path) -> Holder | None:
                       {str(k): str(v) for k, v in data.items() if k not in fixed and v is not None})
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def live_holder(path: Path) -> Holder | None:
+    """Who holds the lock at ``path`` now; None when nobody does, whatever the file says.
+
+    Probes with a shared non-blocking flock on a fresh descriptor: it succeeds only when no
+    one holds the exclusive lock (flock locks belong to open descriptions, so this works in
+    the holder's own process too). A held lock whose file is not written yet (the moment
+    between flock and write in :func:`take`) is named as an unknown holder."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:  # no lock file: never taken; unreadable: say what the text says
+        return read_holder(path)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return read_holder(path) or Holder(0, "unknown holder", timestamp())
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 class HeldLock:

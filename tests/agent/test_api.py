@@ -84,6 +84,22 @@ def test_deploys_coalesce_and_other_mutations_get_409_naming_the_holder(world) -
     assert refused.status_code == 409 and "pid 4242" in refused.json()["detail"]
 
 
+def test_a_cli_deploy_holding_the_lock_is_409_but_the_name_a_killed_one_left_is_not(
+        world, tmp_path: Path) -> None:
+    from vmkeeper import flock
+    from vmkeeper.releases.lock import LOCK_NAME
+
+    client, _store, tokens = world
+    headers, lock = _as(tokens, "operate"), tmp_path / "releases" / LOCK_NAME
+    with flock.hold(lock, "deploy", extra={"branch": "main"}):
+        held = client.post("/v1/rollback", json={"release": "previous"}, headers=headers)
+        assert held.status_code == 409 and "deploy since" in held.json()["detail"]
+    # what a deploy killed -9 leaves: its name in the file, the lock itself free
+    lock.write_text('{"pid": 4243, "what": "deploy", "since": "2026-12-01T20:00:00.000Z"}')
+    assert client.post("/v1/rollback", json={"release": "previous"},
+                       headers=headers).status_code == 202
+
+
 def _hook(client: TestClient, body: bytes, signature: str, delivery: str = "d1"):
     return client.post("/v1/hooks/git", content=body, headers={
         "X-Hub-Signature-256": signature, "X-GitHub-Delivery": delivery,

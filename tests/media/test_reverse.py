@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 
 import av
-import psutil
 import pytest
 
 from tests.media.conftest import Clips
@@ -22,6 +21,7 @@ from tests.media.helpers import (
     video_pts_seconds,
     video_times,
 )
+from tests.support.processes import Spawned
 from vmkeeper.settings import MediaSettings
 
 pytestmark = pytest.mark.slow
@@ -178,13 +178,9 @@ def test_reverse_default_output_is_h264_aac_mp4_faststart(clips: Clips, tmp_path
     assert result.output_size_bytes == dst.stat().st_size
 
 
-def _our_processes() -> list[psutil.Process]:
-    return psutil.Process().children(recursive=True)
-
-
 def test_reverse_timeout_kills_the_worker_and_leaves_nothing(clips: Clips, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch
-                                                             ) -> None:
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             spawned: Spawned) -> None:
     private = tmp_path / "tmp"
     private.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(private))
@@ -194,19 +190,20 @@ def test_reverse_timeout_kills_the_worker_and_leaves_nothing(clips: Clips, tmp_p
     result = run(settings, clips.slow, dst, deadline=None)
     assert not result.ok and not result.rejected
     assert result.error is not None and "FFMPEG_REVERSE_TIMEOUT_MS" in result.error
-    assert _our_processes() == []
+    assert spawned.left() == []
     assert not dst.exists()
     assert os.listdir(dst.parent) == []  # no partial file beside DST
     assert os.listdir(private) == []  # the private temp dir is gone
 
 
-def test_reverse_failure_leaves_no_destination(clips: Clips, tmp_path: Path) -> None:
+def test_reverse_failure_leaves_no_destination(clips: Clips, tmp_path: Path,
+                                               spawned: Spawned) -> None:
     settings = MediaSettings(video_codec="no_such_encoder")
     dst = tmp_path / "out.mp4"
     result = run(settings, clips.tiny, dst)
     assert not result.ok and result.error and "failed" in result.error
     assert list(tmp_path.iterdir()) == []
-    assert _our_processes() == []
+    assert spawned.left() == []
 
 
 def test_the_spool_round_trips_padded_lines_of_a_tall_rotated_frame(tmp_path: Path) -> None:

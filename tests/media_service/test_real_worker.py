@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import psutil
 import pytest
 
+from tests.support.processes import Spawned
 from vmkeeper.media.breaker import BreakerState
 from vmkeeper.media.isolation import Mechanism, detect
 from vmkeeper.media.job import SupervisedReversal
@@ -20,11 +20,6 @@ from vmkeeper.settings import Settings
 from .helpers import FakeClock, Records, corrupt, make_video, settings_for
 
 pytestmark = pytest.mark.slow
-
-
-def _descendants() -> list[psutil.Process]:
-    return [p for p in psutil.Process(os.getpid()).children(recursive=True) if p.is_running()
-            and p.status() != psutil.STATUS_ZOMBIE]
 
 
 def _workers(folder: Path) -> list[psutil.Process]:
@@ -45,7 +40,8 @@ def _queue(settings: Settings, clock: FakeClock | None = None,
                       log=records), records
 
 
-def test_a_reversal_runs_in_a_worker_and_reports_sizes_and_peak_memory(tmp_path: Path) -> None:
+def test_a_reversal_runs_in_a_worker_and_reports_sizes_and_peak_memory(
+        tmp_path: Path, spawned: Spawned) -> None:
     settings = settings_for(tmp_path)
     make_video(tmp_path / "uploads" / "clip.mp4")
     queue, records = _queue(settings)
@@ -56,7 +52,7 @@ def test_a_reversal_runs_in_a_worker_and_reports_sizes_and_peak_memory(tmp_path:
     assert done.details["input"]["video"]["width"] == 160
     assert done.details["output_size_bytes"] > 0 and done.details["peak_memory_bytes"] > 0
     assert records.states(job.id) == ["queued", "running", "done"]
-    assert _descendants() == []
+    assert spawned.left() == []
 
 
 # RLIMIT_AS works everywhere; the host's strongest mechanism (cgroup v1 on this kind of
@@ -67,7 +63,7 @@ _HOST_MECHANISMS = sorted({Mechanism.RLIMIT_AS, detect(1 << 30).info.mechanism},
 
 @pytest.mark.parametrize("mechanism", _HOST_MECHANISMS)
 def test_a_job_over_the_memory_limit_fails_alone_with_memory_limit(
-        tmp_path: Path, mechanism: Mechanism) -> None:
+        tmp_path: Path, mechanism: Mechanism, spawned: Spawned) -> None:
     # 16 MiB charged: less than the supervisor and a Python with PyAV need (cgroup: the lean
     # tree reverses this clip in ~20 MiB; with the old package-importing job child 30 MiB
     # sufficed to fail); 100 MiB of address space is less than PyAV can even map (RLIMIT_AS).
@@ -81,10 +77,10 @@ def test_a_job_over_the_memory_limit_fails_alone_with_memory_limit(
     assert job is not None and job.state is JobState.FAILED, job
     assert job.reason == Reason.MEMORY_LIMIT, job.error
     assert queue.health().status == "ok"
-    assert _descendants() == [] and _workers(tmp_path) == []
+    assert spawned.left() == [] and _workers(tmp_path) == []
 
 
-def test_a_timeout_leaves_no_ffmpeg_process(tmp_path: Path) -> None:
+def test_a_timeout_leaves_no_ffmpeg_process(tmp_path: Path, spawned: Spawned) -> None:
     settings = settings_for(tmp_path, reverse_timeout_ms=2500)
     make_video(tmp_path / "uploads" / "long.mp4", seconds=30, size="640x360", rate=30)
     queue, _ = _queue(settings)
@@ -92,7 +88,7 @@ def test_a_timeout_leaves_no_ffmpeg_process(tmp_path: Path) -> None:
     job = queue.runner.run_once()
     assert job is not None and job.state is JobState.FAILED
     assert job.reason == Reason.TIMEOUT, job.error
-    assert _descendants() == [] and _workers(tmp_path) == []
+    assert spawned.left() == [] and _workers(tmp_path) == []
     assert not (tmp_path / "uploads" / "reversed" / "long.mp4").exists()
 
 

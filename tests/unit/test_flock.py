@@ -67,3 +67,31 @@ def test_a_lock_file_with_garbage_names_no_holder(tmp_path: Path) -> None:
     assert flock.read_holder(path) is None
     with flock.hold(path, "deploy") as held:
         assert flock.read_holder(path) == held.holder
+
+
+def test_a_holder_killed_minus_9_leaves_its_name_but_not_the_lock(tmp_path: Path) -> None:
+    import signal
+    import sys
+
+    from tests.support.waiting import wait_for
+    from vmkeeper import proc
+
+    path = tmp_path / "deploy.lock"
+    code = ("import sys, time; from pathlib import Path; from vmkeeper import flock; "
+            f"flock.take(Path({str(path)!r}), 'deploy', extra={{'sha': 'abc'}}); "
+            "print('held', flush=True); time.sleep(600)")
+    with proc.start([sys.executable, "-c", code], timeout=60) as child:
+        assert child.stdout is not None and child.stdout.readline() == b"held\n"
+        holder = flock.live_holder(path)
+        assert holder is not None and (holder.pid, holder.what) == (child.pid, "deploy")
+        os.kill(child.pid, signal.SIGKILL)
+        wait_for(lambda: child.poll() is not None, 10, "the holder to die")
+    stale = flock.read_holder(path)
+    assert stale is not None and stale.pid == child.pid  # the text survives the -9 ...
+    assert flock.live_holder(path) is None  # ... the lock does not
+    with flock.hold(path, "rollback") as held:  # and the next taker gets it at once
+        assert flock.live_holder(path) == held.holder
+
+
+def test_no_lock_file_is_no_holder(tmp_path: Path) -> None:
+    assert flock.live_holder(tmp_path / "never.lock") is None

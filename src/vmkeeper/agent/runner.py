@@ -20,7 +20,7 @@ from vmkeeper import proc
 from vmkeeper.agent import audit
 from vmkeeper.agent.store import Operation, OpState, Store
 from vmkeeper.errors import LockHeld
-from vmkeeper.flock import read_holder
+from vmkeeper.flock import live_holder
 from vmkeeper.releases.lock import LOCK_NAME
 from vmkeeper.settings import Settings
 
@@ -30,8 +30,7 @@ OPERATION_TIMEOUT_S = 3600.0
 
 def lock_holder(settings: Settings) -> str | None:
     """Who holds the deploy lock the CLI shares (a description), or None when it is free."""
-    path = settings.releases.root / LOCK_NAME
-    holder = read_holder(path)
+    holder = live_holder(settings.releases.root / LOCK_NAME)
     return holder.describe() if holder else None
 
 
@@ -146,7 +145,7 @@ class Runner:
         if op_id in self._switching:
             return {"cancelled": False, "detail": "The switch to the new release has begun; it "
                     "is being finished rather than left half-done."}
-        holder = read_holder(self.settings.releases.root / LOCK_NAME)
+        holder = live_holder(self.settings.releases.root / LOCK_NAME)
         self._cancelled.add(op_id)
         child.kill()  # the whole group, then waits for it
         removed = self._remove_half_built(holder.extra.get("release") if holder else None)

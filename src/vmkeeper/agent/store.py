@@ -199,8 +199,9 @@ class Store:
                 continue
             last = list(self.events_after(op.id))[-1:]
             said = last[0][1].get("message", "") if last else "no event"
-            evidence = (f"The agent (pid {op.pid}) stopped while this {op.kind} ran (started "
-                        f"{op.started_at}); its last event: {said!r}. Check `vmkeeper status`.")
+            evidence = (f"The agent stopped while this {op.kind} ran (its worker, pid {op.pid}, "
+                        f"started {op.started_at}); its last event: {said!r}. Check "
+                        "`vmkeeper status`.")
             self.finish(op.id, OpState.FAILED, {"ok": False, "reaped": True}, evidence)
             self.add_event(op.id, {"type": "result", "ok": False, "error": evidence})
             reaped.append(self.get(op.id))

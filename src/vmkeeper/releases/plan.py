@@ -49,9 +49,10 @@ def dry_run(settings: Settings, branch: str, pm2: Pm2) -> DeployResult:
         sha = git.rev_parse(f"{remote}/{branch}") or git.rev_parse(branch)
     except CommandError as error:
         notes.append(f"cannot read the workspace: {error}")
-    holder = flock.read_holder(root / lock.LOCK_NAME)
+    holder = flock.live_holder(root / lock.LOCK_NAME)
     if holder is not None:
-        notes.append(f"the lock file names a holder ({holder.describe()}); it may be running")
+        notes.append(f"would wait or refuse: another deploy or rollback holds the lock "
+                     f"({holder.describe()})")
     state = live.read_live(settings, pm2)
     notes.extend(state.warnings(settings.apps.frontend.name))
     release_id = store.new_release_id(sha or "0" * 12)

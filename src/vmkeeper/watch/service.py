@@ -4,12 +4,11 @@ holder as the maintenance window, evidence on open, the Prometheus textfile each
 from __future__ import annotations
 
 import logging
-import os
 import time
 from datetime import datetime
 from pathlib import Path
 
-from vmkeeper.flock import read_holder
+from vmkeeper.flock import live_holder
 from vmkeeper.health import facts as gathering
 from vmkeeper.health.model import HealthReport
 from vmkeeper.health.service import run_health
@@ -35,15 +34,9 @@ def store_of(settings: Settings) -> Store:
 def in_maintenance(settings: Settings, now: float) -> bool:
     """A live deploy or rollback holds the lock, for less than watch.deploy_timeout_s (one
     that outlives it is an incident like any other)."""
-    holder = read_holder(settings.releases.root / LOCK_NAME)
+    holder = live_holder(settings.releases.root / LOCK_NAME)  # not the name a -9 left
     if holder is None:
         return False
-    try:
-        os.kill(holder.pid, 0)  # a holder killed -9 leaves its name in a free lock
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
     try:
         since = datetime.fromisoformat(holder.since.replace("Z", "+00:00")).timestamp()
     except ValueError:
