@@ -363,6 +363,13 @@ def proxy_config_check(facts: Facts, settings: Settings) -> Check:
                  passes, "retry=0", Layer.APACHE)
 
 
+def heavy_check(name: str) -> bool:
+    """Whether the check is judged on the heavy facts (facts.HEAVY): disk, inodes, the dump,
+    Node's version, Apache's ProxyPass retry."""
+    return name in ("disk", "dump", "node", "proxy:retry") or name.startswith(
+        ("disk:", "inodes:"))
+
+
 def evaluate(facts: Facts, settings: Settings, mode: str) -> list[Check]:
     judges: list[Callable[[], list[Check]]] = [
         lambda: http_checks(facts, settings),

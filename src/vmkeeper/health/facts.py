@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
@@ -40,6 +41,12 @@ class Facts:
     proxy_config: Got[list[str]]  # ProxyPass/BalancerMember lines of Apache's config
     previous_restarts: dict[str, int]
     now: float
+
+
+# The facts that cost more than a glance (statvfs of every watched path, the dump's JSON,
+# `node -v`, Apache's config files) and change slowly: `vmkeeper watch` gathers them every
+# watch.heavy_every cycles and carries them in between (gather's ``carried``).
+HEAVY = ("filesystems", "dump", "node_version", "proxy_config")
 
 
 def health_pm2(settings: Settings) -> Pm2:
@@ -139,8 +146,12 @@ def _prober(url: str, headers: dict[str, str], timeout: float) -> Callable[[], h
 
 
 def gather(settings: Settings, *, previous_restarts: dict[str, int] | None = None,
-           pm2: Pm2 | None = None, mode: str | None = None) -> Facts:
-    """Gather every fact at once; no source may take longer than health.check_timeout_s."""
+           pm2: Pm2 | None = None, mode: str | None = None,
+           carried: Facts | None = None) -> Facts:
+    """Gather every fact at once; no source may take longer than health.check_timeout_s.
+
+    With ``carried`` (the watcher's cheap cycles) the heavy facts — disk, the dump, Node's
+    version, Apache's config (HEAVY) — are not gathered but taken from it."""
     timeout = settings.health.check_timeout_s
     pm2 = pm2 or health_pm2(settings)
     mode = mode or supervisor_mode(settings)
@@ -148,29 +159,35 @@ def gather(settings: Settings, *, previous_restarts: dict[str, int] | None = Non
     # Every source carries its own timeout; the gathering's deadline only guards against one
     # that does not (a hung filesystem in statvfs), with a margin for the slowest honest one.
     jobs = Gathering(timeout_s=timeout + 2, name="health")
-    filesystems = jobs.add("filesystems", lambda: _filesystems(watched_paths(settings)))
     memory = jobs.add("memory", host.memory)
     listeners = jobs.add("listeners",
                          lambda: host.listeners(watched_ports(settings), timeout=timeout)[0])
     snapshot = jobs.add("pm2", lambda: pm2_snapshot(pm2))
-    dump = jobs.add("dump", pm2.read_dump)
-    node = jobs.add("node", lambda: host_commands.node_version(timeout=timeout))
-    proxy_config = jobs.add("proxy_config", lambda: proxy_lines(settings.proxy.config))
+    sources: dict[str, Callable[[], Any]] = {
+        "filesystems": lambda: _filesystems(watched_paths(settings)),
+        "dump": pm2.read_dump,
+        "node_version": lambda: host_commands.node_version(timeout=timeout),
+        "proxy_config": lambda: proxy_lines(settings.proxy.config)}
+    pending = {} if carried is not None else {
+        name: jobs.add(name, source) for name, source in sources.items()}
     probes = {name: jobs.add(f"probe:{name}", _prober(url, headers, timeout))
               for name, (url, headers) in probe_urls(settings).items()}
     unit = (jobs.add("unit", lambda: systemctl.show(settings.pm2.unit))
             if mode == "systemd" else None)
     jobs.run()
+    heavy: dict[str, Got[Any]] = (
+        {name: job.got for name, job in pending.items()} if carried is None
+        else {name: getattr(carried, name) for name in HEAVY})
     return Facts(
-        filesystems=filesystems.got,
+        filesystems=heavy["filesystems"],
         memory=memory.got,
         listeners=listeners.got,
         probes={name: probe.got for name, probe in probes.items()},
         pm2=snapshot.got,
         unit=unit.got if unit else None,
-        dump=dump.got,
-        node_version=node.got,
-        proxy_config=proxy_config.got,
+        dump=heavy["dump"],
+        node_version=heavy["node_version"],
+        proxy_config=heavy["proxy_config"],
         previous_restarts=dict(previous_restarts or {}),
         now=time.time(),
     )

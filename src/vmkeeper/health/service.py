@@ -19,17 +19,25 @@ from vmkeeper.settings import Settings
 def run_health(settings: Settings, *, prometheus: Path | None = None, remember: bool = True,
                pm2: Pm2 | None = None) -> HealthReport:
     """Every runbook check, concurrently; ``remember`` keeps restart counts for next time."""
+    _facts, report = observe(settings, pm2=pm2, remember=remember)
+    if prometheus is not None:
+        write_prometheus(prometheus, report)
+    return report
+
+
+def observe(settings: Settings, *, pm2: Pm2 | None = None, remember: bool = False,
+            carried: gathering.Facts | None = None) -> tuple[gathering.Facts, HealthReport]:
+    """The facts and the report judged on them; ``carried``: the heavy facts of an earlier
+    look are reused instead of gathered (the watcher's cheap cycles, facts.HEAVY)."""
     started = time.monotonic()
     mode = gathering.supervisor_mode(settings)
     facts = gathering.gather(settings, previous_restarts=load_restarts(settings.state_dir),
-                             pm2=pm2, mode=mode)
+                             pm2=pm2, mode=mode, carried=carried)
     report = report_from_checks(judge.evaluate(facts, settings, mode),
                                 time.monotonic() - started, mode)
     if remember:
         save_restarts(settings.state_dir, report)
-    if prometheus is not None:
-        write_prometheus(prometheus, report)
-    return report
+    return facts, report
 
 
 def report_from_checks(checks: list[Check], seconds: float, mode: str) -> HealthReport:

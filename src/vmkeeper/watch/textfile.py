@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from vmkeeper.atomic import write_atomic
+from vmkeeper.health.checks import heavy_check
 from vmkeeper.health.model import HealthReport, Status
 from vmkeeper.health.report import prometheus_text
 from vmkeeper.settings import Settings
@@ -15,7 +16,10 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def write_textfile(settings: Settings, report: HealthReport, now: float) -> None:
+def write_textfile(settings: Settings, report: HealthReport, now: float, *,
+                   carried: bool = False) -> None:
+    """``carried``: the heavy checks were judged on an earlier cycle's facts, so they did not
+    pass now (their last success stays when they were last gathered)."""
     path = settings.watch.textfile
     if path is None:
         return
@@ -24,7 +28,8 @@ def write_textfile(settings: Settings, report: HealthReport, now: float) -> None
         last: dict[str, float] = json.loads(memory.read_text())
     except (OSError, ValueError):
         last = {}
-    last.update({c.name: now for c in report.checks if c.status is Status.OK})
+    last.update({c.name: now for c in report.checks
+                 if c.status is Status.OK and not (carried and heavy_check(c.name))})
     memory.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(memory, json.dumps(last))
     lines = ["# HELP vmkeeper_last_success_timestamp_seconds When the check last passed.",
