@@ -113,3 +113,19 @@ def test_heavy_every_s_shorter_than_the_interval_is_refused(tmp_path: Path) -> N
     with pytest.raises(SettingsError, match=r"watch.heavy_every_s.*shorter than "
                                             r"watch.interval_s \(5\)"):
         load_settings(config)
+
+
+def test_a_carried_check_keeps_its_last_success_time_in_the_textfile(tmp_path: Path) -> None:
+    prom = tmp_path / "watch.prom"
+    _world, _counted, looker, clock = _healthy(tmp_path, interval_s=5, heavy_every=4,
+                                               textfile=prom)
+    first = clock()
+    looker()
+    clock.advance(5)
+    looker()  # a cheap cycle: disk and dump carried from the first
+    text = prom.read_text()
+    assert f'vmkeeper_last_success_timestamp_seconds{{check="disk:/"}} {first:.3f}' in text
+    assert f'vmkeeper_last_success_timestamp_seconds{{check="dump"}} {first:.3f}' in text
+    assert (f'vmkeeper_last_success_timestamp_seconds{{check="pm2:frontend-dev"}} '
+            f'{first + 5:.3f}') in text
+    assert f"vmkeeper_watch_heavy_last_run_timestamp_seconds {first:.3f}" in text

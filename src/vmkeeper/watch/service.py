@@ -90,7 +90,7 @@ class Looker:
             self._warn_pressure()
         self.since_heavy += 1
         self.facts, self.last = facts, report
-        write_textfile(self.settings, report, now, carried=not heavy)
+        write_textfile(self.settings, report, now, heavy_at=self.heavy_at)
         plan = plan_recovery(diagnose(report.checks, report.supervisor), self.tools)
         look = Look(healthy=not chain_broken(report), actionable=not plan.refused,
                     maintenance=in_maintenance(self.settings, now))

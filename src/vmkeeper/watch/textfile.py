@@ -17,9 +17,10 @@ def _label(value: str) -> str:
 
 
 def write_textfile(settings: Settings, report: HealthReport, now: float, *,
-                   carried: bool = False) -> None:
-    """``carried``: the heavy checks were judged on an earlier cycle's facts, so they did not
-    pass now (their last success stays when they were last gathered)."""
+                   heavy_at: float | None = None) -> None:
+    """``heavy_at``: when the heavy checks were last gathered (None: this cycle). Before now,
+    they were judged on carried facts and did not pass now (their last success stays)."""
+    carried = heavy_at is not None and heavy_at < now
     path = settings.watch.textfile
     if path is None:
         return
@@ -36,5 +37,9 @@ def write_textfile(settings: Settings, report: HealthReport, now: float, *,
              "# TYPE vmkeeper_last_success_timestamp_seconds gauge"]
     lines += [f'vmkeeper_last_success_timestamp_seconds{{check="{_label(name)}"}} {at:.3f}'
               for name, at in sorted(last.items())]
+    lines += ["# HELP vmkeeper_watch_heavy_last_run_timestamp_seconds When the heavy checks "
+              "(disk, dump, node, Apache's config) were last gathered.",
+              "# TYPE vmkeeper_watch_heavy_last_run_timestamp_seconds gauge",
+              f"vmkeeper_watch_heavy_last_run_timestamp_seconds {heavy_at or now:.3f}"]
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, prometheus_text(report, now) + "\n".join(lines) + "\n", mode=0o644)
