@@ -117,4 +117,4 @@ def serve(ctx: typer.Context,
     env = {"VMKEEPER_AGENT_FLAGS": json.dumps(cli.flags)}
     if cli.config_path:
         env["VMKEEPER_CONFIG"] = str(cli.config_path)
-    run_agent(cli.settings, env, port)
+    run_agent(cli.settings, env, port, cli.loaded)
