@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from vmkeeper import telemetry
-from vmkeeper.agent import audit, hooks
+from vmkeeper.agent import audit, hooks, limits
 from vmkeeper.agent.admission import Operate, Read
 from vmkeeper.agent.runner import Runner, refuse_if_locked
 from vmkeeper.agent.store import IdempotencyMismatch, OperationNotFound, OpState, Store
@@ -28,7 +28,6 @@ from vmkeeper.errors import InputError, LockHeld, VmkeeperError
 from vmkeeper.jsonable import to_jsonable
 from vmkeeper.settings import LoadedSettings, Settings
 
-MAX_BODY = 64 * 1024
 # A branch or release name as git and the releases folder accept it: no leading '-' (an
 # option to git), no '..', no NUL or control characters, no spaces.
 _NAME = re.compile(r"(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}")
@@ -75,15 +74,16 @@ def create_app(settings: Settings, store: Store, runner: Runner,
         media.state.settings = settings
         app.mount("/v1/media", media)
     _errors(app)
+    app.add_middleware(limits.BodyCap)  # a chunked body is counted as it streams
 
     @app.middleware("http")
     async def request_id(request: Request,
                          call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         rid = uuid.uuid4().hex
         request.state.request_id = rid
-        if int(request.headers.get("content-length") or 0) > MAX_BODY:
-            response: Response = JSONResponse(
-                {"detail": f"The body is over {MAX_BODY} bytes; send a smaller one."}, 413)
+        limit = limits.body_limit(request.url.path)
+        if limits.declared_too_large(request.headers.get("content-length"), limit):
+            response: Response = JSONResponse({"detail": limits.too_large(limit).detail}, 413)
         else:
             response = await call_next(request)
         response.headers["X-Request-Id"] = rid
