@@ -6,31 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from vmkeeper.agent import auth, hooks, limits
-from vmkeeper.agent.api import create_app
-from vmkeeper.agent.runner import Runner
-from vmkeeper.agent.store import Store
-from vmkeeper.settings import Settings
+from tests.agent.conftest import SECRET
+from vmkeeper.agent import hooks, limits
 
-SECRET = "whsec-0123456789abcdef0123456789abcdef"
 CHUNK = 4096
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> tuple[TestClient, Store, dict[str, str]]:
-    settings = Settings.model_validate({
-        "state_dir": tmp_path, "releases": {"root": tmp_path / "releases"},
-        "agent": {"webhook_secret": SECRET}})
-    store = Store(tmp_path)
-    app = create_app(settings, store, Runner(store, settings, tmp_path / "ops"))
-    token = auth.add(tmp_path, "ci", auth.Scope.OPERATE).token
-    return TestClient(app), store, {"Authorization": f"Bearer {token}"}
 
 
 def _chunks(total: int) -> Iterator[bytes]:
@@ -40,8 +23,9 @@ def _chunks(total: int) -> Iterator[bytes]:
     yield b'"}'
 
 
-def test_a_chunked_deploy_body_over_the_limit_is_413_in_one_sentence(client) -> None:
-    http, store, headers = client
+def test_a_chunked_deploy_body_over_the_limit_is_413_in_one_sentence(world) -> None:
+    http, store, tokens = world
+    headers = {"Authorization": f"Bearer {tokens['operate']}"}
     answer = http.post("/v1/deploy", content=_chunks(limits.MAX_BODY * 4),
                        headers={**headers, "content-type": "application/json"})
     assert answer.status_code == 413
@@ -53,8 +37,8 @@ def test_a_chunked_deploy_body_over_the_limit_is_413_in_one_sentence(client) -> 
     assert small.status_code == 422 and small.json()["detail"].startswith("branch")
 
 
-def test_a_webhook_may_be_bigger_than_a_command_but_not_unbounded(client) -> None:
-    http, _store, _headers = client
+def test_a_webhook_may_be_bigger_than_a_command_but_not_unbounded(world) -> None:
+    http, _store, _tokens = world
     commits = [{"id": "ab" * 20, "message": "x" * 1000} for _ in range(100)]  # ~110 KB
     body = json.dumps({"ref": "refs/heads/main", "after": "cd" * 20, "commits": commits}).encode()
     assert limits.MAX_BODY < len(body) < hooks.MAX_BODY
