@@ -29,6 +29,11 @@ def _crash(monkeypatch: pytest.MonkeyPatch, command: str = "run_health") -> None
     def explode(*_args: object, **_kwargs: object) -> object:
         raise ZeroDivisionError(f"boom while holding {TOKEN}")
 
+    if command == "run_doctor":  # imported by the doctor command only when it runs
+        from vmkeeper.health import doctor
+
+        monkeypatch.setattr(doctor, command, explode)
+        return
     monkeypatch.setattr(health_cli, command, explode)
 
 
