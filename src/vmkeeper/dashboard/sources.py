@@ -103,7 +103,7 @@ def media_status(settings: Settings) -> dict[str, Any]:
     """The media service's /health (breaker, queue counts) and recent jobs, or why not."""
     import httpx
 
-    base = f"http://127.0.0.1:{settings.apps.media.port}"
+    base = settings.media_url()
     headers = {"Authorization": f"Bearer {settings.media.token}"} if settings.media.token else {}
     try:
         with httpx.Client(timeout=MEDIA_TIMEOUT_S) as client:
