@@ -64,6 +64,11 @@ class Warm(Generic[T]):
         self._thread: threading.Thread | None = None
         self.sleeping = False  # the thread waits for a reader (nobody read for idle_s)
 
+    @property
+    def computed(self) -> int:
+        """How many computations have finished (benchmarks count the background ones)."""
+        return self._computed
+
     def refresh(self) -> Snapshot[T]:
         """One computation now (the thread's step; tests call it directly)."""
         try:
