@@ -134,6 +134,7 @@ def incident_pages(browser: Any, agent: str, incident: str) -> None:
     shoot(browser, "incident")
     browser.find_element(By.LINK_TEXT, "pm2-logs.txt").click()
     wait_for(lambda: browser.find_element(By.TAG_NAME, "body").text, 20, "the log excerpt")
+    assert severe(browser) == []  # a plain-text page asks for /favicon.ico too
 
 
 def test_deploy_streams_and_rollback_switches(sandbox: SandboxHandle, agent: str,

@@ -258,3 +258,5 @@ def test_the_media_page_shows_the_memory_pressure_gate(client: TestClient, fake:
 def test_the_static_files_are_small_and_local(client: TestClient) -> None:
     sizes = [len(client.get(f"/static/{name}").content) for name in ("app.js", "app.css")]
     assert all(0 < size < 10_000 for size in sizes)
+    icon = client.get("/favicon.ico")  # asked for by pages without a <link rel=icon>
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"

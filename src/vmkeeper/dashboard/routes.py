@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, HTTPException, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
@@ -151,6 +151,12 @@ def _reads(app: FastAPI, board: Dashboard) -> None:
         if session is None:
             return board.page("login.html", None)
         return board.page("overview.html", session, live=board.overview(), stale_s=STALE_S)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        """Browsers ask for it on pages without a <link rel=icon> (a plain-text evidence
+        file): a 404 there is a console error."""
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
 
     @app.get("/overview/live", response_class=HTMLResponse)
     def live(request: Request) -> HTMLResponse:
