@@ -30,17 +30,17 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def board(tmp_path: Path, fake: Fake, clock: FakeClock) -> Iterator[routes.Dashboard]:
+def client(tmp_path: Path, fake: Fake, clock: FakeClock) -> Iterator[TestClient]:
     app = FastAPI()
     board = routes.install(app, Sessions(tmp_path), fake.sources(), clock=clock)
-    board.app = app  # type: ignore[attr-defined]
-    yield board
+    yield TestClient(app)
     board.warm.stop()
 
 
 @pytest.fixture
-def client(board: routes.Dashboard) -> TestClient:
-    return TestClient(board.app)  # type: ignore[attr-defined]
+def board(client: TestClient) -> routes.Dashboard:
+    found: routes.Dashboard = client.app.state.dashboard  # type: ignore[attr-defined]
+    return found
 
 
 def sign_in(client: TestClient, state: Path, scope: Scope, name: str = "ops") -> str:

@@ -119,6 +119,7 @@ async def form(request: Request) -> dict[str, str]:
 def install(app: FastAPI, sessions: Sessions, sources: Sources,
             clock: Callable[[], float] = time.monotonic) -> Dashboard:
     board = Dashboard(sessions, sources, clock=clock)
+    app.state.dashboard = board
     app.state.sessions = sessions  # the agent's admit() reads sessions for GETs under /v1
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
 
