@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shlex
 import shutil
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -338,8 +336,9 @@ def app_env(layout: Layout, settings: Settings) -> dict[str, str]:
             "BACKEND_PORT": str(settings.apps.backend.port),
             "DATABASE_URL": f"postgres://app:{PLANTED_SECRETS['DB_PASSWORD']}@127.0.0.1:5432/app",
             "NEXT_TELEMETRY_DISABLED": "1",
-            # The backend hands reversals to the media service (issue 7) with this token.
-            "MEDIA_URL": f"http://127.0.0.1:{settings.apps.media.port}",
+            # The backend hands reversals to the media job API (issue 7) with this token: the
+            # agent's /v1/media, one service on the VM (issue 13).
+            "MEDIA_URL": settings.media_url(),
             "MEDIA_TOKEN": settings.media.token or "",
         }
     )
@@ -347,7 +346,8 @@ def app_env(layout: Layout, settings: Settings) -> dict[str, str]:
 
 
 def ensure_apps(layout: Layout, settings: Settings, pm2: Pm2) -> None:
-    """The backend, telemetry, executor and media apps (the frontend is deployed)."""
+    """The backend, telemetry and executor apps (the frontend is deployed). The media job API
+    is the agent's (started after the deploy): a media app an older sandbox left is removed."""
     apps = {app.name: app for app in pm2.jlist()}
     env = app_env(layout, settings)
     backend = settings.apps.backend
@@ -373,21 +373,10 @@ def ensure_apps(layout: Layout, settings: Settings, pm2: Pm2) -> None:
             executor.name, workspace / "executor" / "executor.js", cwd=workspace / "executor",
             env=env,
         )
-    media = settings.apps.media
-    if not _online(apps, media.name):
-        pm2.delete(media.name, check=False)
-        pm2.start_file(media.name, media_launcher(layout), cwd=layout.dir, env=env)
+    if settings.apps.media.name in apps:
+        pm2.delete(settings.apps.media.name, check=False)
+        (layout.dir / "media-service.sh").unlink(missing_ok=True)
     pm2.save(force=True)
-
-
-def media_launcher(layout: Layout) -> Path:
-    """`vmkeeper media serve` for PM2 (whose start takes a script, not an argv): exec, so PM2
-    watches the service's own pid."""
-    script = layout.dir / "media-service.sh"
-    argv = [sys.executable, "-m", "vmkeeper", "--config", str(layout.config), "media", "serve"]
-    script.write_text("#!/bin/sh\nexec " + shlex.join(argv) + "\n")
-    script.chmod(0o755)
-    return script
 
 
 def _online(apps: Mapping[str, Pm2App], name: str) -> bool:
