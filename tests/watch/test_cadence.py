@@ -30,9 +30,11 @@ class Counted:
     def __init__(self, world: FakeVm) -> None:
         self.world = world
         self.heavy = 0
+        self.looks = 0
         self.used_pct = 50
 
     def __call__(self, carried: Facts | None) -> tuple[Facts, HealthReport]:
+        self.looks += 1
         facts = self.world.facts()
         if carried is None:
             self.heavy += 1
@@ -129,3 +131,16 @@ def test_a_carried_check_keeps_its_last_success_time_in_the_textfile(tmp_path: P
     assert (f'vmkeeper_last_success_timestamp_seconds{{check="pm2:frontend-dev"}} '
             f'{first + 5:.3f}') in text
     assert f"vmkeeper_watch_heavy_last_run_timestamp_seconds {first:.3f}" in text
+
+
+def test_an_outage_looks_in_full_once_per_cycle(tmp_path: Path) -> None:
+    world, counted, looker, clock = _healthy(tmp_path, interval_s=5, heavy_every=100)
+    looker()
+    world.apache_up = False  # broken for three cycles
+    looks = []
+    for _ in range(3):
+        clock.advance(5)
+        before = (counted.looks, counted.heavy)
+        looker()
+        looks.append((counted.looks - before[0], counted.heavy - before[1]))
+    assert looks == [(2, 1), (1, 1), (1, 1)]  # a cheap look, then in full; then in full only

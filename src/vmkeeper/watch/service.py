@@ -69,12 +69,16 @@ class Looker:
         self.facts: gathering.Facts | None = None
         self.since_heavy = 0  # cycles since the heavy facts were last gathered
         self.heavy_at = 0.0
-        self.heavy_looks = 0
 
     def heavy_due(self, now: float) -> bool:
+        """Due by count or by time; and while the chain stays broken (an outage's cycles look
+        in full at once, not cheaply first and then again)."""
+        from vmkeeper.recover import chain_broken
+
         rules = self.settings.watch
         return (self.facts is None or self.since_heavy >= rules.heavy_every
-                or (rules.heavy_every_s is not None and now - self.heavy_at >= rules.heavy_every_s))
+                or (rules.heavy_every_s is not None and now - self.heavy_at >= rules.heavy_every_s)
+                or (self.last is not None and bool(chain_broken(self.last))))
 
     def __call__(self) -> Observation:
         from vmkeeper.recover import chain_broken
@@ -86,7 +90,7 @@ class Looker:
             heavy = True
             facts, report = self._look(None)
         if heavy:
-            self.since_heavy, self.heavy_at, self.heavy_looks = 0, now, self.heavy_looks + 1
+            self.since_heavy, self.heavy_at = 0, now
             self._warn_pressure()
         self.since_heavy += 1
         self.facts, self.last = facts, report
