@@ -77,7 +77,8 @@ class FakeVm:
 
     @property
     def pm2(self) -> Pm2:
-        return Pm2(bin="pm2", home=self.settings.pm2.home, timeout=5, runner=self.pm2_state)
+        return Pm2(bin="pm2", home=self.settings.pm2.home, timeout=5, runner=self.pm2_state,
+                   daemon_list=None)
 
     def switcher(self) -> Switcher:
         return Switcher(self.settings, self.pm2, DeleteStart(self.settings, self.pm2,

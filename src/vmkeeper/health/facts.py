@@ -139,10 +139,11 @@ def _tree(pid: int | None) -> set[int]:
 
 def pm2_snapshot(pm2: Pm2) -> Pm2Snapshot:
     daemon = pm2.daemon_pid()
-    if daemon is None:
-        # Every pm2 command would spawn a fresh daemon and hide the outage it is asked about.
+    # Asked of the daemon itself, never through a pm2 command: one would spawn a fresh daemon
+    # when its ping fails and hide the outage it is asked about (adapters/pm2_rpc.py).
+    apps = pm2.live_list() if daemon is not None else None
+    if daemon is None or apps is None:
         return Pm2Snapshot(None, None)
-    apps = pm2.jlist()
     return Pm2Snapshot(daemon, apps, {app.name: _tree(app.pid) for app in apps})
 
 
