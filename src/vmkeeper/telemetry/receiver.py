@@ -23,7 +23,6 @@ import json
 import os
 import signal
 import socket
-import socketserver
 import sys
 import threading
 import time
@@ -180,7 +179,7 @@ def _handler(store: Store, started_at: str) -> type[Any]:
         timeout = READ_TIMEOUT_S
         protocol_version = "HTTP/1.1"
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             try:
                 length = int(self.headers.get("Content-Length") or -1)
                 if length < 0:
@@ -207,7 +206,7 @@ def _handler(store: Store, started_at: str) -> type[Any]:
             else:
                 self._answer(200, "application/x-protobuf", response.SerializeToString())
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             if self.path != "/":
                 self._answer(404, "application/json", b'{"error": "not found"}')
                 return
@@ -222,7 +221,7 @@ def _handler(store: Store, started_at: str) -> type[Any]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # one line per export would drown PM2's log; GET / has the counts
 
     return Handler

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from vmkeeper import telemetry
 from vmkeeper.atomic import write_atomic
 from vmkeeper.health.model import HealthReport, Status
 from vmkeeper.health.report import prometheus_text
@@ -31,5 +32,13 @@ def write_textfile(settings: Settings, report: HealthReport, now: float) -> None
              "# TYPE vmkeeper_last_success_timestamp_seconds gauge"]
     lines += [f'vmkeeper_last_success_timestamp_seconds{{check="{_label(name)}"}} {at:.3f}'
               for name, at in sorted(last.items())]
+    health = prometheus_text(report, now)
+    # The telemetry families too (issue 15), less those health's own text already has.
+    families = telemetry.prometheus_text(_families_in(health))
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, prometheus_text(report, now) + "\n".join(lines) + "\n", mode=0o644)
+    write_atomic(path, health + "\n".join(lines) + "\n" + families, mode=0o644)
+
+
+def _families_in(text: str) -> frozenset[str]:
+    return frozenset(line.split()[2] for line in text.splitlines()
+                     if line.startswith("# TYPE ") and len(line.split()) > 2)
