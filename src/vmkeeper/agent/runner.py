@@ -89,7 +89,7 @@ class Runner:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{op.id}.log"
         started = time.monotonic()
-        env = {**self.env, **self._traces.pop(op.id, {})}
+        env = {**self.env, **self._traces.pop(op.id, {})}  # and the trace it continues
         with open(log, "a") as log_file, proc.start(
                 argv, timeout=OPERATION_TIMEOUT_S, env=env) as child:
             self._current[op.id] = child

@@ -149,7 +149,11 @@ def operation(settings: Settings, name: str, **attributes: Any) -> Iterator[Tele
         return
     try:
         with handle.span(f"vmkeeper {name}", **{"vmkeeper.operation": name, **attributes}):
-            yield handle
+            try:
+                yield handle
+            except Exception as error:  # the one sentence it failed with: its record, too
+                handle.log_record(name, {"message": str(error)}, error=True)
+                raise
     finally:
         # Setting up (importing the SDK) and redacting records came out of the same 2 s.
         spent = time.monotonic() - started - _operation_seconds(handle) + handle.cost_s

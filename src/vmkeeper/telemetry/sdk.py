@@ -34,7 +34,12 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from vmkeeper.telemetry.families import Families
@@ -171,6 +176,10 @@ class Telemetry:
         self.families = Families(self._meters.get_meter("vmkeeper"), self.dropped)
         self._detached = _join_parent_from_environment()
         self._ready_at = time.monotonic()
+
+    def tee_spans(self, exporter: SpanExporter) -> None:
+        """Also hand each finished span to ``exporter``, synchronously (tests' in-memory one)."""
+        self._tracers.add_span_processor(SimpleSpanProcessor(exporter))
 
     def seconds_since_start(self) -> float:
         """Since this handle was ready (what an operation took, its set-up excluded)."""
