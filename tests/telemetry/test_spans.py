@@ -151,3 +151,20 @@ def test_a_media_job_runs_in_the_trace_of_the_request_that_submitted_it(tmp_path
     (finished,) = [s for s in memory.get_finished_spans() if s.name == "media job"]
     assert finished.parent.span_id == request.get_span_context().span_id
     assert queue.runner.traces == {}  # handed over, not kept
+
+
+def test_commands_run_by_a_gatherings_threads_stay_in_the_callers_trace(tmp_path: Path):
+    from vmkeeper import proc
+    from vmkeeper.gather import Gathering
+
+    memory = _traced(Settings.model_validate({"telemetry": {"otlp_endpoint":
+                                                            "http://127.0.0.1:9"}}))
+    gathering = Gathering(timeout_s=10)
+    jobs = [gathering.add(f"job {n}", lambda: proc.run(["true"], timeout=5).returncode)
+            for n in range(3)]
+    with telemetry.span("vmkeeper health") as outer:
+        gathering.run()
+    assert [job.got.value for job in jobs] == [0, 0, 0]
+    commands = [s for s in memory.get_finished_spans() if s.name == "exec true"]
+    assert len(commands) == 3
+    assert {s.parent.span_id for s in commands} == {outer.get_span_context().span_id}
