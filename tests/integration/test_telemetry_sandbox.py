@@ -52,7 +52,7 @@ def test_fl_telemetry_is_the_receiver_and_an_agent_recover_arrives_as_one_trace(
                 return request, worker[0], [s for s, _ in spans if s.trace_id == request.trace_id]
         return None
 
-    request, (operation, resource), trace = wait_for(the_trace, 30,
+    request, (_operation, resource), trace = wait_for(the_trace, 30,
                                                      "the request's trace in fl-telemetry")
     assert attributes(request)["http.response.status_code"] == 202
     assert attributes(resource)["service.name"] == "vmkeeper"

@@ -5,10 +5,7 @@ pressure, the media queue's job log. Read back as the Prometheus text `GET /metr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.fakes.world import FakeVm
 from tests.media_service.fakes import REJECTED, scripted_queue
@@ -25,12 +22,6 @@ from vmkeeper.watch.store import Incident, Store
 from vmkeeper.watch.textfile import write_textfile
 
 OFF_LINE = "http://127.0.0.1:9"  # nothing listens: the text is what we read here
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_handle() -> Iterator[None]:
-    yield
-    telemetry.shutdown(0.1)
 
 
 def _on(settings: Settings, endpoint: str = OFF_LINE) -> Settings:
@@ -74,25 +65,26 @@ def report_targets(settings: Settings) -> list[str]:
     return list(probe_urls(settings))
 
 
-def test_the_watchers_alerts_count_incidents_and_time_to_recover_and_log_them(tmp_path: Path):
-    with otlp_collector() as (url, received):
-        _on(Settings.model_validate({}), url)
-        store = Store(tmp_path / "watch")
-        alerts: list[Alert] = []
-        notify = _counted(store, alerts.append)
-        opened = Incident("1-1", "open", 1000.0, "the proxy answers 503: frontend-dev is down")
-        store.save(opened)
-        notify(Alert("open", opened))
-        assert _series(telemetry.prometheus_text(), "vmkeeper_incidents_open") == {"": 1}
-        resolved = store.update("1-1", state="resolved", resolved_at=1042.0,
-                                seconds_to_recover=42.0)
-        notify(Alert("resolved", resolved))
-        text = telemetry.prometheus_text()
-        assert _series(text, "vmkeeper_incidents_open") == {"": 0}
-        assert _series(text, "vmkeeper_incident_recovery_duration_seconds_sum") == {"": 42}
-        assert [a.kind for a in alerts] == ["open", "resolved"]  # the sinks still get them
-        telemetry.shutdown()
-        records = [r for r in received.logs() if r.event_name == "vmkeeper.incident"]
+def test_the_watchers_alerts_count_incidents_and_time_to_recover_and_log_them(
+        tmp_path: Path, collector) -> None:
+    url, received = collector
+    _on(Settings.model_validate({}), url)
+    store = Store(tmp_path / "watch")
+    alerts: list[Alert] = []
+    notify = _counted(store, alerts.append)
+    opened = Incident("1-1", "open", 1000.0, "the proxy answers 503: frontend-dev is down")
+    store.save(opened)
+    notify(Alert("open", opened))
+    assert _series(telemetry.prometheus_text(), "vmkeeper_incidents_open") == {"": 1}
+    resolved = store.update("1-1", state="resolved", resolved_at=1042.0, seconds_to_recover=42.0)
+    assert resolved is not None
+    notify(Alert("resolved", resolved))
+    text = telemetry.prometheus_text()
+    assert _series(text, "vmkeeper_incidents_open") == {"": 0}
+    assert _series(text, "vmkeeper_incident_recovery_duration_seconds_sum") == {"": 42}
+    assert [a.kind for a in alerts] == ["open", "resolved"]  # the sinks still get them
+    telemetry.shutdown()
+    records = [r for r in received.logs() if r.event_name == "vmkeeper.incident"]
     assert [otlp.attributes(r)["vmkeeper.alert"] for r in records] == ["open", "resolved"]
     assert "frontend-dev is down" in records[0].body.string_value
 
@@ -137,9 +129,3 @@ def test_the_media_queue_records_jobs_rejections_depth_and_breaker(tmp_path: Pat
     assert _series(text, "vmkeeper_media_rejected_total") == {'{vmkeeper_reason="rejected"}': 1}
     assert _series(text, "vmkeeper_media_queue_depth") == {"": 0}
     assert _series(text, "vmkeeper_media_breaker_state") == {"": 0}
-
-
-def otlp_collector():  # a context manager over the generator fixture's body
-    import contextlib
-
-    return contextlib.contextmanager(otlp.serve)()

@@ -30,17 +30,6 @@ CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER = f"00-{CALLER_TRACE}-00f067aa0ba902b7-01"
 
 
-@pytest.fixture(autouse=True)
-def _no_leftover_handle() -> Iterator[None]:
-    yield
-    telemetry.shutdown(0.1)
-
-
-@pytest.fixture
-def collector() -> Iterator[tuple[str, otlp.Received]]:
-    yield from otlp.serve()
-
-
 def _traced(settings: Settings) -> InMemorySpanExporter:
     handle = telemetry.setup(settings, "vmkeeper-agent")
     assert handle is not None

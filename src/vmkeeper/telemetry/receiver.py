@@ -230,6 +230,13 @@ def _handler(store: Store, started_at: str) -> type[Any]:
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # An exporter that gave up (a one-shot command's 2 s flush ended) hangs up before the
+        # answer, and a client that stalls is cut at READ_TIMEOUT_S: routine, not a traceback.
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
 
 @dataclass
 class Receiver:
