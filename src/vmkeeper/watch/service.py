@@ -59,7 +59,8 @@ class _Looker:
     def __call__(self) -> Observation:
         from vmkeeper.recover import chain_broken
 
-        report = run_health(self.settings, remember=False, pm2=self.pm2)
+        with telemetry.span("vmkeeper watch cycle"):  # one trace per look, its commands below
+            report = run_health(self.settings, remember=False, pm2=self.pm2)
         self.last = report
         self.cycles += 1
         if self.cycles % self.settings.watch.heavy_every == 1:
