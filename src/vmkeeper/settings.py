@@ -153,6 +153,10 @@ class MediaSettings(_Section):
     # ~7 minutes of work, and each queued row is a promise the VM has to keep.
     max_queued: int = Field(100, ge=1)
     token: str | None = Field(None, json_schema_extra=SECRET)
+    # Where the CLI, the dashboard and the sandbox's backend reach the media job API. Unset:
+    # the agent's /v1/media (one service on the VM); `media serve` (the standalone alias) is
+    # http://127.0.0.1:<apps.media.port>.
+    url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/\S*)?$")
     video_codec: str = "libx264"
     preset: str = "veryfast"
     crf: int = Field(23, ge=0, le=51)
@@ -304,6 +308,13 @@ class Settings(_Section):
     @property
     def frontend_workspace(self) -> Path:
         return self.workspace.path / self.workspace.frontend_dir
+
+    def media_url(self) -> str:
+        """The media job API's base URL (``media.url``, else the agent's /v1/media)."""
+        if self.media.url:
+            return self.media.url.rstrip("/")
+        scheme = "https" if self.agent.tls_cert and self.agent.tls_key else "http"
+        return f"{scheme}://127.0.0.1:{self.agent.port}/v1/media"
 
     def app_roles(self) -> dict[str, AppSettings]:
         """The PM2 apps the runbook expects, by role (media only if it has a name)."""

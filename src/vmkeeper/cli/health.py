@@ -16,7 +16,6 @@ from vmkeeper.cli.common import (
     state,
 )
 from vmkeeper.errors import UsageError
-from vmkeeper.health.doctor import run_doctor
 from vmkeeper.health.model import Check, Status
 from vmkeeper.health.service import run_health, run_status
 
@@ -171,6 +170,8 @@ def logs(
 @internal_failure_exits(Status.UNKNOWN.exit_code)
 def doctor(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Node, PM2, FFmpeg, Apache and paths checked. Exit 0 ok, 1 warn, 2 critical, 3 unknown."""
+    from vmkeeper.health.doctor import run_doctor  # health, run every minute, needs none of it
+
     report = run_doctor(state(ctx).settings)
 
     def human(console: Console) -> None:

@@ -16,15 +16,40 @@ from pathlib import Path
 
 from vmkeeper import proc
 from vmkeeper.adapters import host_commands, systemd
-from vmkeeper.diagnose.bundle import Gathered, Piece, Skipped, Source, json_piece, reason_of
+from vmkeeper.diagnose.bundle import (
+    BundleOptions,
+    BundleResult,
+    Gathered,
+    Piece,
+    Skipped,
+    Source,
+    create_bundle,
+    json_piece,
+    reason_of,
+)
 from vmkeeper.errors import CommandNotFound
 from vmkeeper.health import facts
+from vmkeeper.progress import Progress, silent
 from vmkeeper.redact import DocumentKind
 from vmkeeper.settings import LoadedSettings, Settings, settings_as_dict
 
 # The runbook's OOM incident is found the morning after: a day of kernel log covers it.
 OOM_WINDOW = "-24h"
 UNIT_JOURNAL_LINES = 200
+
+
+def standard_bundle(loaded: LoadedSettings, *, output: Path | None, timeout_s: float,
+                    log_lines: int | None = None, progress: Progress = silent) -> BundleResult:
+    """The bundle `vmkeeper bundle` writes (every default source, the version and config file
+    in its manifest): the CLI, the agent's POST /v1/bundle and an incident's evidence."""
+    from vmkeeper import __version__
+
+    return create_bundle(
+        default_sources(loaded, timeout_s=timeout_s, log_lines=log_lines),
+        BundleOptions(output=output, timeout_s=timeout_s,
+                      extra_manifest={"vmkeeper_version": __version__,
+                                      "config_file": loaded.config_file}),
+        progress=progress)
 
 
 def default_sources(loaded: LoadedSettings, *, timeout_s: float,

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from vmkeeper.adapters import host, host_commands, http, systemd
+from vmkeeper.adapters import apache, host, host_commands, http, systemd
 from vmkeeper.adapters.pm2 import Pm2, Pm2App, from_settings
 from vmkeeper.gather import Gathering, Got
 from vmkeeper.settings import Settings
@@ -25,6 +25,15 @@ class Pm2Snapshot:
     apps: list[Pm2App] | None  # None when the daemon is down (jlist would start one)
     # Every pid in each app's process tree: `npm run start` listens from a grandchild.
     trees: dict[str, set[int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where Apache sends the site: through the zero-downtime switch's map (``by_map``) to
+    ``port`` (None: the map names none), or by the runbook's ProxyPass to FRONT_PORT."""
+
+    by_map: bool
+    port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,7 @@ class Facts:
     proxy_config: Got[list[str]]  # ProxyPass/BalancerMember lines of Apache's config
     previous_restarts: dict[str, int]
     now: float
+    route: Got[Route] | None = None  # None: not looked at
 
 
 def health_pm2(settings: Settings) -> Pm2:
@@ -83,6 +93,18 @@ def watched_ports(settings: Settings) -> dict[int, str]:
         for extra in app.extra_ports:
             ports[extra] = role
     return ports
+
+
+def route(settings: Settings) -> Route:
+    """Whether Apache routes the site through the switch's map (its config includes the
+    switch's include), and the port the map names (None: no map, or no port line in it)."""
+    if not apache.includes(settings.proxy.config, settings.proxy.frontend_include):
+        return Route(False)
+    try:
+        text = apache.map_path(settings.proxy.frontend_include).read_text()
+    except FileNotFoundError:
+        return Route(True)
+    return Route(True, apache.map_port(text))
 
 
 def watched_paths(settings: Settings) -> list[Path]:
@@ -150,8 +172,9 @@ def gather(settings: Settings, *, previous_restarts: dict[str, int] | None = Non
     jobs = Gathering(timeout_s=timeout + 2, name="health")
     filesystems = jobs.add("filesystems", lambda: _filesystems(watched_paths(settings)))
     memory = jobs.add("memory", host.memory)
-    listeners = jobs.add("listeners",
-                         lambda: host.listeners(watched_ports(settings), timeout=timeout)[0])
+    # The spare port too: whether anything serves where an interrupted switch left the route.
+    listened = [*watched_ports(settings), settings.releases.spare_port]
+    listeners = jobs.add("listeners", lambda: host.listeners(listened, timeout=timeout)[0])
     snapshot = jobs.add("pm2", lambda: pm2_snapshot(pm2))
     dump = jobs.add("dump", pm2.read_dump)
     node = jobs.add("node", lambda: host_commands.node_version(timeout=timeout))
@@ -160,6 +183,7 @@ def gather(settings: Settings, *, previous_restarts: dict[str, int] | None = Non
               for name, (url, headers) in probe_urls(settings).items()}
     unit = (jobs.add("unit", lambda: systemctl.show(settings.pm2.unit))
             if mode == "systemd" else None)
+    routing = jobs.add("route", lambda: route(settings))
     jobs.run()
     return Facts(
         filesystems=filesystems.got,
@@ -173,4 +197,5 @@ def gather(settings: Settings, *, previous_restarts: dict[str, int] | None = Non
         proxy_config=proxy_config.got,
         previous_restarts=dict(previous_restarts or {}),
         now=time.time(),
+        route=routing.got,
     )

@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shlex
 import shutil
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -342,8 +340,9 @@ def app_env(layout: Layout, settings: Settings) -> dict[str, str]:
             "BACKEND_PORT": str(settings.apps.backend.port),
             "DATABASE_URL": f"postgres://app:{PLANTED_SECRETS['DB_PASSWORD']}@127.0.0.1:5432/app",
             "NEXT_TELEMETRY_DISABLED": "1",
-            # The backend hands reversals to the media service (issue 7) with this token.
-            "MEDIA_URL": f"http://127.0.0.1:{settings.apps.media.port}",
+            # The backend hands reversals to the media job API (issue 7) with this token: the
+            # agent's /v1/media, one service on the VM (issue 13).
+            "MEDIA_URL": settings.media_url(),
             "MEDIA_TOKEN": settings.media.token or "",
         }
     )
@@ -351,7 +350,8 @@ def app_env(layout: Layout, settings: Settings) -> dict[str, str]:
 
 
 def ensure_apps(layout: Layout, settings: Settings, pm2: Pm2) -> None:
-    """The backend, telemetry, executor and media apps (the frontend is deployed)."""
+    """The backend, telemetry and executor apps (the frontend is deployed). The media job API
+    is the agent's (started after the deploy): a media app an older sandbox left is removed."""
     apps = {app.name: app for app in pm2.jlist()}
     env = app_env(layout, settings)
     backend = settings.apps.backend
@@ -363,7 +363,8 @@ def ensure_apps(layout: Layout, settings: Settings, pm2: Pm2) -> None:
             env={**env, **backend.env, "PORT": str(backend.port)},
         )
     telemetry = settings.apps.telemetry
-    if not _online(apps, telemetry.name):
+    old_stand_in = str(getattr(apps.get(telemetry.name), "exec_path", "")).endswith(".js")
+    if not _online(apps, telemetry.name) or old_stand_in:  # an older sandbox's node stand-in
         pm2.delete(telemetry.name, check=False)
         # The OTLP receiver that stores what it gets (the Collector is in no registry here).
         pm2.start_file(
@@ -379,10 +380,9 @@ def ensure_apps(layout: Layout, settings: Settings, pm2: Pm2) -> None:
             executor.name, workspace / "executor" / "executor.js", cwd=workspace / "executor",
             env=env,
         )
-    media = settings.apps.media
-    if not _online(apps, media.name):
-        pm2.delete(media.name, check=False)
-        pm2.start_file(media.name, media_launcher(layout), cwd=layout.dir, env=env)
+    if settings.apps.media.name in apps:
+        pm2.delete(settings.apps.media.name, check=False)
+        (layout.dir / "media-service.sh").unlink(missing_ok=True)
     pm2.save(force=True)
 
 
@@ -393,12 +393,6 @@ def _launcher(layout: Layout, name: str, argv: list[str]) -> Path:
     script.write_text("#!/bin/sh\nexec " + shlex.join(argv) + "\n")
     script.chmod(0o755)
     return script
-
-
-def media_launcher(layout: Layout) -> Path:
-    """`vmkeeper media serve` under PM2."""
-    return _launcher(layout, "media-service.sh", [
-        sys.executable, "-m", "vmkeeper", "--config", str(layout.config), "media", "serve"])
 
 
 def telemetry_launcher(layout: Layout) -> Path:
