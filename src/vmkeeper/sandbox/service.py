@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import shutil
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
