@@ -5,12 +5,14 @@ pressure, the media queue's job log. Read back as the Prometheus text `GET /metr
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 from tests.fakes.world import FakeVm
 from tests.media_service.fakes import REJECTED, scripted_queue
 from tests.media_service.helpers import settings_for
 from tests.support import otlp
+from tests.support.waiting import wait_for
 from vmkeeper import telemetry
 from vmkeeper.health.service import run_health
 from vmkeeper.settings import Settings
@@ -129,3 +131,32 @@ def test_the_media_queue_records_jobs_rejections_depth_and_breaker(tmp_path: Pat
     assert _series(text, "vmkeeper_media_rejected_total") == {'{vmkeeper_reason="rejected"}': 1}
     assert _series(text, "vmkeeper_media_queue_depth") == {"": 0}
     assert _series(text, "vmkeeper_media_breaker_state") == {"": 0}
+
+
+def test_a_cycles_export_reaches_the_collector_without_a_flush(collector) -> None:
+    url, received = collector
+    _on(Settings.model_validate({}), url)
+    record.incidents_open(2)
+    telemetry.export_soon()
+    wait_for(lambda: "vmkeeper.incidents.open" in received.metric_names(), 10,
+             "the cycle's metrics at the collector")
+
+
+def test_a_silent_collector_never_holds_up_a_cycle_and_exports_do_not_pile_up() -> None:
+    import time
+
+    servers = otlp.serve("hang")
+    url, _ = next(servers)
+    try:
+        handle = telemetry.setup(Settings.model_validate({"telemetry": {
+            "otlp_endpoint": url, "export_timeout_s": 5}}), "vmkeeper-watch")
+        assert handle is not None
+        threads = threading.active_count()
+        started = time.monotonic()
+        for _ in range(20):
+            telemetry.export_soon()
+        assert time.monotonic() - started < 0.5
+        # The first is stuck on the silent collector; the other nineteen skipped.
+        assert handle._exporting.locked() and threading.active_count() - threads <= 1
+    finally:
+        servers.close()
