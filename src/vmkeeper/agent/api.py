@@ -27,6 +27,7 @@ from vmkeeper.dashboard import sources
 from vmkeeper.errors import InputError, LockHeld, VmkeeperError
 from vmkeeper.jsonable import to_jsonable
 from vmkeeper.settings import LoadedSettings, Settings
+from vmkeeper.telemetry.requests import request_span
 
 # A branch or release name as git and the releases folder accept it: no leading '-' (an
 # option to git), no '..', no NUL or control characters, no spaces.
@@ -89,6 +90,8 @@ def create_app(settings: Settings, store: Store, runner: Runner,
         response.headers["X-Request-Id"] = rid
         return response
 
+    app.middleware("http")(request_span)  # outermost: a span per request (issue 15)
+
     def enqueue(request: Request, who: str, kind: str, body: dict[str, Any],
                 key: str | None) -> tuple[str, bool]:
         """Queue an operation (the API's and the dashboard's one way in): its id, coalesced."""
@@ -102,6 +105,7 @@ def create_app(settings: Settings, store: Store, runner: Runner,
             refuse_if_locked(settings)  # a CLI deploy or rollback holds the shared lock
         created = store.create(kind, body, key=key, who=who,
                                request_id=request.state.request_id, coalesce=coalesce)
+        runner.traced(created.operation.id)  # its worker continues this request's trace
         runner.wake()
         return created.operation.id, coalesce and not created.new
 

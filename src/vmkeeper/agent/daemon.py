@@ -46,14 +46,11 @@ def reap(store: Store) -> int:
 
 
 def _start_telemetry(settings: Settings) -> None:
-    """The agent exports for its whole life (spans of its operations' commands, the metric
-    families); a collector that is away costs it nothing, and a broken SDK only this."""
-    from vmkeeper import logs, telemetry
+    """The agent exports for its whole life (a span per request, its operations' traces, the
+    metric families); a collector that is away costs it nothing, and a broken SDK only this."""
+    from vmkeeper import telemetry
 
-    try:
-        telemetry.setup(settings, "vmkeeper-agent")
-    except Exception as error:  # noqa: BLE001 - telemetry is never in the way of the agent
-        logs.get_logger("vmkeeper.agent").warning("telemetry off", error=str(error))
+    telemetry.start(settings, "vmkeeper-agent")
 
 
 def serve(settings: Settings, env: dict[str, str], port: int | None = None,

@@ -79,12 +79,8 @@ def health(
     from vmkeeper import telemetry
 
     settings = state(ctx).settings
-    with telemetry.operation(settings, "health") as handle:
+    with telemetry.operation(settings, "health"):  # run_health records the families
         report = run_health(settings, prometheus=prometheus)
-        if handle is not None:
-            for check in report.checks:
-                handle.families.record_check(check.name, check.layer.value,
-                                             check.status.exit_code, check.seconds or 0.0)
 
     def human(console: Console) -> None:
         colour = _COLOURS[report.status]
@@ -120,7 +116,7 @@ def recover(
         result = run_recover(settings, dry_run=dry_run,
                              progress=telemetry.steps(event_printer(as_json)))
         if handle is not None:
-            handle.log_record("recover", {"message": result.diagnosis})
+            handle.record_result("recover", result)
 
     def human(console: Console) -> None:
         console.print(escape(result.diagnosis))

@@ -14,6 +14,7 @@ from vmkeeper.health.report import load_restarts, save_restarts, write_prometheu
 from vmkeeper.health.verdict import diagnose
 from vmkeeper.releases import store
 from vmkeeper.settings import Settings
+from vmkeeper.telemetry import record
 
 
 def run_health(settings: Settings, *, prometheus: Path | None = None, remember: bool = True,
@@ -35,6 +36,7 @@ def observe(settings: Settings, *, pm2: Pm2 | None = None, remember: bool = Fals
                              pm2=pm2, mode=mode, carried=carried)
     report = report_from_checks(judge.evaluate(facts, settings, mode),
                                 time.monotonic() - started, mode)
+    record.health(facts, report)  # a no-op unless this process exports (issue 15)
     if remember:
         save_restarts(settings.state_dir, report)
     return facts, report

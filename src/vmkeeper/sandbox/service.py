@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import shutil
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -114,6 +116,10 @@ token = {q(media_token(layout))}
 [agent]
 port = {p.agent}
 webhook_secret = {q(agent_proc.webhook_secret(layout))}
+
+[telemetry]
+otlp_endpoint = {q(f"http://127.0.0.1:{p.telemetry_http}")}
+environment = "sandbox"
 """
 
 
@@ -359,12 +365,15 @@ def ensure_apps(layout: Layout, settings: Settings, pm2: Pm2) -> None:
             env={**env, **backend.env, "PORT": str(backend.port)},
         )
     telemetry = settings.apps.telemetry
-    if not _online(apps, telemetry.name):
+    old_stand_in = str(getattr(apps.get(telemetry.name), "exec_path", "")).endswith(".js")
+    if not _online(apps, telemetry.name) or old_stand_in:  # an older sandbox's node stand-in
         pm2.delete(telemetry.name, check=False)
+        # The OTLP receiver that stores what it gets (the Collector is in no registry here).
         pm2.start_file(
-            telemetry.name, workspace / "telemetry" / "telemetry.js", cwd=workspace / "telemetry",
+            telemetry.name, telemetry_launcher(layout), cwd=layout.dir,
             env={**env, "OTLP_GRPC_PORT": str(layout.ports.telemetry_grpc),
-                 "OTLP_HTTP_PORT": str(layout.ports.telemetry_http)},
+                 "OTLP_HTTP_PORT": str(layout.ports.telemetry_http),
+                 "OTLP_STORE": str(telemetry_store(layout))},
         )
     executor = settings.apps.executor
     if not _online(apps, executor.name):
@@ -377,6 +386,26 @@ def ensure_apps(layout: Layout, settings: Settings, pm2: Pm2) -> None:
         pm2.delete(settings.apps.media.name, check=False)
         (layout.dir / "media-service.sh").unlink(missing_ok=True)
     pm2.save(force=True)
+
+
+def _launcher(layout: Layout, name: str, argv: list[str]) -> Path:
+    """A Python program for PM2 (whose start takes a script, not an argv): exec, so PM2
+    watches the program's own pid."""
+    script = layout.dir / name
+    script.write_text("#!/bin/sh\nexec " + shlex.join(argv) + "\n")
+    script.chmod(0o755)
+    return script
+
+
+def telemetry_launcher(layout: Layout) -> Path:
+    """fl-telemetry: :mod:`vmkeeper.telemetry.receiver` (ports and store from its env)."""
+    return _launcher(layout, "telemetry.sh",
+                     [sys.executable, "-m", "vmkeeper.telemetry.receiver"])
+
+
+def telemetry_store(layout: Layout) -> Path:
+    """Where fl-telemetry keeps what it received: ``<signal>.jsonl``, OTLP JSON per line."""
+    return layout.dir / "telemetry"
 
 
 def _online(apps: Mapping[str, Pm2App], name: str) -> bool:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from vmkeeper import telemetry
 from vmkeeper.flock import live_holder
 from vmkeeper.health import facts as gathering
 from vmkeeper.health.model import HealthReport
@@ -17,9 +18,10 @@ from vmkeeper.health.verdict import diagnose
 from vmkeeper.recover_plan import Tools, plan_recovery
 from vmkeeper.releases.lock import LOCK_NAME
 from vmkeeper.settings import Settings
+from vmkeeper.telemetry import record
 from vmkeeper.watch.alerts import sinks
 from vmkeeper.watch.evidence import capture
-from vmkeeper.watch.loop import Attempt, Observation, Watcher
+from vmkeeper.watch.loop import Alert, Attempt, Notify, Observation, Watcher
 from vmkeeper.watch.pressure import read_pressure
 from vmkeeper.watch.state import Look
 from vmkeeper.watch.store import Incident, Store
@@ -85,16 +87,18 @@ class Looker:
 
         now = self.clock()
         heavy = self.heavy_due(now)
-        facts, report = self._look(None if heavy else self.facts)
-        if not heavy and chain_broken(report):
-            heavy = True
-            facts, report = self._look(None)
+        with telemetry.span("vmkeeper watch cycle"):  # one trace per look, its commands below
+            facts, report = self._look(None if heavy else self.facts)
+            if not heavy and chain_broken(report):
+                heavy = True
+                facts, report = self._look(None)
         if heavy:
             self.since_heavy, self.heavy_at = 0, now
             self._warn_pressure()
         self.since_heavy += 1
         self.facts, self.last = facts, report
         write_textfile(self.settings, report, now, heavy_at=self.heavy_at)
+        telemetry.export_soon()  # this cycle's metrics to the collector, in the background
         plan = plan_recovery(diagnose(report.checks, report.supervisor), self.tools)
         look = Look(healthy=not chain_broken(report), actionable=not plan.refused,
                     maintenance=in_maintenance(self.settings, now))
@@ -104,14 +108,17 @@ class Looker:
         """The OOM early warning: logged before the kernel's OOM killer acts (the media
         service refuses new jobs meanwhile on its own reading, media/jobqueue.py)."""
         pressure = read_pressure(self.settings.watch)
+        record.pressure(pressure)
         if pressure.high:
             log.warning("memory pressure high: %s", pressure.line)
 
 
 def _recoverer(settings: Settings) -> Attempt:
+    from vmkeeper.progress import silent
     from vmkeeper.recover import recover
 
-    result = recover(settings)
+    with telemetry.span("vmkeeper recover", **{"vmkeeper.operation": "recover"}):
+        result = recover(settings, progress=telemetry.steps(silent))
     steps = [{"command": a.command, "ok": a.ok, "outcome": a.outcome, "recheck": a.recheck}
              for a in result.actions]
     return Attempt(result.ok, result.diagnosis, steps)
@@ -124,9 +131,21 @@ def build_watcher(settings: Settings) -> Watcher:
     def evidence(incident: Incident) -> list[str]:
         return capture(settings, incident, looker.last, store.folder)
 
-    notify = sinks(settings)
+    notify = _counted(store, sinks(settings))
     return Watcher(settings.watch, store, looker, lambda: _recoverer(settings), notify,
                    evidence)
+
+
+def _counted(store: Store, notify: Notify) -> Notify:
+    """The alerts, also as telemetry: incidents open now, time to recover, the record."""
+    def both(alert: Alert) -> None:
+        opened = sum(1 for found in store.incidents() if found.state != "resolved")
+        record.incident(alert.kind, alert.incident, opened)
+        notify(alert)
+
+    if telemetry.active() is not None:
+        record.incidents_open(sum(1 for found in store.incidents() if found.state != "resolved"))
+    return both
 
 
 def incidents(settings: Settings) -> list[Incident]:

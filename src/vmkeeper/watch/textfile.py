@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from vmkeeper import telemetry
 from vmkeeper.atomic import write_atomic
 from vmkeeper.health.checks import heavy_check
 from vmkeeper.health.model import HealthReport, Status
@@ -41,5 +42,13 @@ def write_textfile(settings: Settings, report: HealthReport, now: float, *,
               "(disk, dump, node, Apache's config) were last gathered.",
               "# TYPE vmkeeper_watch_heavy_last_run_timestamp_seconds gauge",
               f"vmkeeper_watch_heavy_last_run_timestamp_seconds {heavy_at or now:.3f}"]
+    health = prometheus_text(report, now)
+    # The telemetry families too (issue 15), less those health's own text already has.
+    families = telemetry.prometheus_text(_families_in(health))
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, prometheus_text(report, now) + "\n".join(lines) + "\n", mode=0o644)
+    write_atomic(path, health + "\n".join(lines) + "\n" + families, mode=0o644)
+
+
+def _families_in(text: str) -> frozenset[str]:
+    return frozenset(line.split()[2] for line in text.splitlines()
+                     if line.startswith("# TYPE ") and len(line.split()) > 2)
