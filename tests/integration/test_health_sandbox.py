@@ -100,6 +100,47 @@ def test_pm2_killed_names_the_supervisor_and_never_starts_a_daemon(
         sandbox.restore()
 
 
+def test_the_daemon_s_socket_lists_what_pm2_jlist_does(sandbox: SandboxHandle) -> None:
+    from vmkeeper.adapters import pm2 as pm2_adapter
+
+    pm2 = sandbox.pm2
+    live = pm2.live_list()
+    cli = pm2_adapter.parse_jlist(pm2.runner([pm2.bin, "jlist"], timeout=60,
+                                             env={"PM2_HOME": str(pm2.home)}).stdout)
+    assert live is not None and live
+    assert [(a.name, a.pid, a.status, a.cwd) for a in live] == \
+        [(a.name, a.pid, a.status, a.cwd) for a in cli]
+
+
+def test_looking_while_pm2_is_killed_never_starts_a_daemon(sandbox: SandboxHandle) -> None:
+    # `pm2 jlist` overlapping a `pm2 kill` started a fresh, empty daemon (its ping failed):
+    # health and the watcher then saw "online, no apps" instead of the outage.
+    import threading
+
+    from vmkeeper.health.facts import pm2_snapshot
+
+    pm2, looks = sandbox.pm2, []
+    done = threading.Event()
+
+    def look() -> None:
+        while not done.is_set():
+            looks.append(pm2_snapshot(pm2))
+
+    looker = threading.Thread(target=look, daemon=True)
+    looker.start()
+    try:
+        sandbox.pm2.kill()
+        wait_for(lambda: len(looks) > 3 and looks[-1].daemon_pid is None, 30,
+                 "the looks to see the daemon gone")
+        done.set()
+        looker.join(10)
+        assert pm2.daemon_pid() is None and pm2.live_list() is None
+        assert looks[-1].apps is None
+    finally:
+        done.set()
+        sandbox.restore()
+
+
 def test_a_foreign_process_on_the_backend_port_is_named(
         sandbox: SandboxHandle, cli: Callable[..., CliRun]) -> None:
     port = sandbox.layout.ports.backend
