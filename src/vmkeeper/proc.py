@@ -327,6 +327,36 @@ def start(
                     stream.close()
 
 
+def detach(
+    argv: Argv,
+    *,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    output: int | IO[Any] = subprocess.DEVNULL,
+    input: bytes | None = None,
+) -> int:
+    """Start ``argv`` in its own session and leave it running past this process (a daemon of
+    the sandbox, a one-shot command's telemetry exporter); its pid. ``input`` is written to its
+    stdin, which is then closed; its stdout and stderr go to ``output``. What it does with its
+    time is its own: the child must bound itself."""
+    args = [str(a) for a in argv]
+    log.debug("detach", argv=display(args), cwd=str(cwd) if cwd else None)
+    try:
+        child = subprocess.Popen(
+            args, cwd=cwd, env=_environment(env, False),
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=output, stderr=output, start_new_session=True)
+    except FileNotFoundError:
+        raise CommandNotFound(
+            f"`{args[0]}` was not found: install it or set its path in the settings."
+        ) from None
+    if input is not None and child.stdin is not None:
+        with contextlib.suppress(BrokenPipeError):  # a child that died at once: its own story
+            child.stdin.write(input)
+        child.stdin.close()
+    return child.pid
+
+
 PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
 STDOUT = subprocess.STDOUT

@@ -68,8 +68,9 @@ def test_a_one_shot_health_sends_its_families_to_fl_telemetry(sandbox: SandboxHa
     run = proc.run([sys.executable, "-m", "vmkeeper", "--config", str(sandbox.config),
                     "health", "--json"], timeout=120, check=False)
     assert run.returncode in (0, 1, 2), run.stderr
-    requests = Store(telemetry_store(sandbox.layout)).requests("metrics")
-    assert len(requests) > before  # the CLI flushed before it exited
+    # Handed to a detached exporter after the answer (telemetry/later.py).
+    requests = wait_for(lambda: (found := Store(telemetry_store(sandbox.layout)).requests(
+        "metrics")) and len(found) > before and found, 30, "health's metrics at fl-telemetry")
     names: dict = {}
     for request in requests[before:]:
         for rm in request.resource_metrics:

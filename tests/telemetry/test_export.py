@@ -13,6 +13,7 @@ import time
 import pytest
 
 from tests.support import otlp
+from tests.support.waiting import wait_for
 from vmkeeper import proc, telemetry
 from vmkeeper.progress import Phase, ProgressEvent, silent
 from vmkeeper.settings import Settings
@@ -171,3 +172,32 @@ def test_the_cli_health_with_a_down_or_silent_collector_takes_at_most_2_s_longer
     finally:
         servers.close()
     assert with_collector - off <= 2.0, (off, with_collector)
+
+
+def test_the_cli_health_answers_first_and_its_telemetry_arrives_after(collector, cli, tmp_path):
+    # No SDK in the command's process (monitoring runs it every minute): a detached child
+    # exports its span, with the command's own times, and the families it measured.
+    url, received = collector
+    before = time.time_ns()
+    run = cli("--set", f"telemetry.otlp_endpoint={url}", "--set", f"state_dir={tmp_path}",
+              "--set", "health.check_timeout_s=2", "health", "--json")
+    answered = time.time_ns()
+    assert run.code in (1, 2, 3) and '"checks"' in run.stdout
+    assert telemetry.active() is None  # this process set nothing up
+    spans = wait_for(lambda: _by_name(received).get("vmkeeper health"), 30,
+                     "the health span at the collector")
+    span, resource = spans
+    assert before <= span.start_time_unix_nano <= span.end_time_unix_nano <= answered
+    assert otlp.attributes(resource)["service.name"] == "vmkeeper"
+    wait_for(lambda: {"vmkeeper.health.check.status", "http.client.request.duration"}
+             <= received.metric_names(), 30, "health's families at the collector")
+
+
+def test_telemetry_off_hands_nothing_over(cli, tmp_path, monkeypatch):
+    from vmkeeper import proc as proc_module
+
+    started: list[object] = []
+    monkeypatch.setattr(proc_module, "detach", lambda *a, **k: started.append(a) or 0)
+    run = cli("--set", "telemetry.enabled=false", "--set", f"state_dir={tmp_path}",
+              "--set", "health.check_timeout_s=2", "health", "--json")
+    assert '"checks"' in run.stdout and started == []

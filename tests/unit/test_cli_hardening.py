@@ -33,6 +33,11 @@ def _crash(monkeypatch: pytest.MonkeyPatch, command: str = "run_health") -> None
 
         monkeypatch.setattr(doctor, command, explode)
         return
+    if command == "run_health":  # the health command's look, imported when it runs
+        from vmkeeper.health import service
+
+        monkeypatch.setattr(service, "health_look", explode)
+        return
     monkeypatch.setattr(health_cli, command, explode)
 
 

@@ -17,7 +17,7 @@ from vmkeeper.cli.common import (
 )
 from vmkeeper.errors import UsageError
 from vmkeeper.health.model import Check, Status
-from vmkeeper.health.service import run_health, run_status
+from vmkeeper.health.service import run_status
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -76,11 +76,15 @@ def health(
     """Every runbook check, concurrently. Exit 0 ok, 1 warn, 2 critical, 3 unknown."""
     if prometheus is not None:
         _check_prometheus_path(prometheus)
-    from vmkeeper import telemetry
+    import time
+
+    from vmkeeper.health.service import health_look
+    from vmkeeper.telemetry import record
+    from vmkeeper.telemetry.later import export_later
 
     settings = state(ctx).settings
-    with telemetry.operation(settings, "health"):  # run_health records the families
-        report = run_health(settings, prometheus=prometheus)
+    started_ns = time.time_ns()
+    facts, report = health_look(settings, prometheus=prometheus)
 
     def human(console: Console) -> None:
         colour = _COLOURS[report.status]
@@ -90,6 +94,10 @@ def health(
         console.print(f"[dim]{len(report.checks)} checks in {report.seconds:.2f} s[/dim]")
 
     emit(report, as_json, human)
+    # Exported after the answer, by a detached child (telemetry/later.py): monitoring runs
+    # this every minute, and the SDK alone would cost it more than the checks.
+    export_later(settings, "health", started_ns, ok=report.exit_code < 2,
+                 figures=record.health_figures(facts, report))
     raise typer.Exit(report.exit_code)
 
 

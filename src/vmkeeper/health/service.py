@@ -20,10 +20,16 @@ from vmkeeper.telemetry import record
 def run_health(settings: Settings, *, prometheus: Path | None = None, remember: bool = True,
                pm2: Pm2 | None = None) -> HealthReport:
     """Every runbook check, concurrently; ``remember`` keeps restart counts for next time."""
-    _facts, report = observe(settings, pm2=pm2, remember=remember)
+    return health_look(settings, prometheus=prometheus, remember=remember, pm2=pm2)[1]
+
+
+def health_look(settings: Settings, *, prometheus: Path | None = None, remember: bool = True,
+                pm2: Pm2 | None = None) -> tuple[gathering.Facts, HealthReport]:
+    """:func:`run_health` with the facts it judged (the CLI hands their figures on)."""
+    facts, report = observe(settings, pm2=pm2, remember=remember)
     if prometheus is not None:
         write_prometheus(prometheus, report)
-    return report
+    return facts, report
 
 
 def observe(settings: Settings, *, pm2: Pm2 | None = None, remember: bool = False,

@@ -7,11 +7,11 @@ from __future__ import annotations
 import contextlib
 import secrets
 import signal
-import subprocess
 import sys
 
 import psutil
 
+from vmkeeper import proc
 from vmkeeper.adapters import http
 from vmkeeper.atomic import write_atomic
 from vmkeeper.errors import SandboxError
@@ -48,12 +48,10 @@ def spawn(layout: Layout, name: str, command: list[str]) -> int:
         return pid
     log = open(layout.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
     with log:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "vmkeeper", "--config", str(layout.config), *command],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-            cwd=layout.dir)
-    write_atomic(layout.state / f"{name}.pid", str(child.pid))
-    return child.pid
+        pid = proc.detach([sys.executable, "-m", "vmkeeper", "--config", str(layout.config),
+                           *command], output=log, cwd=layout.dir)
+    write_atomic(layout.state / f"{name}.pid", str(pid))
+    return pid
 
 
 def start_watcher(layout: Layout) -> int:

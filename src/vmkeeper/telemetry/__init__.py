@@ -84,6 +84,12 @@ def join_parent(service_name: str) -> Telemetry | None:
     return _active
 
 
+def adopt(handle: Telemetry) -> None:
+    """Make ``handle`` this process's telemetry (the deferred exporter of telemetry/later.py)."""
+    global _active
+    _active = handle
+
+
 def active() -> Telemetry | None:
     return _active
 

@@ -4,7 +4,7 @@ global read unless telemetry was set up in this process, and imports no OpenTele
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vmkeeper import telemetry
 
@@ -20,23 +20,39 @@ _BREAKER = {"closed": 0, "half_open": 1, "open": 2}
 _FINISHED = ("done", "failed", "rejected")
 
 
+def health_figures(facts: Facts, report: HealthReport) -> dict[str, Any]:
+    """What a health look measured, as plain JSON: each check's status and time, each HTTP
+    probe's duration by target, each PM2 app (a one-shot command hands it to its exporter)."""
+    snapshot = facts.pm2.value
+    return {
+        "checks": [[c.name, c.layer.value, c.status.exit_code, c.seconds or 0.0]
+                   for c in report.checks],
+        "probes": [[target, got.value.seconds, got.value.status]
+                   for target, got in facts.probes.items() if got.value is not None],
+        "apps": [[app.name, app.online, app.restarts, app.memory_bytes,
+                  app.cpu_percent / 100 if app.cpu_percent is not None else None]
+                 for app in ((snapshot.apps or []) if snapshot is not None else [])],
+    }
+
+
 def health(facts: Facts, report: HealthReport) -> None:
     """Each check's status and time, each HTTP probe's duration by target, each PM2 app."""
+    if telemetry.active() is not None:
+        record_health_figures(health_figures(facts, report))
+
+
+def record_health_figures(figures: dict[str, Any]) -> None:
     handle = telemetry.active()
     if handle is None:
         return
     families = handle.families
-    for check in report.checks:
-        families.record_check(check.name, check.layer.value, check.status.exit_code,
-                              check.seconds or 0.0)
-    for target, got in facts.probes.items():  # targets are the settings' few names
-        if got.value is not None:
-            families.record_http_probe(target, got.value.seconds, got.value.status)
-    snapshot = facts.pm2.value
-    for app in (snapshot.apps or []) if snapshot is not None else []:
-        cpu = app.cpu_percent / 100 if app.cpu_percent is not None else None
-        families.record_pm2_app(app.name, online=app.online, restarts=app.restarts,
-                                memory_bytes=app.memory_bytes, cpu=cpu)
+    for name, layer, code, seconds in figures["checks"]:
+        families.record_check(name, layer, code, seconds)
+    for target, seconds, status in figures["probes"]:  # targets are the settings' few names
+        families.record_http_probe(target, seconds, status)
+    for name, online, restarts, memory, cpu in figures["apps"]:
+        families.record_pm2_app(name, online=online, restarts=restarts, memory_bytes=memory,
+                                cpu=cpu)
 
 
 def pressure(reading: Pressure) -> None:
