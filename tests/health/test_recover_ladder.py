@@ -162,6 +162,8 @@ def test_the_spare_port_serving_the_site_is_a_warning_not_an_outage(vm: FakeVm) 
     route = next(c for c in report.checks if c.name == "proxy:route")
     assert route.status is Status.WARN and route.reason is Cause.MISROUTED
     assert report.status is Status.WARN and "temporary app serves it" in route.summary
+    extra = next(c for c in report.checks if c.name == "pm2:unexpected")
+    assert "frontend-dev-handover (the zero-downtime switch's temporary app" in extra.summary
     assert run(vm).actions == []  # the site serves: the next deploy finishes the switch
 
 

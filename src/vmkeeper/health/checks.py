@@ -231,8 +231,15 @@ def pm2_checks(facts: Facts, settings: Settings) -> list[Check]:
     optional = {settings.apps.media.name}
     extra = sorted(set(live) - set(expected) - optional)
     if extra:
+        from vmkeeper.releases.handover import temp_name
+
+        switching = temp_name(settings)
+        said = [f"{name} (the zero-downtime switch's temporary app: a deploy or rollback is "
+                "switching, or was killed mid-switch — the next one, or `vmkeeper recover` "
+                "when the site is down, removes it)" if name == switching else name
+                for name in extra]
         checks.append(Check("pm2:unexpected", Status.WARN,
-                            f"PM2 also runs apps the settings do not expect: {', '.join(extra)}",
+                            f"PM2 also runs apps the settings do not expect: {', '.join(said)}",
                             extra, sorted(expected), Layer.APPS, reason=Cause.UNEXPECTED))
     return checks
 
