@@ -8,6 +8,7 @@ the sandbox's own watcher left running: it is not measured). Run it niced on a s
 
     vmkeeper sandbox up --dir .bench-sandbox --base-port 21120 --no-watch
     nice python bench/watch.py --dir .bench-sandbox [--cycles 24] [--interval 5]
+    nice python bench/watch.py --dir .bench-sandbox --faults [--deploys 5]   # healing, timed
 """
 
 from __future__ import annotations
@@ -104,9 +105,17 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, required=True)
     parser.add_argument("--cycles", type=int, default=24)
     parser.add_argument("--interval", type=float, default=5.0)
+    parser.add_argument("--faults", action="store_true", help="time the watcher healing "
+                        "injected faults, then count incidents over --deploys healthy deploys")
+    parser.add_argument("--deploys", type=int, default=5)
     args = parser.parse_args()
     folder = args.dir.resolve()
     layout = Layout.at(folder, base_port_of(folder))
+    if args.faults:
+        from watch_faults import run  # bench/watch_faults.py
+
+        run(folder, base_port_of(folder), args.interval, args.deploys)
+        return
     common = [f"watch.interval_s={args.interval:g}"]
     runs = [measure(layout.config, "every check every cycle (heavy_every=1)",
                     [*common, "watch.heavy_every=1"], args.cycles),
