@@ -19,10 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.integration.sshd import host_configs, running_sshd
+from tests.integration.sshd import VMKEEPER, host_configs, running_sshd
 from vmkeeper import proc
-
-VMKEEPER = str(Path(sys.executable).with_name("vmkeeper"))
 
 
 def _setup(folder: Path, sshd_inventory: object, count: int, base: int) -> Path:
