@@ -12,7 +12,9 @@ broken in its own settings file, as an operator would find it.
 
 Cases of issue 17: all healthy → every wave advances (the module's baseline, then plan and
 health read each host's release); host 3 fails → `hold` halts and leaves the split, `--resume`
-after the fix finishes; `converge` rolls the switched hosts back to their previous release.
+after the fix finishes; `converge` rolls the switched hosts back to their previous release
+(on two of the hosts, to keep the module short). The fleet lock and an unreachable host are
+in test_fleet.py.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def _control(folder: Path, inventory: Path) -> Path:
     config = folder / "control.toml"
     config.write_text(f'state_dir = "{folder / "control-state"}"\n[fleet]\n'
                       f'remote_bin = "{VMKEEPER}"\ninventory = "{inventory}"\n'
-                      "timeout_s = 180\nforks = 10\nwaves = [1]\nsoak_s = 1\n"
+                      "timeout_s = 180\nforks = 10\nwaves = [1]\nsoak_s = 0.5\n"
                       "halt_threshold = 1\nmin_free_mb = 100\n")
     return config
 
@@ -159,18 +161,21 @@ def test_hold_halts_after_host3_and_resume_after_the_fix_finishes(fleet: Fleet) 
 
 def test_converge_rolls_the_switched_hosts_back_to_their_previous_release(
         fleet: Fleet) -> None:
+    # Two hosts (--limit) keep it short: host2 switches, host3 fails, host2 goes back.
     before = fleet.releases()
     sha = fleet.commit("release three")
     set_broken(fleet.sandbox, fleet.host("host3"), True)
     try:
-        code, record = fleet.deploy("--branch", "main", "--set=fleet.halt_policy=converge")
+        code, record = fleet.deploy("--branch", "main", "--limit", "host2:host3",
+                                    "--set=fleet.halt_policy=converge")
     finally:
         set_broken(fleet.sandbox, fleet.host("host3"), False)
     assert code == 1 and record["state"] == "halted" and record["policy"] == "converge"
     hosts = record["hosts"]
-    assert [hosts[n]["state"] for n in ("host1", "host2", "host3", "host4")] == \
-        ["rolled_back", "rolled_back", "failed", "pending"]
-    assert hosts["host1"]["release"].endswith(sha[:12])  # it was switched, then brought back
+    assert {n: h["state"] for n, h in hosts.items()} == {"host2": "rolled_back",
+                                                          "host3": "failed"}
+    assert hosts["host2"]["release"].endswith(sha[:12])  # it was switched, then brought back
+    assert hosts["host2"]["previous"] == before["host2"]
     assert fleet.releases() == before
 
 
