@@ -44,54 +44,30 @@ class FleetHost:
 
 
 def host_toml(sandbox: SandboxHandle, host: FleetHost, *, broken: bool = False) -> str:
+    """The sandbox's own settings file for the host's layout, but for the sandbox's PM2 and
+    backend apps, its own frontend app name, and (``broken``) a build that fails."""
     layout, shared = host.layout, sandbox.settings
     p = layout.ports
-
-    def q(value: object) -> str:
-        return json.dumps(str(value))
-
-    graceful = sandbox_service.apache_for(layout, shared.proxy.bin).graceful_argv()
-    build = f"build_command = {json.dumps(BROKEN_BUILD)}\n" if broken else ""
-    return f"""# fleet test host {host.name} (tests/integration/fleet_hosts.py)
-public_url = {q(f"http://127.0.0.1:{p.proxy}")}
-state_dir = {q(layout.state)}
-log_dir = {q(layout.logs)}
-
-[workspace]
-path = {q(layout.workspace)}
-
-[releases]
-root = {q(layout.releases)}
-spare_port = {p.frontend_spare}
-ready_timeout_s = 6
-disk_margin_mb = 10
-{build}
-[apps.frontend]
-name = {q(host.app)}
-port = {p.frontend}
-
-[apps.backend]
-port = {shared.apps.backend.port}
-
-[apps.telemetry]
-port = {shared.apps.telemetry.port}
-extra_ports = {json.dumps(shared.apps.telemetry.extra_ports)}
-
-[apps.media]
-port = {shared.apps.media.port}
-
-[proxy]
-port = {p.proxy}
-error_log = {q(layout.apache_error_log)}
-config = {q(layout.apache_config)}
-bin = {q(shared.proxy.bin)}
-frontend_include = {q(layout.apache_frontend_include)}
-graceful_command = {json.dumps(graceful)}
-
-[pm2]
-bin = {q(shared.pm2.bin)}
-home = {q(shared.pm2.home)}
-"""
+    build = f"\nbuild_command = {json.dumps(BROKEN_BUILD)}" if broken else ""
+    text = sandbox_service.toml_text(layout, shared.proxy.bin)
+    for old, new in {
+        f"spare_port = {p.frontend_spare}\n": f"spare_port = {p.frontend_spare}\n"
+        f"ready_timeout_s = 6\ndisk_margin_mb = 10{build}\n",
+        f"[apps.frontend]\nport = {p.frontend}\n":
+            f"[apps.frontend]\nname = {json.dumps(host.app)}\nport = {p.frontend}\n",
+        f"[apps.backend]\nport = {p.backend}\n":
+            f"[apps.backend]\nport = {shared.apps.backend.port}\n",
+        f"[apps.telemetry]\nport = {p.telemetry_grpc}\nextra_ports = [{p.telemetry_http}]\n":
+            f"[apps.telemetry]\nport = {shared.apps.telemetry.port}\n"
+            f"extra_ports = {json.dumps(shared.apps.telemetry.extra_ports)}\n",
+        f"[apps.media]\nport = {p.media}\n": f"[apps.media]\nport = {shared.apps.media.port}\n",
+        f"bin = {json.dumps(str(layout.pm2_bin))}\nhome = {json.dumps(str(layout.pm2_home))}\n":
+            f"bin = {json.dumps(str(shared.pm2.bin))}\n"
+            f"home = {json.dumps(str(shared.pm2.home))}\n",
+    }.items():
+        assert text.count(old) == 1, f"the sandbox's settings changed shape: {old!r}"
+        text = text.replace(old, new)
+    return text
 
 
 def set_broken(sandbox: SandboxHandle, host: FleetHost, broken: bool) -> None:
