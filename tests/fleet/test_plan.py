@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.world import FakeVm, commit
+from tests.fakes.world import FakeVm, commit, git
 from vmkeeper import __version__, flock
 from vmkeeper.fleet import plan
 from vmkeeper.fleet.health import FleetStatus, host_health
@@ -53,6 +53,31 @@ def test_a_ready_host_shows_its_current_and_target_release(vm: FakeVm) -> None:
     assert row.target_sha == target and row.target_sha != row.current_sha
     assert row.vmkeeper_version == __version__
     assert row.disk_free_mb is not None and row.disk_free_mb > 0
+
+
+def test_the_target_is_what_the_remote_has_now_not_what_the_workspace_fetched(
+        vm: FakeVm, tmp_path: Path) -> None:
+    workspace = vm.settings.workspace.path
+    other = tmp_path / "developer"
+    git(tmp_path, "clone", "-q", str(workspace.parent / "origin.git"), str(other))
+    (other / "frontend" / "VERSION").write_text("pushed elsewhere\n")
+    git(other, "commit", "-q", "-am", "pushed elsewhere")
+    git(other, "push", "-q", "origin", "HEAD:main")
+    pushed = git(other, "rev-parse", "HEAD")
+    data = _dry_run(vm)
+    assert data["sha"] != pushed  # the workspace has not fetched it
+    assert _row(data).target_sha == pushed
+
+
+def test_a_remote_the_host_cannot_reach_stops_it(vm: FakeVm, tmp_path: Path) -> None:
+    workspace = vm.settings.workspace.path
+    url = git(workspace, "remote", "get-url", "origin")
+    git(workspace, "remote", "set-url", "origin", str(tmp_path / "gone.git"))
+    try:
+        row = _row(_dry_run(vm))
+    finally:
+        git(workspace, "remote", "set-url", "origin", url)
+    assert [c for c in row.prechecks if c.startswith("the host cannot ask its git remote")]
 
 
 def test_a_live_deploy_lock_holder_is_named(vm: FakeVm) -> None:

@@ -5,8 +5,9 @@ Each host answers `vmkeeper deploy --dry-run --json --branch B` (read-only on th
 fetch, no lock, no folder) and its ``precheck`` is judged here against the controller: free
 space where the release would go (``fleet.min_free_mb``), whoever holds the host's deploy lock
 *now* (the host asks the kernel, flock.live_holder: a name left in the file by a deploy killed
--9 holds nothing), and the host's vmkeeper version against this one's. The target sha is what
-the host's workspace knows of the branch now (a dry run does not fetch).
+-9 holds nothing), whether the host reaches its git remote, and the host's vmkeeper version
+against this one's. The target sha is what the host's remote has for the branch now (asked
+with `git ls-remote`, which moves no ref), else what its workspace last fetched.
 """
 
 from __future__ import annotations
@@ -82,9 +83,9 @@ def planned_host(outcome: HostOutcome, wave: int, branch: str, min_free_mb: int)
                            prechecks=[f"{outcome.reach.value}: {why}"])
     data = outcome.data
     active = str(data["active"]) if data.get("active") else None
-    target = str(data["sha"]) if data.get("sha") else None
     found = data.get("precheck")
     pre: dict[str, Any] = found if isinstance(found, dict) else {}
+    target = _text(pre.get("remote_sha")) or _text(data.get("sha"))
     free, holder = _number(pre.get("disk_free_mb")), _text(pre.get("lock_holder"))
     version = _text(pre.get("vmkeeper_version"))
     checks: list[str] = []
@@ -96,9 +97,12 @@ def planned_host(outcome: HostOutcome, wave: int, branch: str, min_free_mb: int)
     elif version != __version__:
         checks.append(f"vmkeeper {version} on the host, {__version__} here: upgrade the "
                       "host (ansible/roles/vmkeeper) or this controller so they match")
-    if target is None:
-        checks.append(f"the host's workspace does not know branch {branch!r} (a dry run does "
-                      "not fetch): push it, or check workspace.remote")
+    if pre.get("remote_error"):
+        checks.append(f"the host cannot ask its git remote for {branch!r}: "
+                      f"{pre['remote_error']}")
+    elif target is None:
+        checks.append(f"neither the host's git remote nor its workspace has branch {branch!r}:"
+                      " push it, or check workspace.remote")
     if pre and free is None:
         checks.append("free disk space is unknown (the releases folder is unreadable)")
     elif free is not None and free < min_free_mb:

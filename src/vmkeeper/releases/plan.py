@@ -1,7 +1,8 @@
 """`deploy --dry-run`: the commands and paths a deploy would use, and what it would refuse.
 
 Read-only: no fetch (it would move remote-tracking refs), no lock, no directory, no PM2 call
-that could start the daemon. The sha shown is what the workspace knows of the branch now.
+that could start the daemon. The sha shown is what the workspace knows of the branch now; the
+precheck adds what the remote has for it now (`git ls-remote`, which changes no ref).
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ def dry_run(settings: Settings, branch: str, pm2: Pm2) -> DeployResult:
         sha = git.rev_parse(f"{remote}/{branch}") or git.rev_parse(branch)
     except CommandError as error:
         notes.append(f"cannot read the workspace: {error}")
+    remote_sha, remote_error = None, None
+    try:
+        remote_sha = git.remote_sha(remote, branch)
+    except CommandError as error:
+        remote_error = str(error)
     holder = flock.live_holder(root / lock.LOCK_NAME)
     if holder is not None:
         notes.append(f"would wait or refuse: another deploy or rollback holds the lock "
@@ -108,7 +114,7 @@ def dry_run(settings: Settings, branch: str, pm2: Pm2) -> DeployResult:
         failed_step=None, steps=[], pruned=prunable, error=None, branch=branch, sha=sha,
         dry_run=True, plan=steps, notes=notes,
         precheck=Precheck(__version__, free_mb, holder.describe() if holder else None,
-                          _sha_of(root, state.active_id)),
+                          _sha_of(root, state.active_id), remote_sha, remote_error),
     )
 
 
