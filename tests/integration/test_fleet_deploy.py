@@ -132,6 +132,7 @@ def test_health_and_plan_read_each_hosts_release_and_its_live_lock(fleet: Fleet)
         assert rows[name]["prechecks"] == [], rows[name]
         assert rows[name]["vmkeeper_version"] == plan["controller_version"]
         assert rows[name]["current_sha"].startswith(live[name].rsplit("-", 1)[-1])
+        assert rows[name]["target_sha"] == fleet.baseline_sha  # the remote's, via ls-remote
 
 
 def test_hold_halts_after_host3_and_resume_after_the_fix_finishes(fleet: Fleet) -> None:
