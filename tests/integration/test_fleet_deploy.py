@@ -73,7 +73,7 @@ def _control(folder: Path, inventory: Path) -> Path:
     config = folder / "control.toml"
     config.write_text(f'state_dir = "{folder / "control-state"}"\n[fleet]\n'
                       f'remote_bin = "{VMKEEPER}"\ninventory = "{inventory}"\n'
-                      "timeout_s = 180\nforks = 10\nwaves = [1]\nsoak_s = 0.5\n"
+                      "timeout_s = 180\nforks = 10\nwaves = [1]\nsoak_s = 0\n"
                       "halt_threshold = 1\nmin_free_mb = 100\n")
     return config
 
