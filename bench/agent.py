@@ -6,7 +6,10 @@ The baseline for the latency is the same request with no deploy running (ratio c
 agent runs on its own port and state folder beside the sandbox's (which `sandbox up` started).
 
     vmkeeper sandbox up --dir .bench-sandbox --base-port 21150
-    python bench/agent.py --dir .bench-sandbox [--readers 50] [--requests 400]
+    python bench/agent.py --dir .bench-sandbox [--readers 50] [--requests 400] [--idle-only]
+
+``--idle-only`` stops after the idle figure: the agent's peak RSS once it has answered one
+request of each kind an idle VM sees (status, health, the media API's health and breaker).
 """
 
 from __future__ import annotations
@@ -92,6 +95,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, required=True)
     parser.add_argument("--readers", type=int, default=50)
     parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--idle-only", action="store_true")
     args = parser.parse_args()
     layout = Layout.at(args.dir.resolve(), base_port_of(args.dir.resolve()))
     settings = sandbox_settings(layout)
@@ -103,8 +107,12 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     rows: list[tuple[str, str]] = []
     with agent(layout.config, state, port) as process:
-        httpx.get(f"{base}/v1/status", headers=headers, timeout=30)
+        for path in ("/v1/status", "/v1/health", "/v1/media/health", "/v1/media/breaker"):
+            httpx.get(base + path, headers=headers, timeout=60).raise_for_status()
         rows.append(("idle peak RSS (VmHWM)", f"{hwm_mib(process):.1f} MiB"))
+        if args.idle_only:
+            print(f"{rows[0][0]}  {rows[0][1]}")
+            return
         quiet = {path: readers(base + path, headers, args.readers, args.requests)
                  for path in ("/v1/status", "/v1/health")}
         workspace = settings.workspace.path

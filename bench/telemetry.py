@@ -7,6 +7,13 @@ Baseline: the same thing with ``telemetry.enabled=false``; ratio = with ÷ witho
   down (connection refused) and one that accepts and never answers.
 - ``proc.run(["true"])`` in-process: the per-command cost of a span.
 - export latency: a span ended → its body stored by the collector (``flush``), median.
+- the watcher's cycle in-process (health's look, the textfile with the families, the export
+  handed to the background) with the collector answering, down and silent: an export must
+  never lengthen a cycle.
+- RSS of a process after ten such cycles (what the watcher holds; the agent holds the same
+  SDK), telemetry off and on.
+
+The collector is fl-telemetry's receiver (:mod:`vmkeeper.telemetry.receiver`) in-process.
 
     python bench/telemetry.py [--runs 5]
 """
@@ -64,6 +71,45 @@ def _latency(url: str, received: otlp.Received, count: int = 20) -> float:
     return statistics.median(samples)
 
 
+_CYCLES = """
+import sys, time
+import psutil
+from pathlib import Path
+from vmkeeper import telemetry
+from vmkeeper.health.service import run_health
+from vmkeeper.settings import Settings
+from vmkeeper.watch.textfile import write_textfile
+endpoint, folder, cycles = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+settings = Settings.model_validate({
+    "state_dir": str(folder / "state"), "watch": {"textfile": str(folder / "vmkeeper.prom")},
+    "telemetry": {"enabled": endpoint != "off", "otlp_endpoint":
+                  endpoint if endpoint != "off" else "http://127.0.0.1:9"}})
+telemetry.start(settings, "vmkeeper-watch")
+times = []
+for _ in range(cycles):
+    started = time.monotonic()
+    report = run_health(settings, remember=False)
+    write_textfile(settings, report, time.time())
+    telemetry.export_soon()
+    times.append(time.monotonic() - started)
+times.sort()
+loaded = sum(1 for name in sys.modules if name.startswith("opentelemetry"))
+assert (endpoint == "off") == (loaded == 0), loaded
+print(times[len(times) // 2], psutil.Process().memory_info().rss)
+"""
+
+
+def _cycles(endpoint: str, cycles: int = 10) -> tuple[float, int]:
+    """Median seconds of one watcher cycle, and the process's RSS after them (bytes)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        out = subprocess.run([sys.executable, "-c", _CYCLES, endpoint, folder, str(cycles)],
+                             capture_output=True, text=True, timeout=600, check=True).stdout
+    median, rss = out.split()
+    return float(median), int(rss)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
@@ -85,10 +131,21 @@ def main() -> None:
     rows.append(("proc.run(['true']), off (baseline)", plain, 1.0))
     rows.append(("proc.run(['true']), a span each", traced, traced / plain))
     latency = _latency(url, received)
+    cycle_off, rss_off = _cycles("off")
+    rows.append(("watcher cycle, telemetry off (baseline)", cycle_off, 1.0))
+    rss_rows = [("RSS after 10 cycles, telemetry off (baseline)", rss_off, 1.0)]
+    for label, endpoint in (("collector answering", url), ("collector down", "http://127.0.0.1:9"),
+                            ("collector never answers", silent_url)):
+        cycle, rss = _cycles(endpoint)
+        rows.append((f"watcher cycle, {label}", cycle, cycle / cycle_off))
+        if endpoint == url:
+            rss_rows.append(("RSS after 10 cycles, telemetry on", rss, rss / rss_off))
     print(f"{'what':44} {'median s':>10} {'ratio':>7}")
     for label, seconds, ratio in rows:
         print(f"{label:44} {seconds:10.4f} {ratio:7.2f}")
     print(f"{'export latency (span end → stored)':44} {latency:10.4f} {'':>7}")
+    for label, size, ratio in rss_rows:
+        print(f"{label:44} {size / 2**20:8.1f} MiB {ratio:5.2f}")
     answering.close()
     silent.close()
 

@@ -14,6 +14,7 @@ caller gathering a list, a dict and a string reads each back as what it is.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -163,5 +164,7 @@ class Gathering:
                 record()
                 self._changed.notify_all()
 
-        # Daemon: a job stuck past its deadline (a hung NFS read) must not hold up exit.
-        threading.Thread(target=work, name=f"{self.name}:{job.name}", daemon=True).start()
+        # Daemon: a job stuck past its deadline (a hung NFS read) must not hold up exit. The
+        # job runs in a copy of the caller's context: its commands' spans stay in its trace.
+        threading.Thread(target=contextvars.copy_context().run, args=(work,),
+                         name=f"{self.name}:{job.name}", daemon=True).start()

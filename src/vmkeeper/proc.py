@@ -14,8 +14,9 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -115,8 +116,13 @@ def run(
     check: bool = True,
     input: str | None = None,
     nice: int | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> Result:
     """Run ``argv`` to completion within ``timeout`` seconds and return its frozen result.
+
+    ``on_line``: each line the command prints (stderr merged into stdout, in the order
+    printed) is passed to it as it comes, without its newline — a deploy's npm and build
+    output, live; the result's ``stdout`` then holds both streams and ``stderr`` is empty.
 
     ``env`` is added on top of this process's environment unless ``replace_env``. ``nice``
     lowers the child's CPU priority (and IO priority, best effort) for builds on a busy VM.
@@ -130,7 +136,7 @@ def run(
         if note is not None:  # the child joins the trace as a child of this command's span
             env = {**(env or {}), **telemetry.child_env()}
         result = _run(args, timeout=timeout, cwd=cwd, env=env, replace_env=replace_env,
-                      input=input, nice=nice)
+                      input=input, nice=nice, on_line=on_line)
         if note is not None:
             note.finished(result.returncode, result.seconds)
     if check and result.returncode != 0:
@@ -150,9 +156,12 @@ def _run(
     replace_env: bool,
     input: str | None,
     nice: int | None,
+    on_line: Callable[[str], None] | None = None,
 ) -> Result:
     if timeout <= 0:
         raise ValueError("timeout must be positive")
+    if on_line is not None and input is not None:
+        raise ValueError("on_line streams the output of a command that reads no input")
     started = time.monotonic()
 
     def lower_priority() -> None:
@@ -169,7 +178,7 @@ def _run(
             env=_environment(env, replace_env),
             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.PIPE if on_line is None else subprocess.STDOUT,
             text=True,
             errors="replace",
             start_new_session=True,
@@ -184,6 +193,8 @@ def _run(
         raise CommandNotFound(f"working directory {cwd} does not exist.") from None
     except PermissionError:
         raise CommandNotFound(f"`{args[0]}` is not executable.") from None
+    if on_line is not None:
+        return _stream_lines(child, args, timeout, started, on_line)
     try:
         stdout, stderr = child.communicate(input=input, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -197,6 +208,36 @@ def _run(
         child.wait()
         raise
     return Result(tuple(args), child.returncode, stdout, stderr, time.monotonic() - started)
+
+
+_LINE_LIMIT = 64 * 1024  # a progress bar redrawn with \r and no newline is cut, not hoarded
+
+
+def _stream_lines(child: subprocess.Popen[str], args: list[str], timeout: float,
+                  started: float, on_line: Callable[[str], None]) -> Result:
+    """Read the child's merged output line by line until it ends or the deadline passes."""
+    # A blocking read cannot see the deadline; a timer kills the group, ending the stream.
+    timer = threading.Timer(timeout, kill_group, (child.pid,))
+    timer.daemon = True
+    timer.start()
+    lines: list[str] = []
+    try:
+        assert child.stdout is not None
+        while line := child.stdout.readline(_LINE_LIMIT):
+            lines.append(line)
+            on_line(line.rstrip("\r\n"))
+        code = child.wait()
+    except BaseException:
+        kill_group(child.pid)
+        child.wait()
+        raise
+    finally:
+        timer.cancel()
+    stdout = "".join(lines)
+    if time.monotonic() - started >= timeout and code < 0:
+        raise CommandTimeout(_failure_message(
+            args, f"timed out after {timeout:g} s and was killed", stdout, ""))
+    return Result(tuple(args), code, stdout, "", time.monotonic() - started)
 
 
 class Running:

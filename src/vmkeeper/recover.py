@@ -3,7 +3,9 @@
 Health's one diagnosis (health/verdict.py) is planned into steps (recover_plan.py); every step
 is recorded (command, output, outcome) and followed by a re-check. Attempts are bounded, with
 backoff; a ladder that does not heal stops with its evidence instead of looping. Only PM2 and
-the PM2 unit are ever touched (the plan's guard refuses anything else).
+the PM2 unit are ever touched (the plan's guard refuses anything else) — and Apache's switch map,
+routed back to the frontend's port when a killed deploy left it elsewhere (the repair deploy
+and rollback run first, never Apache's config or a restart of it).
 """
 
 from __future__ import annotations
@@ -19,13 +21,22 @@ from vmkeeper.health.model import CHAIN, Cause, Check, Diagnosis, HealthReport, 
 from vmkeeper.health.service import run_health
 from vmkeeper.health.verdict import diagnose
 from vmkeeper.progress import Progress, note, silent
-from vmkeeper.recover_plan import ForbiddenCommand, Plan, Step, Tools, guard, plan_recovery
+from vmkeeper.recover_plan import (
+    FINISH_SWITCH,
+    ForbiddenCommand,
+    Plan,
+    Step,
+    Tools,
+    guard,
+    plan_recovery,
+)
 from vmkeeper.settings import Settings
 
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
 Observe = Callable[[], HealthReport]
 Evidence = Callable[[Settings, Diagnosis], list[str]]
+FinishSwitch = Callable[[], list[str]]  # what it did, in words
 
 __all__ = ["ForbiddenCommand", "RecoverResult", "guard", "recover"]
 
@@ -91,7 +102,28 @@ class _Ladder:
     progress: Progress
     sleep: Sleep
     clock: Clock
+    finish_switch: FinishSwitch
     actions: list[Action] = field(default_factory=list)
+
+    def run(self, plan: Plan) -> None:
+        if plan.finish_switch:
+            self.finish()
+        for step in plan.steps:
+            self.act(step)
+
+    def finish(self) -> Action:
+        note(self.progress, FINISH_SWITCH)
+        started = self.clock()
+        try:
+            done = self.finish_switch()
+            ok, output = True, "; ".join(done) or "nothing was left to finish"
+        except VmkeeperError as error:
+            ok, output = False, str(error)
+        after = self.observe()
+        action = Action(FINISH_SWITCH, ok, "done" if ok else "failed", output,
+                        self.clock() - started, after.verdict)
+        self.actions.append(action)
+        return action
 
     def act(self, step: Step) -> Action:
         note(self.progress, step.command)
@@ -161,19 +193,31 @@ def _observer(settings: Settings) -> Observe:
     return lambda: run_health(settings, remember=False, pm2=pm2)
 
 
+def _finisher(settings: Settings, progress: Progress) -> FinishSwitch:
+    def finish() -> list[str]:
+        from vmkeeper.adapters.pm2 import from_settings
+        from vmkeeper.releases.handover import activation_for
+
+        pm2 = from_settings(settings.pm2.bin, settings.pm2.home, settings.pm2.timeout_s)
+        return activation_for(settings, pm2, progress).recover()
+    return finish
+
+
 def recover(settings: Settings, *, dry_run: bool = False, progress: Progress = silent,
             sleep: Sleep = time.sleep, clock: Clock = time.monotonic,
             observe: Observe | None = None, runner: proc.Runner = proc.run,
-            evidence: Evidence = oom_evidence) -> RecoverResult:
+            evidence: Evidence = oom_evidence,
+            finish_switch: FinishSwitch | None = None) -> RecoverResult:
     """Diagnose, plan, act, re-check; up to health.recover_attempts attempts with doubling
     backoff within health.recover_timeout_s. ``observe`` (a health look), ``runner``,
-    ``sleep``, ``clock`` and ``evidence`` are the fast tests' seams.
+    ``sleep``, ``clock``, ``evidence`` and ``finish_switch`` are the fast tests' seams.
 
     Raises ForbiddenCommand if a plan ever held a command the runbook forbids.
     """
     started = clock()
     tools = Tools.from_settings(settings)
-    ladder = _Ladder(tools, observe or _observer(settings), runner, progress, sleep, clock)
+    ladder = _Ladder(tools, observe or _observer(settings), runner, progress, sleep, clock,
+                     finish_switch or _finisher(settings, progress))
     before = ladder.observe()
     looping: list[str] = []
     if not chain_broken(before):
@@ -181,12 +225,16 @@ def recover(settings: Settings, *, dry_run: bool = False, progress: Progress = s
     diagnosis = diagnosis_of(before, looping)
     first = plan_recovery(diagnosis, tools)
     notes = evidence(settings, diagnosis) if not first.healthy else []
-    planned = [step.command for step in first.steps]
+    planned = _planned(first)
     if first.healthy or first.refused or dry_run:
         actions = [Action(c, True, "planned") for c in planned] if dry_run else []
         return RecoverResult(first.diagnosis, first.healthy, dry_run, actions, notes, 0,
                              clock() - started, before, None if dry_run else before, planned)
     return _climb(settings, ladder, first, before, notes, started)
+
+
+def _planned(plan: Plan) -> list[str]:
+    return [FINISH_SWITCH] * plan.finish_switch + [step.command for step in plan.steps]
 
 
 def _climb(settings: Settings, ladder: _Ladder, first: Plan, before: HealthReport,
@@ -196,10 +244,9 @@ def _climb(settings: Settings, ladder: _Ladder, first: Plan, before: HealthRepor
     deadline = started + health.recover_timeout_s
     plan, report, attempt = first, before, 0
     looping: list[str] = []
-    planned = [step.command for step in first.steps]
+    planned = _planned(first)
     for attempt in range(1, health.recover_attempts + 1):
-        for step in plan.steps:
-            ladder.act(step)
+        ladder.run(plan)
         window = min(deadline, ladder.clock() + health.recover_timeout_s / health.recover_attempts)
         report, looping = ladder.settled(window)
         if not chain_broken(report) and not looping:

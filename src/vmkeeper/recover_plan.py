@@ -62,6 +62,14 @@ class Plan:
     steps: tuple[Step, ...] = ()
     refused: bool = False
     healthy: bool = False
+    # First finish a switch a killed deploy or rollback left: the very repair they run before
+    # every switch (releases/handover.py: Apache's map back to FRONT_PORT, the temporary app
+    # removed, `pm2 save`). It runs in-process: it writes the map and runs only PM2.
+    finish_switch: bool = False
+
+
+FINISH_SWITCH = ("finish the switch a killed deploy left (route Apache to the frontend's port, "
+                 "remove the temporary app, pm2 save)")
 
 
 @dataclass(frozen=True)
@@ -174,6 +182,8 @@ def _ports(d: Diagnosis, tools: Tools) -> Plan:
 
 
 def _apache(d: Diagnosis, tools: Tools) -> Plan:
+    if d.cause is Cause.MISROUTED:
+        return Plan(d.line, finish_switch=True)
     if d.cause in _APACHE_DOWN:
         return Plan("Apache itself is down: start it (`sudo systemctl start apache2`) and read "
                     f"{tools.error_log}; vmkeeper does not change Apache.", refused=True)

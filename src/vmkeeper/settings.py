@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.config import JsonDict
 from pydantic.fields import FieldInfo
 
@@ -153,6 +153,10 @@ class MediaSettings(_Section):
     # ~7 minutes of work, and each queued row is a promise the VM has to keep.
     max_queued: int = Field(100, ge=1)
     token: str | None = Field(None, json_schema_extra=SECRET)
+    # Where the CLI, the dashboard and the sandbox's backend reach the media job API. Unset:
+    # the agent's /v1/media (one service on the VM); `media serve` (the standalone alias) is
+    # http://127.0.0.1:<apps.media.port>.
+    url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/\S*)?$")
     video_codec: str = "libx264"
     preset: str = "veryfast"
     crf: int = Field(23, ge=0, le=51)
@@ -255,7 +259,11 @@ class WatchSettings(_Section):
     """`vmkeeper watch`: the self-healing loop's cadence, hysteresis and recovery budget."""
 
     interval_s: float = Field(5, gt=0)  # cheap checks (HTTP, ports, PM2) every cycle
-    heavy_every: int = Field(12, ge=1)  # disk, dump, OOM early warning every Nth cycle
+    # The heavy checks (disk, dump, Node, Apache's config, the OOM early warning) run every
+    # Nth cycle, or every heavy_every_s seconds when set, whichever comes first; cycles between
+    # carry their last result. 1: every check every cycle.
+    heavy_every: int = Field(12, ge=1)
+    heavy_every_s: float | None = Field(None, gt=0)
     down_after: int = Field(2, ge=1)  # N consecutive bad cycles open an incident
     up_after: int = Field(2, ge=1)  # M consecutive good cycles resolve it
     max_recoveries: int = Field(3, ge=1)  # K recoveries per window, then "gave_up"
@@ -267,6 +275,16 @@ class WatchSettings(_Section):
     memory_pressure_warn_pct: float = Field(10, ge=0, le=100)  # PSI some avg10
     memory_available_warn_pct: float = Field(10, ge=0, le=100)  # without PSI
     textfile: Path | None = None  # the Prometheus textfile written each cycle
+
+    @field_validator("heavy_every_s")
+    @classmethod
+    def _heavy_cadence(cls, every: float | None, info: ValidationInfo) -> float | None:
+        interval = info.data.get("interval_s")  # declared above: already validated
+        if every is not None and interval is not None and every < interval:
+            raise ValueError(
+                f"shorter than watch.interval_s ({interval:g}): heavy checks cannot run more "
+                "often than every cycle; set it to at least interval_s, or heavy_every = 1")
+        return every
 
 
 class AlertsSettings(_Section):
@@ -307,6 +325,13 @@ class Settings(_Section):
     @property
     def frontend_workspace(self) -> Path:
         return self.workspace.path / self.workspace.frontend_dir
+
+    def media_url(self) -> str:
+        """The media job API's base URL (``media.url``, else the agent's /v1/media)."""
+        if self.media.url:
+            return self.media.url.rstrip("/")
+        scheme = "https" if self.agent.tls_cert and self.agent.tls_key else "http"
+        return f"{scheme}://127.0.0.1:{self.agent.port}/v1/media"
 
     def app_roles(self) -> dict[str, AppSettings]:
         """The PM2 apps the runbook expects, by role (media only if it has a name)."""

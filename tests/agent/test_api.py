@@ -1,5 +1,5 @@
-"""The /v1 API in-process (FastAPI TestClient); the runner is built but not started, so
-operations stay queued and the tests drive their state through the store."""
+"""The /v1 API in-process (the ``world`` of conftest.py): tokens and scopes, hostile input,
+idempotency, coalescing, the lock, webhooks, the event stream."""
 
 from __future__ import annotations
 
@@ -9,24 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from vmkeeper.agent import auth, hooks
-from vmkeeper.agent.api import create_app
-from vmkeeper.agent.runner import Runner
-from vmkeeper.agent.store import OpState, Store
-from vmkeeper.settings import Settings
-
-SECRET = "whsec-0123456789abcdef0123456789abcdef"
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> tuple[TestClient, Store, dict[str, str]]:
-    settings = Settings.model_validate({
-        "state_dir": tmp_path, "releases": {"root": tmp_path / "releases"},
-        "agent": {"webhook_secret": SECRET}})
-    store = Store(tmp_path)
-    client = TestClient(create_app(settings, store, Runner(store, settings, tmp_path / "ops")))
-    tokens = {scope.value: auth.add(tmp_path, scope.value, scope).token for scope in auth.Scope}
-    return client, store, tokens
+from tests.agent.conftest import SECRET
+from vmkeeper.agent import hooks
+from vmkeeper.agent.store import OpState
 
 
 def _as(tokens: dict[str, str], scope: str) -> dict[str, str]:

@@ -92,3 +92,25 @@ def test_cancel_after_the_switch_began_lets_it_finish_and_says_so(tmp_path: Path
         answer = runner.cancel(op.id)
         assert child.poll() is None
     assert not answer["cancelled"] and "switch" in answer["detail"]
+
+
+def test_a_worker_s_output_line_is_an_output_event_redacted_and_never_a_switch(
+        tmp_path: Path) -> None:
+    import dataclasses
+    import io
+
+    from vmkeeper.jsonable import to_jsonable
+    from vmkeeper.progress import Phase, ProgressEvent
+
+    runner, store = _runner(tmp_path)
+    op = store.create("deploy", {}).operation
+    secret = "sk-testA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6"
+    for event in (ProgressEvent(f"npm warn OPENAI_API_KEY={secret}", Phase.OUTPUT, "install", 4),
+                  ProgressEvent("switch to a new node version", Phase.OUTPUT, "build", 5),
+                  ProgressEvent("npm run build", Phase.STARTED, "build", 5)):
+        line = json.dumps(to_jsonable(dataclasses.asdict(event))) + "\n"
+        runner._line(op.id, line, io.StringIO())
+    events = [event for _seq, event in store.events_after(op.id)]
+    assert [e["type"] for e in events] == ["output", "output", "step"]
+    assert secret not in json.dumps(events) and events[0]["step"] == "install"
+    assert op.id not in runner._switching  # an npm line saying "switch" is not the switch

@@ -92,10 +92,49 @@ def test_overview_goes_red_when_the_frontend_stops(sandbox: SandboxHandle, agent
         wait_for(lambda: "red" in layer(browser, "PM2 apps"), 10, "the PM2 apps layer to go red")
         sentence = browser.find_element("css selector", ".sentence").text
         assert frontend in sentence or "frontend" in sentence.lower()
+        assert "Gathered" in browser.find_element("id", "age").text  # the warm report's age
         shoot(browser, "overview-broken")
+        incident = watched_incident(sandbox)
     finally:
         sandbox.restore()
     assert severe(browser) == []
+    incident_pages(browser, agent, incident)
+
+
+def watched_incident(sandbox: SandboxHandle) -> str:
+    """The real watcher, two cycles on the real sandbox with the frontend stopped: the first
+    opens an incident (evidence captured: health, oom, PM2 logs, the bundle) and recovers, the
+    second sees it healed and resolves it."""
+    from vmkeeper.watch.service import build_watcher
+
+    rules = sandbox.settings.watch.model_copy(update={"down_after": 1, "up_after": 1,
+                                                      "backoff_s": 0})
+    watcher = build_watcher(sandbox.settings.model_copy(update={"watch": rules}))
+    watcher.cycle()
+    wait_for(lambda: getattr(sandbox.pm2.app(sandbox.settings.apps.frontend.name), "status",
+                             None) == "online",
+             60, "the watcher's recovery to start the frontend")
+    wait_for(lambda: watcher.cycle() and watcher.store.incidents()[-1].state == "resolved", 60,
+             "the watcher to resolve its incident")
+    return watcher.store.incidents()[-1].id
+
+
+def incident_pages(browser: Any, agent: str, incident: str) -> None:
+    """The timeline links the incident; its page links evidence files that are served."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(agent + "/incidents")
+    kinds = {e.get_attribute("data-kind") for e in
+             browser.find_elements(By.CSS_SELECTOR, ".timeline li")}
+    assert {"incident", "recovery", "alert", "health"} <= kinds
+    browser.find_element(By.CSS_SELECTOR, f"a[href='/incidents/{incident}']").click()
+    wait_for(lambda: browser.find_elements(By.ID, "evidence"), 20, "the incident page")
+    names = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#evidence a")]
+    assert "health.json" in names and "pm2-logs.txt" in names, names
+    shoot(browser, "incident")
+    browser.find_element(By.LINK_TEXT, "pm2-logs.txt").click()
+    wait_for(lambda: browser.find_element(By.TAG_NAME, "body").text, 20, "the log excerpt")
+    assert severe(browser) == []  # a plain-text page asks for /favicon.ico too
 
 
 def test_deploy_streams_and_rollback_switches(sandbox: SandboxHandle, agent: str,

@@ -43,18 +43,6 @@ def test_release_rows_and_preflight() -> None:
     assert check.subject == "(commit subject unknown)"
 
 
-def test_timeline_merges_history_and_audit_newest_first() -> None:
-    events = views.timeline(
-        [{"time": "2026-12-01T10:00:00Z", "command": "deploy", "phase": "finished",
-          "release": "r1", "result": "failed", "error": "npm ci failed"},
-         {"time": "2026-12-01T11:00:00Z", "command": "rollback", "phase": "finished",
-          "release": "r0", "result": "ok"}],
-        [{"seq": 3, "at": "2026-12-01T10:30:00Z", "who": "ops", "kind": "deploy"}])
-    assert [e.kind for e in events] == [views.EventKind.ROLLBACK, views.EventKind.OPERATOR,
-                                        views.EventKind.DEPLOY]
-    assert not events[2].ok and "npm ci failed" in events[2].text
-
-
 def test_sizes_and_ages() -> None:
     assert views.size(None) == "—" and views.size(512) == "512 B"
     assert views.size(3 * 1024**3) == "3.0 GB"
@@ -74,15 +62,3 @@ def test_sessions_expire_and_csrf_compares(tmp_path: Path) -> None:
     assert sessions.get(session.id) == session
     clock.advance(61)
     assert sessions.get(session.id) is None
-
-
-def test_an_audit_record_reads_as_who_did_what_and_links_the_operation() -> None:
-    (event,) = views.timeline([], [{"seq": 4, "at": "2026-12-01T12:00:00Z", "who": "alice",
-                                    "operation": "op9", "kind": "rollback",
-                                    "body": {"release": "r0"}, "before": "r1", "after": "r0",
-                                    "result": "succeeded"}])
-    assert event.text == "alice: rollback r0 succeeded r1 → r0"
-    assert event.ok and event.evidence == "/operations/op9"
-    (failed,) = views.timeline([], [{"at": "x", "who": "bob", "kind": "deploy",
-                                     "result": "failed"}])
-    assert not failed.ok and failed.evidence is None

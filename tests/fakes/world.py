@@ -22,7 +22,7 @@ from vmkeeper.adapters.pm2 import Pm2, Pm2App
 from vmkeeper.errors import VmkeeperError
 from vmkeeper.gather import Got
 from vmkeeper.health import checks
-from vmkeeper.health.facts import Facts, Pm2Snapshot
+from vmkeeper.health.facts import Facts, Pm2Snapshot, route
 from vmkeeper.health.model import HealthReport
 from vmkeeper.health.service import active_release_of, report_from_checks
 from vmkeeper.releases import store
@@ -77,7 +77,8 @@ class FakeVm:
 
     @property
     def pm2(self) -> Pm2:
-        return Pm2(bin="pm2", home=self.settings.pm2.home, timeout=5, runner=self.pm2_state)
+        return Pm2(bin="pm2", home=self.settings.pm2.home, timeout=5, runner=self.pm2_state,
+                   daemon_list=None)
 
     def switcher(self) -> Switcher:
         return Switcher(self.settings, self.pm2, DeleteStart(self.settings, self.pm2,
@@ -184,7 +185,7 @@ class FakeVm:
             dump=dump,
             node_version=Got("v20.20.2"),
             proxy_config=Got(["ProxyPass / http://127.0.0.1:3001/ retry=0"]),
-            previous_restarts={}, now=time.time(),
+            previous_restarts={}, now=time.time(), route=Got(route(self.settings)),
         )
 
     def health(self) -> HealthReport:

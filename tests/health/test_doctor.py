@@ -45,7 +45,7 @@ def test_doctor_reports_a_hung_read_as_unanswered_and_still_checks_the_rest(
     assert checks["path:apache_config"].status is Status.OK
     assert {"node", "pm2", "ffmpeg", "apache"} <= checks.keys()
     # ...but the checks that read the hung file: the switch snippet is looked for in it too.
-    readers = ("proxy_config", "apache:switch")
+    readers = ("proxy_config", "apache:switch", "apache:reads")
     assert checks["apache:switch"].status is Status.UNKNOWN
     assert all(c.status is not Status.UNKNOWN for n, c in checks.items() if n not in readers)
     assert report.status in (Status.UNKNOWN, Status.CRITICAL)

@@ -102,3 +102,73 @@ def test_pm2_down_and_apache_down_resurrects_pm2_then_stops_at_apache(vm: FakeVm
     assert commands(result) == ["pm2 resurrect"] and vm.pm2_state.apps["frontend-dev"].online
     assert not result.ok and result.attempts == 1
     assert "Apache itself is down" in result.diagnosis  # the re-plan refused
+
+
+def _cut_off_switch(vm: FakeVm, port: int) -> None:
+    """What a deploy killed between `flip` and `back` leaves after a reboot: Apache's map on
+    the spare port, the temporary app gone (never saved), frontend-dev on FRONT_PORT."""
+    from vmkeeper.adapters import apache
+    from vmkeeper.releases import handover
+
+    settings = vm.settings
+    include = settings.proxy.frontend_include
+    settings.proxy.config.write_text(f'IncludeOptional "{include}"\n')
+    include.parent.mkdir(parents=True, exist_ok=True)
+    include.write_text(apache.render_frontend_include(
+        include, settings.releases.root, [3001, settings.releases.spare_port]))
+    handover.write_map(settings, port)
+
+
+def _finisher(vm: FakeVm):  # the real repair, on the fake PM2 and clock
+    from vmkeeper.releases import handover
+
+    def finish() -> list[str]:
+        return handover.Handover(vm.settings, vm.pm2, sleep=vm.clock.sleep, clock=vm.clock,
+                                 probe=vm.probe, runner=vm.pm2_state,
+                                 connections=lambda _port: 0).repair()
+    return finish
+
+
+def test_a_switch_cut_off_on_the_spare_port_is_finished_and_verified(vm: FakeVm) -> None:
+    from vmkeeper.adapters import apache
+    from vmkeeper.health.model import Cause, Layer
+    from vmkeeper.health.verdict import diagnose
+    from vmkeeper.recover_plan import FINISH_SWITCH
+
+    _cut_off_switch(vm, vm.settings.releases.spare_port)
+    report = vm.health()
+    assert report.status is Status.CRITICAL
+    found = diagnose(report.checks)
+    assert (found.layer, found.cause) == (Layer.APACHE, Cause.MISROUTED)
+    assert "port 3002, where nothing serves" in found.line
+    assert "vmkeeper recover" in (found.advice or "")
+    assert run(vm, dry_run=True).plan == [FINISH_SWITCH]
+    result = recover(vm.settings, observe=vm.health, runner=vm.pm2_state, sleep=vm.clock.sleep,
+                     clock=vm.clock, evidence=lambda _s, _d: [], finish_switch=_finisher(vm))
+    assert result.ok and commands(result) == [FINISH_SWITCH], result.diagnosis
+    assert "routed Apache to port 3001" in result.actions[0].output
+    routed = apache.map_path(vm.settings.proxy.frontend_include).read_text()
+    assert apache.map_port(routed) == 3001 and vm.health().status is Status.OK
+
+
+def test_the_spare_port_serving_the_site_is_a_warning_not_an_outage(vm: FakeVm) -> None:
+    from vmkeeper.health.model import Cause
+
+    _cut_off_switch(vm, vm.settings.releases.spare_port)
+    app = vm.pm2_state.apps["frontend-dev"]
+    vm.pm2.start_npm("frontend-dev-handover", cwd=app.cwd, script="start",
+                     env={**app.env, "FRONT_PORT": str(vm.settings.releases.spare_port)})
+    report = vm.health()
+    route = next(c for c in report.checks if c.name == "proxy:route")
+    assert route.status is Status.WARN and route.reason is Cause.MISROUTED
+    assert report.status is Status.WARN and "temporary app serves it" in route.summary
+    assert run(vm).actions == []  # the site serves: the next deploy finishes the switch
+
+
+def test_a_map_naming_no_port_is_critical(vm: FakeVm) -> None:
+    from vmkeeper.adapters import apache
+
+    _cut_off_switch(vm, 3001)
+    apache.map_path(vm.settings.proxy.frontend_include).write_text("# garbled\n")
+    route = next(c for c in vm.health().checks if c.name == "proxy:route")
+    assert route.status is Status.CRITICAL and "names none" in route.summary

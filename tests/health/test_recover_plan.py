@@ -118,6 +118,8 @@ TABLE: list[tuple[str, Diagnosis, str, list[list[str]], str]] = [
         "http:proxy", Layer.APACHE, Cause.TIMEOUT)), "refuse", [], "Apache itself is down"),
     ("Apache holds a 503", diagnosis(Layer.APACHE, Cause.PROXY_503, check(
         "http:proxy", Layer.APACHE, Cause.PROXY_503)), "wait", [], "`retry` window"),
+    ("a killed switch left Apache on the spare port", diagnosis(Layer.APACHE, Cause.MISROUTED,
+        check("proxy:route", Layer.APACHE, Cause.MISROUTED)), "finish", [], ""),
     ("public URL 503", diagnosis(Layer.PUBLIC, Cause.PROXY_503, check(
         "http:public", Layer.PUBLIC, Cause.PROXY_503)), "wait", [], "waiting for it to clear"),
 ]
@@ -132,6 +134,8 @@ def kind(plan: Plan) -> str:
         return "healthy"
     if plan.refused:
         return "refuse"
+    if plan.finish_switch:
+        return "finish"
     return "act" if plan.steps else "wait"
 
 

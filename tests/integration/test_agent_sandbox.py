@@ -83,6 +83,10 @@ def test_a_signed_push_deploys_and_a_forged_one_deploys_nothing(
         stream = httpx.get(f"http://127.0.0.1:{PORT}/v1/operations/{op_id}/events",
                            headers=read, timeout=300)
         assert "event: result" in stream.text and "npm run build" in stream.text
+        outputs = [json.loads(line[6:]) for event in stream.text.split("\n\n")
+                   if "event: output" in event for line in event.splitlines()
+                   if line.startswith("data: ")]
+        assert {e["step"] for e in outputs} == {"install", "build"}, outputs  # npm's own lines
         record = _operation(op_id, read)
         assert record["state"] == "succeeded", record
         assert bed.build_id_served() == sha

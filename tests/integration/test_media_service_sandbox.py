@@ -1,4 +1,5 @@
-"""The sandbox's fifth PM2 app: the backend route hands an uploaded video to the media service."""
+"""One service on the VM: the backend route hands an uploaded video to the agent's /v1/media
+(no media app under PM2)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ pytestmark = pytest.mark.slow
 def test_backend_route_reverses_an_uploaded_video_through_the_media_service(
         sandbox: SandboxHandle) -> None:
     settings = sandbox.settings
-    assert sandbox.pm2.app(settings.apps.media.name) is not None
+    assert sandbox.pm2.app(settings.apps.media.name) is None
+    assert settings.media_url().endswith(f":{settings.agent.port}/v1/media")
     make_video(settings.media.storage_root / "tour" / "clip.mp4")
     backend = f"http://127.0.0.1:{settings.apps.backend.port}"
-    # The media service may still be starting when PM2 reports it online.
+    # The agent answers before `sandbox up` returns; the backend may still be connecting.
     def submitted() -> httpx.Response | None:
         answer = httpx.post(f"{backend}/api/videos/{quote('tour/clip.mp4', safe='')}/reverse",
                             timeout=15)

@@ -63,6 +63,30 @@ def test_pm2_kill_is_resurrected_and_the_site_answers_200(
         sandbox.restore()
 
 
+def test_a_switch_cut_off_on_the_spare_port_is_routed_back_and_the_site_answers(
+        sandbox: SandboxHandle, cli: Callable[..., CliRun]) -> None:
+    # What a deploy SIGKILLed between `flip` and `back`, then a reboot, leaves: Apache's map on
+    # the spare port, nothing serving there (the temporary app was never saved).
+    from vmkeeper.adapters import apache
+    from vmkeeper.releases import handover
+
+    settings = sandbox.settings
+    handover.write_map(settings, settings.releases.spare_port)
+    try:
+        assert site(sandbox) == 503
+        health = sandbox.vmkeeper(cli, "health", "--json")
+        route = next(c for c in json.loads(health.stdout)["checks"] if c["name"] == "proxy:route")
+        assert health.code == 2 and route["status"] == "critical", route
+        code, result = recover(sandbox, cli)
+        assert code == 0 and result["ok"], result["diagnosis"]
+        assert commands(result)[0].startswith("finish the switch a killed deploy left")
+        routed = apache.map_path(settings.proxy.frontend_include).read_text()
+        assert apache.map_port(routed) == settings.apps.frontend.port
+        assert site(sandbox) == 200
+    finally:
+        handover.write_map(settings, settings.apps.frontend.port)
+
+
 def test_one_stopped_app_is_restarted(sandbox: SandboxHandle, cli: Callable[..., CliRun]
                                       ) -> None:
     sandbox.pm2.stop("backend-dev")

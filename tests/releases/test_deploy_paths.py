@@ -84,3 +84,22 @@ def test_a_failing_pm2_save_fails_step_8_but_keeps_the_serving_release(vm: FakeV
     assert {r.id for r in store.list_releases(vm.settings.releases.root)} == {
         good.release, result.release}
     assert _dump_cwd(vm) == str(_app_dir(vm, good.release))
+
+
+def test_the_install_and_build_output_lines_are_output_events_of_their_step(vm: FakeVm) -> None:
+    from vmkeeper.progress import Phase, ProgressEvent
+
+    vm.settings = vm.settings.model_copy(update={"releases": vm.settings.releases.model_copy(
+        update={"install_command": ["sh", "-c", "echo added 3 packages; echo 'npm warn x' >&2"],
+                "build_command": ["sh", "-c", "echo Compiling; mkdir -p build && "
+                                  "echo ok > build/index; echo done"]})})
+    events: list[ProgressEvent] = []
+    commit(vm.settings.workspace.path, "output")
+    result = deploy.deploy(vm.settings, switcher=vm.switcher(), progress=events.append)
+    assert result.ok, result.error
+    output = [(e.step, e.index, e.message) for e in events if e.phase is Phase.OUTPUT]
+    assert output == [("install", 4, "added 3 packages"), ("install", 4, "npm warn x"),
+                      ("build", 5, "Compiling"), ("build", 5, "done")]
+    # each line arrives inside its step: after the step started, before it is done
+    assert [e.phase for e in events if e.step == "build"] == [
+        Phase.STARTED, Phase.OUTPUT, Phase.OUTPUT, Phase.DONE]

@@ -68,7 +68,7 @@ class Recorder:
 def _handover(vm: FakeVm, fake: FakeApache, recorder: Recorder | None = None
               ) -> handover.Handover:
     pm2 = Pm2(bin="pm2", home=vm.settings.pm2.home, timeout=5,
-              runner=recorder or vm.pm2_state)
+              runner=recorder or vm.pm2_state, daemon_list=None)
     return handover.Handover(vm.settings, pm2, sleep=vm.clock.sleep, clock=vm.clock,
                              probe=vm.probe, runner=fake.runner, connections=fake.connections)
 

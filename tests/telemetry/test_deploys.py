@@ -4,7 +4,6 @@ trace's shape, bounded series after 20 deploys, and a silent collector costing a
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,17 +42,6 @@ def _deploy(vm: FakeVm, message: str) -> DeployResult:
             handle.record_operation("deploy", result.ok, result.seconds, result.failed_requests,
                                     revision=result.sha, record={"message": result.error or "ok"})
     return result
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_handle() -> Iterator[None]:
-    yield
-    telemetry.shutdown(0.1)
-
-
-@pytest.fixture
-def collector() -> Iterator[tuple[str, otlp.Received]]:
-    yield from otlp.serve()
 
 
 def test_a_deploy_is_one_trace_with_a_span_per_step_and_its_commands_below(vm, collector):

@@ -9,7 +9,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,19 +18,8 @@ from vmkeeper.progress import Phase, ProgressEvent, silent
 from vmkeeper.settings import Settings
 
 
-@pytest.fixture
-def collector() -> Iterator[tuple[str, otlp.Received]]:
-    yield from otlp.serve()
-
-
 def _settings(url: str) -> Settings:
     return Settings.model_validate({"telemetry": {"otlp_endpoint": url, "environment": "test"}})
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_handle() -> Iterator[None]:
-    yield
-    telemetry.shutdown(0.1)
 
 
 def _by_name(received: otlp.Received) -> dict[str, tuple[object, object]]:

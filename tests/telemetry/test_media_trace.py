@@ -3,7 +3,6 @@ supervisor's "media job" span, across the process boundary (TRACEPARENT)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,11 +14,6 @@ from vmkeeper.media.clips import Clip, make_clip
 from vmkeeper.settings import Settings
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def collector() -> Iterator[tuple[str, otlp.Received]]:
-    yield from otlp.serve()
 
 
 def test_the_worker_span_is_a_child_of_the_media_job_span(collector, tmp_path: Path):

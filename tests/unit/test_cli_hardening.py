@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CliRun
-from vmkeeper.cli import bundle as bundle_cli
 from vmkeeper.cli import health as health_cli
 from vmkeeper.diagnose import bundle_sources
 from vmkeeper.diagnose.bundle import Piece, Source
@@ -29,6 +28,11 @@ def _crash(monkeypatch: pytest.MonkeyPatch, command: str = "run_health") -> None
     def explode(*_args: object, **_kwargs: object) -> object:
         raise ZeroDivisionError(f"boom while holding {TOKEN}")
 
+    if command == "run_doctor":  # imported by the doctor command only when it runs
+        from vmkeeper.health import doctor
+
+        monkeypatch.setattr(doctor, command, explode)
+        return
     monkeypatch.setattr(health_cli, command, explode)
 
 
@@ -151,7 +155,9 @@ def test_health_reads_a_hostile_dump_as_a_dump_problem(tmp_path: Path) -> None:
 def test_bundle_refuses_an_existing_output_unless_forced(
     cli: Callable[..., CliRun], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(bundle_cli, "default_sources", lambda *_a, **_k: [
+    from vmkeeper.diagnose import bundle_sources
+
+    monkeypatch.setattr(bundle_sources, "default_sources", lambda *_a, **_k: [
         Source("note", lambda: [Piece("note.txt", "hello\n")])])
     existing = tmp_path / "earlier.tar.gz"
     existing.write_bytes(b"an earlier bundle")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -77,3 +78,36 @@ def test_start_wait_past_deadline_raises_timeout() -> None:
         with pytest.raises(CommandTimeout):
             running.wait()
         assert running.poll() is not None
+
+
+
+def test_on_line_gets_each_line_while_the_command_still_runs(tmp_path: Path) -> None:
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    seen: list[str] = []
+
+    def on_line(line: str) -> None:
+        seen.append(line)
+        if line == "first":  # the command waits for this: only a live reader gets here
+            with open(fifo, "w") as go:
+                go.write("x\n")
+
+    result = proc.run(["sh", "-c", f"echo first; echo oops >&2; read x < {fifo}; echo second"],
+                      timeout=30, on_line=on_line)
+    assert seen == ["first", "oops", "second"]
+    assert result.ok and result.stdout == "first\noops\nsecond\n" and result.stderr == ""
+
+
+def test_on_line_keeps_the_deadline_and_the_failure_sentence(tmp_path: Path) -> None:
+    fifo = tmp_path / "never"
+    os.mkfifo(fifo)
+    with pytest.raises(CommandTimeout) as timed_out:
+        proc.run(["sh", "-c", f"echo started; read x < {fifo}"], timeout=0.3,
+                 on_line=lambda _line: None)
+    assert "timed out after 0.3 s" in str(timed_out.value) and "started" in str(timed_out.value)
+    with pytest.raises(CommandFailed) as failed:
+        proc.run(["sh", "-c", "echo 'npm error missing script' >&2; exit 1"], timeout=10,
+                 on_line=lambda _line: None)
+    assert "npm error missing script" in str(failed.value)
+    with pytest.raises(ValueError):
+        proc.run(["cat"], timeout=5, input="x", on_line=lambda _line: None)

@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from tests.support.waiting import wait_for
 from vmkeeper.settings import AlertsSettings
 from vmkeeper.watch.alerts import smtp_sink, webhook_sink
 from vmkeeper.watch.loop import Alert
-from vmkeeper.watch.store import Incident
+from vmkeeper.watch.store import Incident, Store
 
 SECRET = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 INCIDENT = Incident("1-1", "open", 1_000.0, f"frontend-dev stopped; token {SECRET} in argv")
@@ -99,3 +100,30 @@ def test_smtp_delivers_one_redacted_email() -> None:
     [mail] = received
     assert "Subject: [vmkeeper] incident resolved" in mail
     assert SECRET not in mail and "frontend-dev stopped" in mail
+
+
+def test_the_generic_payload_redacts_the_actions_too(receiver: Receiver) -> None:
+    """A secret in a recovery step's argv (and its output) never reaches the receiver."""
+    steps = [{"command": f"pm2 restart frontend-dev --token {SECRET}", "ok": False,
+              "outcome": "failed", "recheck": f"GITHUB_TOKEN={SECRET} in the env"},
+             {"argv": ["curl", "--password", "p4ss-w0rd-long-one", "http://127.0.0.1/"]}]
+    incident = Incident("1-2", "gave_up", 1_000.0, "frontend-dev stopped",
+                        actions=[{"at": 1_001.0, "ok": False, "diagnosis": "frontend-dev stopped",
+                                  "steps": steps}])
+    rules = AlertsSettings(webhook_url=receiver.url, retries=3, timeout_s=5)
+    webhook_sink(rules, sleep=lambda _s: None)(Alert("gave_up", incident))
+    [body] = receiver.bodies
+    text = json.dumps(body)
+    assert SECRET not in text and "p4ss-w0rd-long-one" not in text
+    [step, call] = body["incident"]["actions"][0]["steps"]
+    assert step["command"].startswith("pm2 restart frontend-dev --token «redacted")
+    assert call["argv"][:2] == ["curl", "--password"] and body["event"] == "gave_up"
+
+
+def test_incidents_are_kept_redacted(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.save(Incident("1-3", "open", 1_000.0, "frontend-dev stopped",
+                        actions=[{"steps": [{"command": f"pm2 start --token {SECRET}"}]}]))
+    assert SECRET not in store.incidents_path.read_text()
+    [kept] = store.incidents()
+    assert kept.actions[0]["steps"][0]["command"].startswith("pm2 start --token «redacted")

@@ -288,3 +288,41 @@ def includes(config: Path, include: Path) -> bool:
             if match and match.group(1) == wanted:
                 return True
     return False
+
+
+_USER_LINE = re.compile(r"^\s*User\s+(\S+)\s*$", re.IGNORECASE)
+_ENVVAR = re.compile(r"^\$\{(\w+)\}$")
+_EXPORT = re.compile(r"^\s*export\s+(\w+)=['\"]?([^'\"\s]+)['\"]?\s*$")
+
+
+def run_user(config: Path) -> str | None:
+    """The user Apache's children run as: the config's ``User`` (Debian's
+    ``${APACHE_RUN_USER}`` read from ``envvars`` beside it). None when no file names one: an
+    Apache started without root runs as whoever starts it."""
+    for file in config_files(config):
+        try:
+            lines = file.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            match = _USER_LINE.match(line)
+            if match is None:
+                continue
+            user = match.group(1)
+            variable = _ENVVAR.match(user)
+            if variable is None:
+                return user
+            return _envvar(config.parent / "envvars", variable.group(1))
+    return None
+
+
+def _envvar(envvars: Path, name: str) -> str | None:
+    try:
+        lines = envvars.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        match = _EXPORT.match(line)
+        if match and match.group(1) == name:
+            return match.group(2)
+    return None

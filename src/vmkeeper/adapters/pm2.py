@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import psutil
 
 from vmkeeper import proc
+from vmkeeper.adapters import pm2_rpc
 from vmkeeper.errors import VmkeeperError
 from vmkeeper.jsonable import parse_json
 
@@ -181,6 +182,9 @@ class Pm2:
     home: Path
     timeout: float = 30.0
     runner: proc.Runner = proc.run
+    # How the process list is asked of the running daemon (adapters/pm2_rpc.py: its socket,
+    # no Node start, never a new daemon); None: only through ``runner`` (the fakes).
+    daemon_list: Callable[[Path, float], list[Any]] | None = pm2_rpc.monitor_data
 
     @property
     def dump_path(self) -> Path:
@@ -220,7 +224,40 @@ class Pm2:
         return pid
 
     def jlist(self) -> list[Pm2App]:
+        """Every app PM2 runs: asked of the daemon's socket; when no daemon answers there,
+        `pm2 jlist` — which starts one, as every pm2 command does (use :meth:`live_list` to
+        look without starting anything)."""
+        answered, apps = self._from_daemon()
+        if answered and apps is not None:
+            return apps
         return parse_jlist(self._run([self.bin, "jlist"]).stdout)
+
+    def live_list(self) -> list[Pm2App] | None:
+        """The running daemon's apps, or None when no daemon runs. Never starts one: a look
+        that started a daemon would hide the outage it was asked about."""
+        answered, apps = self._from_daemon()
+        if answered:
+            return apps
+        # No socket to ask (the fakes), or one in another protocol: the CLI, if a daemon runs.
+        return self.jlist() if self.daemon_pid() is not None else None
+
+    def _from_daemon(self) -> tuple[bool, list[Pm2App] | None]:
+        """(answered, apps) over the daemon's socket: (True, apps) from a daemon, (True, None)
+        when no daemon runs, (False, None) when there is no socket to ask or it answered in a
+        protocol this vmkeeper does not know (logged: the CLI is asked instead)."""
+        if self.daemon_list is None:
+            return False, None
+        try:
+            entries = self.daemon_list(self.home, self.timeout)
+        except pm2_rpc.DaemonUnreachable:
+            return True, None
+        except pm2_rpc.RpcProtocolError as error:
+            from vmkeeper import logs
+
+            logs.get_logger("vmkeeper.pm2").warning("PM2's socket: asking the CLI instead",
+                                                    error=str(error))
+            return False, None
+        return True, [app_from_entry(e) for e in entries if isinstance(e, dict)]
 
     def app(self, name: str) -> Pm2App | None:
         return next((a for a in self.jlist() if a.name == name), None)

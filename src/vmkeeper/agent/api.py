@@ -13,22 +13,22 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi import FastAPI, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from vmkeeper import telemetry
-from vmkeeper.agent import audit, auth, hooks
+from vmkeeper.agent import audit, hooks, limits
+from vmkeeper.agent.admission import Operate, Read
 from vmkeeper.agent.runner import Runner, refuse_if_locked
 from vmkeeper.agent.store import IdempotencyMismatch, OperationNotFound, OpState, Store
 from vmkeeper.dashboard import sources
-from vmkeeper.dashboard.session import session_token
 from vmkeeper.errors import InputError, LockHeld, VmkeeperError
 from vmkeeper.jsonable import to_jsonable
-from vmkeeper.settings import Settings
+from vmkeeper.settings import LoadedSettings, Settings
+from vmkeeper.telemetry.requests import request_span
 
-MAX_BODY = 64 * 1024
 # A branch or release name as git and the releases folder accept it: no leading '-' (an
 # option to git), no '..', no NUL or control characters, no spaces.
 _NAME = re.compile(r"(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}")
@@ -61,63 +61,36 @@ class RollbackBody(BaseModel):
         return _name(value, "release")
 
 
-def admit(request: Request, authorization: str | None, needed: str) -> auth.TokenInfo:
-    """The token of the ``Authorization`` header if its scope covers ``needed``; else an
-    HTTPException 401 (no valid token) or 403 (too narrow a scope)."""
-    scope = auth.Scope(needed)
-    kind, _sep, given = (authorization or "").partition(" ")
-    state_dir = request.app.state.settings.state_dir
-    found = auth.authenticate(state_dir, given.strip()) if kind.lower() == "bearer" else None
-    if found is None and not authorization and request.method == "GET":
-        # The dashboard's session cookie admits reads (its operation page streams the events);
-        # never a /v1 mutation: those would need a CSRF token, and the dashboard's forms have it.
-        found = session_token(request)
-    if found is None:
-        raise HTTPException(401, "A valid bearer token is required; `vmkeeper agent token "
-                            "add` creates one.", {"WWW-Authenticate": "Bearer"})
-    if not found.scope.allows(scope):
-        raise HTTPException(403, f"The token {found.name} has scope {found.scope.value}; "
-                            f"this needs {scope.value}.")
-    request.state.who = found.name
-    return found
-
-
-def require(scope: auth.Scope) -> Callable[..., auth.TokenInfo]:
-    """The dependency that admits a bearer token of ``scope`` or above (401, 403 otherwise)."""
-    def check(request: Request,
-              authorization: Annotated[str | None, Header()] = None) -> auth.TokenInfo:
-        return admit(request, authorization, scope.value)
-    return check
-
-
-Read = Annotated[auth.TokenInfo, Depends(require(auth.Scope.READ))]
-Operate = Annotated[auth.TokenInfo, Depends(require(auth.Scope.OPERATE))]
 Key = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
 def create_app(settings: Settings, store: Store, runner: Runner,
-               media: FastAPI | None = None) -> FastAPI:
+               media: FastAPI | None = None, loaded: LoadedSettings | None = None) -> FastAPI:
     """The /v1 app; ``media`` (the media job API, built with :func:`admit`) is mounted under
-    /v1/media when the agent runs the media queue."""
+    /v1/media when the agent runs the media queue; ``loaded`` (where the settings came from)
+    goes into the bundles it makes."""
     app = FastAPI(title="vmkeeper agent", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     if media is not None:
         media.state.settings = settings
         app.mount("/v1/media", media)
     _errors(app)
+    app.add_middleware(limits.BodyCap)  # a chunked body is counted as it streams
 
     @app.middleware("http")
     async def request_id(request: Request,
                          call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         rid = uuid.uuid4().hex
         request.state.request_id = rid
-        if int(request.headers.get("content-length") or 0) > MAX_BODY:
-            response: Response = JSONResponse(
-                {"detail": f"The body is over {MAX_BODY} bytes; send a smaller one."}, 413)
+        limit = limits.body_limit(request.url.path)
+        if limits.declared_too_large(request.headers.get("content-length"), limit):
+            response: Response = JSONResponse({"detail": limits.too_large(limit).detail}, 413)
         else:
             response = await call_next(request)
         response.headers["X-Request-Id"] = rid
         return response
+
+    app.middleware("http")(request_span)  # outermost: a span per request (issue 15)
 
     def enqueue(request: Request, who: str, kind: str, body: dict[str, Any],
                 key: str | None) -> tuple[str, bool]:
@@ -132,6 +105,7 @@ def create_app(settings: Settings, store: Store, runner: Runner,
             refuse_if_locked(settings)  # a CLI deploy or rollback holds the shared lock
         created = store.create(kind, body, key=key, who=who,
                                request_id=request.state.request_id, coalesce=coalesce)
+        runner.traced(created.operation.id)  # its worker continues this request's trace
         runner.wake()
         return created.operation.id, coalesce and not created.new
 
@@ -157,6 +131,9 @@ def create_app(settings: Settings, store: Store, runner: Runner,
         return submit(request, who.name, "recover", {}, key)
 
     _reads(app, settings)
+    from vmkeeper.agent import diagnostics
+
+    diagnostics.install(app, loaded or LoadedSettings(settings, {}, None))
     _operations(app, store, runner)
 
     @app.post("/v1/hooks/git")

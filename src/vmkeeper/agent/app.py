@@ -99,6 +99,10 @@ def create_app(queue: MediaQueue, token: str | None, admit: Admit | None = None)
     """The media API; ``admit`` (the agent's tokens) is tried when ``media.token`` does not
     match, so the backend's token keeps working under /v1/media."""
     app = FastAPI(title="vmkeeper media", docs_url=None, redoc_url=None, openapi_url=None)
+    if admit is None:  # standalone (`media serve`); under the agent, the agent's span covers it
+        from vmkeeper.telemetry.requests import request_span
+
+        app.middleware("http")(request_span)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:

@@ -21,7 +21,7 @@ class MediaClient:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MediaClient:
-        return cls(f"http://127.0.0.1:{settings.apps.media.port}", settings.media.token)
+        return cls(settings.media_url(), settings.media.token)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -30,7 +30,8 @@ class MediaClient:
                                      timeout=self.timeout_s, **kwargs)
         except httpx.ConnectError:
             raise VmkeeperError(f"The media service does not answer on {self.base_url}: start "
-                                "it with `vmkeeper media serve`.") from None
+                                "the agent (`vmkeeper agent serve`), or set media.url to where "
+                                "`vmkeeper media serve` listens.") from None
         except httpx.TimeoutException:
             raise VmkeeperError(f"The media service on {self.base_url} did not answer within "
                                 f"{self.timeout_s:g} s.") from None

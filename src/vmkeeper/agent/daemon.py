@@ -17,7 +17,7 @@ from vmkeeper import proc
 from vmkeeper.agent.runner import Runner
 from vmkeeper.agent.store import Store
 from vmkeeper.errors import SettingsError
-from vmkeeper.settings import Settings
+from vmkeeper.settings import LoadedSettings, Settings
 
 
 def socket_path(settings: Settings) -> Path:
@@ -46,18 +46,17 @@ def reap(store: Store) -> int:
 
 
 def _start_telemetry(settings: Settings) -> None:
-    """The agent exports for its whole life (spans of its operations' commands, the metric
-    families); a collector that is away costs it nothing, and a broken SDK only this."""
-    from vmkeeper import logs, telemetry
+    """The agent exports for its whole life (a span per request, its operations' traces, the
+    metric families); a collector that is away costs it nothing, and a broken SDK only this."""
+    from vmkeeper import telemetry
 
-    try:
-        telemetry.setup(settings, "vmkeeper-agent")
-    except Exception as error:  # noqa: BLE001 - telemetry is never in the way of the agent
-        logs.get_logger("vmkeeper.agent").warning("telemetry off", error=str(error))
+    telemetry.start(settings, "vmkeeper-agent")
 
 
-def serve(settings: Settings, env: dict[str, str], port: int | None = None) -> None:
-    """Run until SIGINT/SIGTERM. ``env`` carries the config path and flags to the workers."""
+def serve(settings: Settings, env: dict[str, str], port: int | None = None,
+          loaded: LoadedSettings | None = None) -> None:
+    """Run until SIGINT/SIGTERM. ``env`` carries the config path and flags to the workers;
+    ``loaded`` says where the settings came from (for the bundles it makes)."""
     import uvicorn
 
     from vmkeeper.agent.api import create_app
@@ -73,7 +72,7 @@ def serve(settings: Settings, env: dict[str, str], port: int | None = None) -> N
 
         Poller(settings, store, runner).start()
     queue, media_lock, media = _media(settings)
-    app = create_app(settings, store, runner, media)
+    app = create_app(settings, store, runner, media, loaded)
     cert, key = settings.agent.tls_cert, settings.agent.tls_key
     sock = socket_path(settings)
     sock.unlink(missing_ok=True)
@@ -106,7 +105,7 @@ def serve(settings: Settings, env: dict[str, str], port: int | None = None) -> N
 def _media(settings: Settings) -> tuple[Any, Any, Any]:
     """The media queue and its API for /v1/media — none when `media serve` runs already (its
     lock is held): one queue per VM, whichever process serves it."""
-    from vmkeeper.agent import api
+    from vmkeeper.agent.admission import admit
     from vmkeeper.agent.app import create_app as media_app
     from vmkeeper.errors import LockHeld
     from vmkeeper.media.jobqueue import ServiceLock, open_queue, store_path
@@ -118,4 +117,4 @@ def _media(settings: Settings) -> tuple[Any, Any, Any]:
         return None, None, None
     queue = open_queue(settings)
     queue.start()
-    return queue, lock, media_app(queue, settings.media.token, api.admit)
+    return queue, lock, media_app(queue, settings.media.token, admit)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vmkeeper import proc
+from vmkeeper import proc, telemetry
 from vmkeeper.agent import audit
 from vmkeeper.agent.store import Operation, OpState, Store
 from vmkeeper.errors import LockHeld
@@ -52,6 +52,9 @@ class Runner:
     _current: dict[str, proc.Running] = field(default_factory=dict)
     _switching: set[str] = field(default_factory=set)
     _cancelled: set[str] = field(default_factory=set)
+    # Each queued operation's trace context (TRACEPARENT of the request that queued it): its
+    # worker's spans continue the request's trace. In memory: after a restart, a new trace.
+    _traces: dict[str, Mapping[str, str]] = field(default_factory=dict)
     _stop: bool = False
 
     def start(self) -> threading.Thread:
@@ -61,6 +64,12 @@ class Runner:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def traced(self, op_id: str) -> None:
+        """Remember the current trace context for ``op_id`` (the first request's, coalesced)."""
+        context = telemetry.child_env()
+        if context:
+            self._traces.setdefault(op_id, context)
 
     def stop(self) -> None:
         self._stop = True
@@ -80,8 +89,9 @@ class Runner:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{op.id}.log"
         started = time.monotonic()
+        env = {**self.env, **self._traces.pop(op.id, {})}  # and the trace it continues
         with open(log, "a") as log_file, proc.start(
-                argv, timeout=OPERATION_TIMEOUT_S, env=dict(self.env)) as child:
+                argv, timeout=OPERATION_TIMEOUT_S, env=env) as child:
             self._current[op.id] = child
             self.store.start(op.id, child.pid)
             self._event(op.id, {"type": "step", "message": f"{op.kind} started"}, log_file)

@@ -24,6 +24,9 @@ def serve(settings: Settings, port: int | None = None) -> None:
         raise SettingsError("apps.media.port is not set: give the media service a port.")
     lock = ServiceLock(store_path(settings).with_name("service.lock"))
     lock.acquire()
+    from vmkeeper import telemetry
+
+    telemetry.start(settings, "vmkeeper-media")  # the queue's families, its jobs' traces
     queue = open_queue(settings)
     try:
         queue.start()

@@ -14,9 +14,10 @@ import os
 import sys
 from typing import Any
 
+from vmkeeper import telemetry
 from vmkeeper.errors import VmkeeperError
 from vmkeeper.jsonable import json_text, to_jsonable
-from vmkeeper.progress import Phase, ProgressEvent
+from vmkeeper.progress import Phase, Progress, ProgressEvent
 from vmkeeper.settings import Settings, load_settings
 
 
@@ -25,11 +26,12 @@ def _emit(event: ProgressEvent) -> None:
     sys.stderr.flush()
 
 
-def run(kind: str, body: dict[str, Any], settings: Settings) -> Any:
+def run(kind: str, body: dict[str, Any], settings: Settings,
+        progress: Progress = _emit) -> Any:
     if kind == "deploy":
         from vmkeeper.releases import deploy
 
-        return deploy.deploy(settings, branch=body.get("branch"), progress=_emit)
+        return deploy.deploy(settings, branch=body.get("branch"), progress=progress)
     if kind == "rollback":
         from vmkeeper.releases import rollback
 
@@ -39,7 +41,7 @@ def run(kind: str, body: dict[str, Any], settings: Settings) -> Any:
     if kind == "recover":
         from vmkeeper.recover import recover
 
-        return recover(settings, progress=_emit)
+        return recover(settings, progress=progress)
     raise SystemExit(f"unknown operation kind {kind!r}")
 
 
@@ -49,7 +51,11 @@ def main() -> None:
     try:
         settings = load_settings(os.environ.get("VMKEEPER_CONFIG") or None,
                                  flags=flags).settings
-        result = run(kind, body, settings)
+        # The operation's span continues the agent request's trace (TRACEPARENT from the runner).
+        with telemetry.operation(settings, kind) as handle:
+            result = run(kind, body, settings, telemetry.steps(_emit))
+            if handle is not None:
+                handle.record_result(kind, result)
     except VmkeeperError as error:  # the CLI's one sentence, as the result's error
         _emit(ProgressEvent(str(error), Phase.FAILED))
         sys.stdout.write(json_text({"ok": False, "error": str(error)}) + "\n")

@@ -70,37 +70,40 @@ def token_revoke(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> N
          lambda console: console.print(f"token {name} revoked", markup=False))
 
 
-UNIT = """[Unit]
-Description=vmkeeper agent (HTTP command API)
-After=network.target
+UNIT_FILE = "vmkeeper-agent.service"  # shipped in the package: vmkeeper/units/
+_UNIT_EXE = "/usr/local/bin/vmkeeper"  # the template's ExecStart, replaced by this machine's
 
-[Service]
-Type=simple
-User=ubuntu
-ExecStart={exe} agent serve
-Restart=on-failure
-RestartSec=2
-MemoryMax=256M
 
-[Install]
-WantedBy=multi-user.target
-"""
+def unit_text(exe: str) -> str:
+    """The shipped unit with ``exe`` as the program it starts."""
+    from importlib.resources import files
+
+    template = files("vmkeeper").joinpath("units", UNIT_FILE).read_text(encoding="utf-8")
+    return template.replace(f"ExecStart={_UNIT_EXE} ", f"ExecStart={exe} ")
+
+
+def vmkeeper_program() -> str:
+    """This installation's `vmkeeper` program: on PATH, beside the Python that runs it, or the
+    template's default."""
+    import shutil
+    import sys
+
+    beside = Path(sys.executable).with_name("vmkeeper")
+    return shutil.which("vmkeeper") or (str(beside) if beside.is_file() else _UNIT_EXE)
 
 
 @app.command("install-unit")
-def install_unit(path: Path = typer.Option(Path("/etc/systemd/system/vmkeeper-agent.service"),
+def install_unit(path: Path = typer.Option(Path("/etc/systemd/system") / UNIT_FILE,
                                            help="Where to write the unit."),
                  as_json: bool = JsonOption) -> None:
     """Write the systemd unit that runs the agent (then `systemctl enable --now` it)."""
-    import shutil
-
     from vmkeeper.atomic import atomic_file
 
-    exe = shutil.which("vmkeeper") or "/usr/local/bin/vmkeeper"
     with atomic_file(path, mode=0o644) as handle:
-        handle.write(UNIT.format(exe=exe).encode())
+        handle.write(unit_text(vmkeeper_program()).encode())
     emit({"unit": str(path)}, as_json, lambda console: console.print(
-        f"wrote {path}; run `sudo systemctl enable --now {path.stem}`", markup=False))
+        f"wrote {path}; run `sudo systemctl daemon-reload && sudo systemctl enable --now "
+        f"{path.stem}`", markup=False))
 
 
 @app.command("serve")
@@ -117,4 +120,4 @@ def serve(ctx: typer.Context,
     env = {"VMKEEPER_AGENT_FLAGS": json.dumps(cli.flags)}
     if cli.config_path:
         env["VMKEEPER_CONFIG"] = str(cli.config_path)
-    run_agent(cli.settings, env, port)
+    run_agent(cli.settings, env, port, cli.loaded)

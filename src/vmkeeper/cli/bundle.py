@@ -8,10 +8,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from vmkeeper import __version__
 from vmkeeper.cli.common import JsonOption, emit, event_printer, state
-from vmkeeper.diagnose.bundle import BundleOptions, BundleResult, create_bundle
-from vmkeeper.diagnose.bundle_sources import default_sources
+from vmkeeper.diagnose.bundle import BundleResult
+from vmkeeper.diagnose.bundle_sources import standard_bundle
 from vmkeeper.errors import UsageError
 
 
@@ -33,14 +32,8 @@ def bundle(
     """Collect health, PM2, logs, OOM kills and the host into one redacted tar.gz (mode 0600)."""
     if output is not None and not force:
         _refuse_existing(output)
-    loaded = state(ctx).loaded
-    result = create_bundle(
-        default_sources(loaded, timeout_s=timeout, log_lines=lines),
-        BundleOptions(output=output, timeout_s=timeout,
-                      extra_manifest={"vmkeeper_version": __version__,
-                                      "config_file": loaded.config_file}),
-        progress=event_printer(as_json),
-    )
+    result = standard_bundle(state(ctx).loaded, output=output, timeout_s=timeout,
+                             log_lines=lines, progress=event_printer(as_json))
     emit(result, as_json, lambda console: _human(console, result))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Iterator
 
 import typer
@@ -103,10 +102,8 @@ def deploy(
         result = deploy_service.deploy(
             settings, branch=branch, dry_run=dry_run, wait_s=wait,
             progress=telemetry.steps(progress))
-        if handle is not None and not result.dry_run:
-            handle.record_operation("deploy", result.ok, result.seconds, result.failed_requests,
-                                    revision=result.sha if result.ok else None,
-                                    record=dataclasses.asdict(result))
+        if handle is not None:
+            handle.record_result("deploy", result)
     emit(result, as_json, lambda console: _render_deploy(result, console))
     if not result.ok:
         stderr_console().print(f"[red]error:[/red] {result.error}", highlight=False)
@@ -151,8 +148,7 @@ def rollback(
         result: RollbackResult = rollback_service.rollback(
             settings, release_id, previous=previous, wait_s=wait)
         if handle is not None:
-            handle.record_operation("rollback", result.ok, result.seconds, result.failed_requests,
-                                    revision=None, record=dataclasses.asdict(result))
+            handle.record_result("rollback", result)
 
     def human(console: Console) -> None:
         if result.ok:

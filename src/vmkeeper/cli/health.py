@@ -16,7 +16,6 @@ from vmkeeper.cli.common import (
     state,
 )
 from vmkeeper.errors import UsageError
-from vmkeeper.health.doctor import run_doctor
 from vmkeeper.health.model import Check, Status
 from vmkeeper.health.service import run_health, run_status
 
@@ -80,12 +79,8 @@ def health(
     from vmkeeper import telemetry
 
     settings = state(ctx).settings
-    with telemetry.operation(settings, "health") as handle:
+    with telemetry.operation(settings, "health"):  # run_health records the families
         report = run_health(settings, prometheus=prometheus)
-        if handle is not None:
-            for check in report.checks:
-                handle.families.record_check(check.name, check.layer.value,
-                                             check.status.exit_code, check.seconds or 0.0)
 
     def human(console: Console) -> None:
         colour = _COLOURS[report.status]
@@ -121,7 +116,7 @@ def recover(
         result = run_recover(settings, dry_run=dry_run,
                              progress=telemetry.steps(event_printer(as_json)))
         if handle is not None:
-            handle.log_record("recover", {"message": result.diagnosis})
+            handle.record_result("recover", result)
 
     def human(console: Console) -> None:
         console.print(escape(result.diagnosis))
@@ -175,6 +170,8 @@ def logs(
 @internal_failure_exits(Status.UNKNOWN.exit_code)
 def doctor(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Node, PM2, FFmpeg, Apache and paths checked. Exit 0 ok, 1 warn, 2 critical, 3 unknown."""
+    from vmkeeper.health.doctor import run_doctor  # health, run every minute, needs none of it
+
     report = run_doctor(state(ctx).settings)
 
     def human(console: Console) -> None:

@@ -23,13 +23,17 @@ def watch(
                               "tests; the hysteresis state is kept between runs)."),
 ) -> None:
     """Watch the VM and heal it: detect, recover within a budget, alert, keep the evidence."""
+    from vmkeeper import telemetry
     from vmkeeper.watch.service import build_watcher
 
-    watcher = build_watcher(state(ctx).settings)
+    settings = state(ctx).settings
+    telemetry.start(settings, "vmkeeper-watch")  # exports each cycle; never in the way
+    watcher = build_watcher(settings)
     if not once:
         watcher.run()
         return
     decision = watcher.cycle()
+    telemetry.shutdown()  # --once is a one-shot command: a flush of at most 2 s
     after = watcher.store.load_state()
     from vmkeeper.cli.common import stdout_console
 

@@ -16,15 +16,21 @@ from starlette.requests import Request
 
 from vmkeeper import proc
 from vmkeeper.agent import audit
+from vmkeeper.diagnose.oom_model import OomReport
 from vmkeeper.errors import VmkeeperError
 from vmkeeper.health.logs import LogsReport
 from vmkeeper.health.model import HealthReport
 from vmkeeper.health.service import StatusReport
 from vmkeeper.releases.results import ReleasesReport
 from vmkeeper.settings import Settings
+from vmkeeper.watch.store import Incident
 
 # The media service answers on loopback; a dashboard page must not hang on it.
 MEDIA_TIMEOUT_S = 2.0
+# The incidents page reads the kernel log for OOM kills over this window, at most this often
+# (journalctl over a day takes a second or more; the page is read far more often).
+OOM_WINDOW = "-24h"
+OOM_EVERY_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -41,11 +47,18 @@ class Sources:
     # request, kind, body, who (the session's token name) → the operation id. The agent's
     # enqueue: its runner runs it and writes the audit record under ``who``.
     submit: Callable[[Request, str, dict[str, Any], str], str]
+    incidents: Callable[[], list[Incident]] = list  # the watcher's store
+    evidence_dir: Callable[[Incident], Path] = lambda _i: Path("/nonexistent")
+    # `diagnose oom` over OOM_WINDOW, or why the kernel log could not be read
+    oom: Callable[[], OomReport | str] = lambda: "the kernel log is not read here"
+    alert_sinks: tuple[str, ...] = ()  # the watcher's configured sinks (webhook, smtp)
 
 
 def from_settings(settings: Settings) -> Sources:
+    from vmkeeper.agent.fresh import Fresh
     from vmkeeper.health import logs, service
     from vmkeeper.releases import history, rollback
+    from vmkeeper.watch import service as watch
 
     def submit(request: Request, kind: str, body: dict[str, Any], who: str) -> str:
         op_id: str = request.app.state.enqueue(request, who, kind, body, None)[0]
@@ -62,7 +75,33 @@ def from_settings(settings: Settings) -> Sources:
         env_files=lambda release_id: env_files(settings, release_id),
         media=lambda: media_status(settings),
         submit=submit,
+        incidents=lambda: watch.incidents(settings),
+        evidence_dir=lambda incident: watch.incident_folder(watch.store_of(settings).folder,
+                                                            incident),
+        oom=Fresh(lambda: oom_report(settings), max_age_s=OOM_EVERY_S).get,
+        alert_sinks=alert_sinks(settings),
     )
+
+
+def oom_report(settings: Settings) -> OomReport | str:
+    """`diagnose oom` over the last day, reading the kernel log with health's check timeout
+    (as recover's OOM note does): the page waits seconds at most, never the 300 s a CLI run
+    may take. A log that cannot be read is a sentence, kept as long as a report would be."""
+    from vmkeeper.diagnose.oom import diagnose_oom
+
+    quick = settings.model_copy(update={"diagnose": settings.diagnose.model_copy(
+        update={"read_timeout_s": settings.health.check_timeout_s})})
+    try:
+        return diagnose_oom(quick, since=OOM_WINDOW)
+    except VmkeeperError as error:
+        return f"OOM kills not read from the kernel log: {error}"
+
+
+def alert_sinks(settings: Settings) -> tuple[str, ...]:
+    """The sinks watch/alerts.sinks sends to, by the same rule."""
+    rules = settings.alerts
+    return tuple(name for name, on in (("webhook", bool(rules.webhook_url)),
+                                       ("smtp", bool(rules.smtp_host and rules.smtp_to))) if on)
 
 
 def read_audit(state_dir: Path, limit: int = 200) -> list[dict[str, Any]]:
@@ -100,10 +139,22 @@ def env_files(settings: Settings, release_id: str) -> list[str]:
 
 
 def media_status(settings: Settings) -> dict[str, Any]:
-    """The media service's /health (breaker, queue counts) and recent jobs, or why not."""
+    """The media service's /health (breaker, queue counts, its memory-pressure refusal) and
+    recent jobs, or why not; and the host's pressure as the queue's gate reads it."""
+    from dataclasses import asdict
+
+    from vmkeeper.watch.pressure import read_pressure
+
+    gate = {**asdict(read_pressure(settings.watch)),
+            "psi_warn_pct": settings.watch.memory_pressure_warn_pct,
+            "available_warn_pct": settings.watch.memory_available_warn_pct}
+    return {**_media_service(settings), "pressure": gate}
+
+
+def _media_service(settings: Settings) -> dict[str, Any]:
     import httpx
 
-    base = f"http://127.0.0.1:{settings.apps.media.port}"
+    base = settings.media_url()
     headers = {"Authorization": f"Bearer {settings.media.token}"} if settings.media.token else {}
     try:
         with httpx.Client(timeout=MEDIA_TIMEOUT_S) as client:

@@ -6,11 +6,10 @@ checks, the sentence is the health verdict's, the advice the verdict's advice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
 
 from vmkeeper.health.model import CHAIN, HealthReport, Layer, Status, worst
 from vmkeeper.health.service import StatusReport
@@ -150,66 +149,3 @@ def preflight(target: ReleaseView, active: str | None, subject: str,
     differs = tuple(sorted(set(target_env) ^ set(active_env)))
     return Preflight(target, active, subject or "(commit subject unknown)", differs,
                      target.rollback_blocked)
-
-
-class EventKind(str, Enum):
-    DEPLOY = "deploy"
-    ROLLBACK = "rollback"
-    RESTART = "restart"
-    HEALTH = "health"
-    OOM = "oom kill"
-    ALERT = "alert"
-    OPERATOR = "operator action"
-
-
-@dataclass(frozen=True)
-class TimelineEvent:
-    at: str
-    kind: EventKind
-    text: str
-    evidence: str | None = None  # a page or file that backs the line
-    ok: bool = True
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-def timeline(history: Iterable[Mapping[str, Any]], audit: Iterable[Mapping[str, Any]],
-             ooms: Iterable[Mapping[str, Any]] = ()) -> tuple[TimelineEvent, ...]:
-    """Deploys and rollbacks (history.jsonl), operator actions (audit log), OOM kills, newest
-    first on one axis."""
-    events = [_history_event(r) for r in history]
-    events += [_audit_event(r) for r in audit]
-    events += [TimelineEvent(str(r.get("time", "")), EventKind.OOM,
-                             f"the kernel killed {r.get('process', '?')} "
-                             f"({r.get('verdict', 'out of memory')})", "/incidents#oom", False)
-               for r in ooms]
-    return tuple(sorted(events, key=lambda e: e.at, reverse=True))
-
-
-def _history_event(record: Mapping[str, Any]) -> TimelineEvent:
-    """One history.jsonl record: {"command": deploy|rollback, "phase": started|finished,
-    "result": ok|failed|reverted|interrupted, "release", "error", ...}."""
-    command = str(record.get("command") or "deploy")
-    kind = EventKind.ROLLBACK if command == "rollback" else EventKind.DEPLOY
-    phase = str(record.get("phase") or "")
-    result = str(record.get("result") or "")
-    release = str(record.get("release") or record.get("branch") or "")
-    words = [command, release, phase if phase != "finished" else "", result,
-             str(record.get("error") or "")]
-    ok = result in ("", "ok")
-    return TimelineEvent(str(record.get("time", "")), kind, " ".join(w for w in words if w),
-                         "/releases", ok)
-
-
-def _audit_event(record: Mapping[str, Any]) -> TimelineEvent:
-    """One audit record: {"who", "kind" (deploy|rollback|recover), "body", "before", "after",
-    "result" (the operation's final state), "operation" (its id), "seq"}."""
-    body = record.get("body") if isinstance(record.get("body"), Mapping) else {}
-    target = body.get("release") or body.get("branch") or "" if body else ""
-    moved = f"{record.get('before')} → {record.get('after')}" if record.get("after") else ""
-    result = str(record.get("result", ""))
-    words = [f"{record.get('who', '?')}:", str(record.get("kind") or record.get("operation")),
-             str(target), result, moved]
-    return TimelineEvent(str(record.get("at", "")), EventKind.OPERATOR,
-                         " ".join(w for w in words if w),
-                         f"/operations/{record['operation']}" if record.get("operation") else None,
-                         result in ("succeeded", "ok", "queued", ""))

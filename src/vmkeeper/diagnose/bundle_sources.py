@@ -15,16 +15,41 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from vmkeeper import proc
-from vmkeeper.adapters import host_commands, systemd
-from vmkeeper.diagnose.bundle import Gathered, Piece, Skipped, Source, json_piece, reason_of
+from vmkeeper.adapters import host_commands, pm2_rpc, systemd
+from vmkeeper.diagnose.bundle import (
+    BundleOptions,
+    BundleResult,
+    Gathered,
+    Piece,
+    Skipped,
+    Source,
+    create_bundle,
+    json_piece,
+    reason_of,
+)
 from vmkeeper.errors import CommandNotFound
 from vmkeeper.health import facts
+from vmkeeper.progress import Progress, silent
 from vmkeeper.redact import DocumentKind
 from vmkeeper.settings import LoadedSettings, Settings, settings_as_dict
 
 # The runbook's OOM incident is found the morning after: a day of kernel log covers it.
 OOM_WINDOW = "-24h"
 UNIT_JOURNAL_LINES = 200
+
+
+def standard_bundle(loaded: LoadedSettings, *, output: Path | None, timeout_s: float,
+                    log_lines: int | None = None, progress: Progress = silent) -> BundleResult:
+    """The bundle `vmkeeper bundle` writes (every default source, the version and config file
+    in its manifest): the CLI, the agent's POST /v1/bundle and an incident's evidence."""
+    from vmkeeper import __version__
+
+    return create_bundle(
+        default_sources(loaded, timeout_s=timeout_s, log_lines=log_lines),
+        BundleOptions(output=output, timeout_s=timeout_s,
+                      extra_manifest={"vmkeeper_version": __version__,
+                                      "config_file": loaded.config_file}),
+        progress=progress)
 
 
 def default_sources(loaded: LoadedSettings, *, timeout_s: float,
@@ -89,6 +114,13 @@ def jlist(settings: Settings, timeout_s: float) -> Gathered:
     if pm2.daemon_pid() is None:
         return [Skipped("pm2 jlist", f"no PM2 daemon runs in {pm2.home} (asking would start "
                         "one); see dump.pm2 for what it would resurrect")]
+    try:  # the daemon's own list (what `pm2 jlist` prints), asked without starting anything
+        entries = pm2_rpc.monitor_data(pm2.home, timeout_s)
+        return [Piece("pm2/jlist.json", json.dumps(entries) + "\n", DocumentKind.JSON)]
+    except pm2_rpc.DaemonUnreachable as gone:
+        return [Skipped("pm2 jlist", f"{gone}; see dump.pm2 for what it would resurrect")]
+    except pm2_rpc.RpcProtocolError:
+        pass  # a PM2 that speaks otherwise on its socket: ask its CLI, as before
     outputs: list[proc.Result] = []
 
     def keep(argv: proc.Argv, *, timeout: float, cwd: str | Path | None = None,
@@ -99,7 +131,7 @@ def jlist(settings: Settings, timeout_s: float) -> Gathered:
 
     # Through the adapter (its argv, PM2_HOME, and its parser as the validity check), keeping
     # the raw output: the bundle's reader wants PM2's own JSON, not our model of it.
-    dataclasses.replace(pm2, timeout=timeout_s, runner=keep).jlist()
+    dataclasses.replace(pm2, timeout=timeout_s, runner=keep, daemon_list=None).jlist()
     return [Piece("pm2/jlist.json", _json_text(outputs[-1].stdout), DocumentKind.JSON)]
 
 

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from vmkeeper.adapters import http
+from vmkeeper.adapters import apache, http
 from vmkeeper.adapters.host_commands import node_major
 from vmkeeper.adapters.pm2 import Pm2App
 from vmkeeper.gather import Got
@@ -363,6 +363,46 @@ def proxy_config_check(facts: Facts, settings: Settings) -> Check:
                  passes, "retry=0", Layer.APACHE)
 
 
+def route_checks(facts: Facts, settings: Settings) -> list[Check]:
+    """Where the zero-downtime switch's map sends the site. A deploy or rollback cut off
+    mid-switch (SIGKILL, a reboot) can leave it on the spare port: fine while the temporary
+    app serves there, an outage once nothing does (after a reboot PM2 resurrects only the
+    saved apps) — Apache answers 503 while frontend-dev runs on FRONT_PORT."""
+    got = facts.route
+    if got is None:
+        return []
+    if got.value is None:
+        return [_unknown("proxy:route", got, Layer.APACHE)]
+    if not got.value.by_map:
+        return []  # the runbook's ProxyPass to FRONT_PORT: nothing moves
+    front, spare = settings.apps.frontend.port, settings.releases.spare_port
+    port = got.value.port
+    where = apache.map_path(settings.proxy.frontend_include)
+    if port == front:
+        return [Check("proxy:route", Status.OK, f"Apache routes the site to {port} "
+                      f"({settings.apps.frontend.name})", port, front, Layer.APACHE)]
+    serving = port is not None and any(
+        listener.port == port for listener in facts.listeners.value or [])
+    if port == spare and serving:
+        return [Check("proxy:route", Status.WARN,
+                      f"a switch was cut off: Apache routes the site to the spare port {port}, "
+                      "where the temporary app serves it; the next deploy, rollback or "
+                      "`vmkeeper recover` finishes it", port, front, Layer.APACHE,
+                      reason=Cause.MISROUTED)]
+    named = f"port {port}" if port is not None else f"no port ({where} names none)"
+    return [Check("proxy:route", Status.CRITICAL,
+                  f"Apache routes the site to {named}, where nothing serves (a switch cut off "
+                  f"mid-way); {settings.apps.frontend.name} belongs on {front}", port, front,
+                  Layer.APACHE, reason=Cause.MISROUTED)]
+
+
+def heavy_check(name: str) -> bool:
+    """Whether the check is judged on the heavy facts (facts.HEAVY): disk, inodes, the dump,
+    Node's version, Apache's ProxyPass retry."""
+    return name in ("disk", "dump", "node", "proxy:retry") or name.startswith(
+        ("disk:", "inodes:"))
+
+
 def evaluate(facts: Facts, settings: Settings, mode: str) -> list[Check]:
     judges: list[Callable[[], list[Check]]] = [
         lambda: http_checks(facts, settings),
@@ -371,6 +411,7 @@ def evaluate(facts: Facts, settings: Settings, mode: str) -> list[Check]:
         lambda: [supervisor_check(facts, settings, mode)],
         lambda: [dump_check(facts, settings)],
         lambda: [proxy_config_check(facts, settings)],
+        lambda: route_checks(facts, settings),
         lambda: node_checks(facts, settings),
         lambda: host_checks(facts, settings),
     ]

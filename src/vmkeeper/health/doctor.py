@@ -128,6 +128,60 @@ def switch_snippet_check(settings: Settings) -> Check:
     )
 
 
+def _first_file(folder: Path, budget: int = 200) -> Path | None:
+    """One file under ``folder`` (a sample of what npm wrote), looking at ``budget`` entries."""
+    pending = [folder]
+    while pending and budget > 0:
+        try:
+            entries = sorted(pending.pop().iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            budget -= 1
+            if entry.is_file():
+                return entry
+            if entry.is_dir():
+                pending.append(entry)
+    return None
+
+
+def apache_reads_check(settings: Settings) -> Check:
+    """Can Apache's user read what the zero-downtime switch hands it: the include, the map it
+    rereads per request, and each retained release's static files it serves from disk? On
+    Ubuntu a home folder is 0750 and www-data cannot enter it: the map then fails and every
+    `/_next/static/` asset is a 404."""
+    from vmkeeper import access
+    from vmkeeper.releases.handover import static_dirs
+
+    include = settings.proxy.frontend_include
+    expected = "Apache's user reads the switch's include, map and static files"
+    if not apache_adapter.includes(settings.proxy.config, include):
+        return Check("apache:reads", Status.OK, "Apache does not include the switch's snippet: "
+                     "it reads nothing vmkeeper writes", None, expected, Layer.APACHE)
+    user = apache_adapter.run_user(settings.proxy.config)
+    try:
+        who = access.Identity.of(user) if user else access.Identity.current()
+    except KeyError:
+        return Check("apache:reads", Status.WARN, f"Apache's config runs it as {user}, who "
+                     "does not exist on this machine", user, expected, Layer.APACHE)
+    paths = [include, apache_adapter.map_path(include)]
+    for folder in static_dirs(settings):
+        paths.append(folder)
+        sample = _first_file(folder)
+        if sample is not None:
+            paths.append(sample)
+    blocks = [why for path in paths if (why := access.blocked(path, who))]
+    if blocks:
+        return Check(
+            "apache:reads", Status.CRITICAL,
+            f"{blocks[0]}: Apache (as {who.name}) cannot serve the switch's map or static "
+            f"files ({len(blocks)} path(s)); let it in — e.g. `chmod o+x` on the folder, or "
+            f"add {who.name} to the folder's group — or move releases.root",
+            blocks, expected, Layer.APACHE, details={"user": who.name, "blocked": blocks})
+    return Check("apache:reads", Status.OK, f"Apache (as {who.name}) reads the switch's map "
+                 f"and {len(paths) - 2} static path(s)", who.name, expected, Layer.APACHE)
+
+
 def _jobs(settings: Settings, timeout: float) -> list[tuple[str, Layer, Callable[[], Check]]]:
     """(check name, layer, job): one job per check, so one that hangs costs only its own."""
     paths = [
@@ -146,6 +200,7 @@ def _jobs(settings: Settings, timeout: float) -> list[tuple[str, Layer, Callable
         ("ffmpeg", Layer.RUNTIME, lambda: ffmpeg_check(settings, timeout)),
         ("apache", Layer.APACHE, lambda: apache_check(settings)),
         ("apache:switch", Layer.APACHE, lambda: switch_snippet_check(settings)),
+        ("apache:reads", Layer.APACHE, lambda: apache_reads_check(settings)),
         ("proxy_config", Layer.APACHE, lambda: _proxy_retry(settings)),
     ]
     jobs += [(f"path:{name}", Layer.HOST, _path_job(name, path, options))

@@ -9,11 +9,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
 
-from vmkeeper.adapters import host, host_commands, http, systemd
+from vmkeeper.adapters import apache, host, host_commands, http, systemd
 from vmkeeper.adapters.pm2 import Pm2, Pm2App, from_settings
 from vmkeeper.gather import Gathering, Got
 from vmkeeper.settings import Settings
@@ -25,6 +26,15 @@ class Pm2Snapshot:
     apps: list[Pm2App] | None  # None when the daemon is down (jlist would start one)
     # Every pid in each app's process tree: `npm run start` listens from a grandchild.
     trees: dict[str, set[int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where Apache sends the site: through the zero-downtime switch's map (``by_map``) to
+    ``port`` (None: the map names none), or by the runbook's ProxyPass to FRONT_PORT."""
+
+    by_map: bool
+    port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,13 @@ class Facts:
     proxy_config: Got[list[str]]  # ProxyPass/BalancerMember lines of Apache's config
     previous_restarts: dict[str, int]
     now: float
+    route: Got[Route] | None = None  # None: not looked at
+
+
+# The facts that cost more than a glance (statvfs of every watched path, the dump's JSON,
+# `node -v`, Apache's config files) and change slowly: `vmkeeper watch` gathers them every
+# watch.heavy_every cycles and carries them in between (gather's ``carried``).
+HEAVY = ("filesystems", "dump", "node_version", "proxy_config")
 
 
 def health_pm2(settings: Settings) -> Pm2:
@@ -85,6 +102,18 @@ def watched_ports(settings: Settings) -> dict[int, str]:
     return ports
 
 
+def route(settings: Settings) -> Route:
+    """Whether Apache routes the site through the switch's map (its config includes the
+    switch's include), and the port the map names (None: no map, or no port line in it)."""
+    if not apache.includes(settings.proxy.config, settings.proxy.frontend_include):
+        return Route(False)
+    try:
+        text = apache.map_path(settings.proxy.frontend_include).read_text()
+    except FileNotFoundError:
+        return Route(True)
+    return Route(True, apache.map_port(text))
+
+
 def watched_paths(settings: Settings) -> list[Path]:
     return [settings.workspace.path, settings.releases.root, settings.pm2.home / "logs",
             settings.proxy.error_log.parent]
@@ -110,10 +139,11 @@ def _tree(pid: int | None) -> set[int]:
 
 def pm2_snapshot(pm2: Pm2) -> Pm2Snapshot:
     daemon = pm2.daemon_pid()
-    if daemon is None:
-        # Every pm2 command would spawn a fresh daemon and hide the outage it is asked about.
+    # Asked of the daemon itself, never through a pm2 command: one would spawn a fresh daemon
+    # when its ping fails and hide the outage it is asked about (adapters/pm2_rpc.py).
+    apps = pm2.live_list() if daemon is not None else None
+    if daemon is None or apps is None:
         return Pm2Snapshot(None, None)
-    apps = pm2.jlist()
     return Pm2Snapshot(daemon, apps, {app.name: _tree(app.pid) for app in apps})
 
 
@@ -139,8 +169,12 @@ def _prober(url: str, headers: dict[str, str], timeout: float) -> Callable[[], h
 
 
 def gather(settings: Settings, *, previous_restarts: dict[str, int] | None = None,
-           pm2: Pm2 | None = None, mode: str | None = None) -> Facts:
-    """Gather every fact at once; no source may take longer than health.check_timeout_s."""
+           pm2: Pm2 | None = None, mode: str | None = None,
+           carried: Facts | None = None) -> Facts:
+    """Gather every fact at once; no source may take longer than health.check_timeout_s.
+
+    With ``carried`` (the watcher's cheap cycles) the heavy facts — disk, the dump, Node's
+    version, Apache's config (HEAVY) — are not gathered but taken from it."""
     timeout = settings.health.check_timeout_s
     pm2 = pm2 or health_pm2(settings)
     mode = mode or supervisor_mode(settings)
@@ -148,29 +182,38 @@ def gather(settings: Settings, *, previous_restarts: dict[str, int] | None = Non
     # Every source carries its own timeout; the gathering's deadline only guards against one
     # that does not (a hung filesystem in statvfs), with a margin for the slowest honest one.
     jobs = Gathering(timeout_s=timeout + 2, name="health")
-    filesystems = jobs.add("filesystems", lambda: _filesystems(watched_paths(settings)))
     memory = jobs.add("memory", host.memory)
-    listeners = jobs.add("listeners",
-                         lambda: host.listeners(watched_ports(settings), timeout=timeout)[0])
+    # The spare port too: whether anything serves where an interrupted switch left the route.
+    listened = [*watched_ports(settings), settings.releases.spare_port]
+    listeners = jobs.add("listeners", lambda: host.listeners(listened, timeout=timeout)[0])
     snapshot = jobs.add("pm2", lambda: pm2_snapshot(pm2))
-    dump = jobs.add("dump", pm2.read_dump)
-    node = jobs.add("node", lambda: host_commands.node_version(timeout=timeout))
-    proxy_config = jobs.add("proxy_config", lambda: proxy_lines(settings.proxy.config))
+    sources: dict[str, Callable[[], Any]] = {
+        "filesystems": lambda: _filesystems(watched_paths(settings)),
+        "dump": pm2.read_dump,
+        "node_version": lambda: host_commands.node_version(timeout=timeout),
+        "proxy_config": lambda: proxy_lines(settings.proxy.config)}
+    pending = {} if carried is not None else {
+        name: jobs.add(name, source) for name, source in sources.items()}
     probes = {name: jobs.add(f"probe:{name}", _prober(url, headers, timeout))
               for name, (url, headers) in probe_urls(settings).items()}
     unit = (jobs.add("unit", lambda: systemctl.show(settings.pm2.unit))
             if mode == "systemd" else None)
+    routing = jobs.add("route", lambda: route(settings))
     jobs.run()
+    heavy: dict[str, Got[Any]] = (
+        {name: job.got for name, job in pending.items()} if carried is None
+        else {name: getattr(carried, name) for name in HEAVY})
     return Facts(
-        filesystems=filesystems.got,
+        filesystems=heavy["filesystems"],
         memory=memory.got,
         listeners=listeners.got,
         probes={name: probe.got for name, probe in probes.items()},
         pm2=snapshot.got,
         unit=unit.got if unit else None,
-        dump=dump.got,
-        node_version=node.got,
-        proxy_config=proxy_config.got,
+        dump=heavy["dump"],
+        node_version=heavy["node_version"],
+        proxy_config=heavy["proxy_config"],
         previous_restarts=dict(previous_restarts or {}),
         now=time.time(),
+        route=routing.got,
     )

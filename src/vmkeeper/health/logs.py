@@ -53,11 +53,19 @@ def tail_lines(path: Path, count: int, admit: Admit | None = None) -> list[str]:
     return lines[-count:] if count else []
 
 
-def redactor() -> Callable[[str], str]:
-    """The one redactor (imported when logs are read, not for every command's start)."""
-    from vmkeeper.redact import redact_text
+def redactor(apps: list[Pm2App] | None = None) -> Callable[[str], str]:
+    """The one redactor (imported when logs are read, not for every command's start); with
+    ``apps``, the secret values of their environments are swept out too, wherever a log
+    prints them without their name (the bundle's rule: diagnose/secret_sweep.py)."""
+    import json
 
-    return redact_text
+    from vmkeeper.diagnose.secret_sweep import known_secrets, redact_file
+    from vmkeeper.redact import DocumentKind, redact_text
+
+    secrets = known_secrets(json.dumps(dict(app.env)) for app in apps or [])
+    if not secrets:
+        return redact_text
+    return lambda line: redact_file(line, DocumentKind.TEXT, secrets)[0]
 
 
 @dataclass(frozen=True)
@@ -126,7 +134,7 @@ def read_logs(settings: Settings, app: str | None = None, lines: int | None = No
     known = {a.name for a in settings.app_roles().values()} | {a.name for a in live or []}
     if app is not None and app not in known | {"apache", "proxy"}:
         raise UsageError(f"no app named {app!r}: use one of {', '.join(sorted(known))} or apache.")
-    redact = redactor()
+    redact = redactor(live)
     out: list[LogLine] = []
     sources: list[LogSource] = []
     only_apache = app in ("apache", "proxy")

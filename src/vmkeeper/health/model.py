@@ -62,6 +62,7 @@ class Cause(str, Enum):
     TIMEOUT = "timeout"
     DNS = "dns"
     HTTP_ERROR = "error"
+    MISROUTED = "misrouted"  # the switch's map routes the site where nothing serves
     PROXY_503 = "proxy_503"  # Apache's own 503: its upstream is unreachable (or held in error)
     STATUS = "status"  # an answer, but not the expected status
     MISSING = "missing"  # not in PM2's list

@@ -14,23 +14,33 @@ from vmkeeper.health.report import load_restarts, save_restarts, write_prometheu
 from vmkeeper.health.verdict import diagnose
 from vmkeeper.releases import store
 from vmkeeper.settings import Settings
+from vmkeeper.telemetry import record
 
 
 def run_health(settings: Settings, *, prometheus: Path | None = None, remember: bool = True,
                pm2: Pm2 | None = None) -> HealthReport:
     """Every runbook check, concurrently; ``remember`` keeps restart counts for next time."""
-    started = time.monotonic()
-    mode = gathering.supervisor_mode(settings)
-    facts = gathering.gather(settings, previous_restarts=load_restarts(settings.state_dir),
-                             pm2=pm2, mode=mode)
-    report = report_from_checks(judge.evaluate(facts, settings, mode),
-                                time.monotonic() - started, mode,
-                                active_release=active_release_of(settings, facts))
-    if remember:
-        save_restarts(settings.state_dir, report)
+    _facts, report = observe(settings, pm2=pm2, remember=remember)
     if prometheus is not None:
         write_prometheus(prometheus, report)
     return report
+
+
+def observe(settings: Settings, *, pm2: Pm2 | None = None, remember: bool = False,
+            carried: gathering.Facts | None = None) -> tuple[gathering.Facts, HealthReport]:
+    """The facts and the report judged on them; ``carried``: the heavy facts of an earlier
+    look are reused instead of gathered (the watcher's cheap cycles, facts.HEAVY)."""
+    started = time.monotonic()
+    mode = gathering.supervisor_mode(settings)
+    facts = gathering.gather(settings, previous_restarts=load_restarts(settings.state_dir),
+                             pm2=pm2, mode=mode, carried=carried)
+    report = report_from_checks(judge.evaluate(facts, settings, mode),
+                                time.monotonic() - started, mode,
+                                active_release=active_release_of(settings, facts))
+    record.health(facts, report)  # a no-op unless this process exports (issue 15)
+    if remember:
+        save_restarts(settings.state_dir, report)
+    return facts, report
 
 
 def active_release_of(settings: Settings, facts: gathering.Facts) -> str | None:

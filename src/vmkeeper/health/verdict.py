@@ -26,6 +26,9 @@ def _evidence(checks: list[Check], layer: Layer) -> str | None:
     if layer is Layer.APACHE:
         if any(c.reason in (Cause.NOT_LISTENING, Cause.REFUSED) for c in bad):
             return "Apache is not answering"
+        misrouted = [c for c in bad if c.reason is Cause.MISROUTED]
+        if misrouted:
+            return misrouted[0].summary
         public = next((c for c in checks if c.name == "http:public"), None)
         if public is not None and public.reason is Cause.PROXY_503:
             return "Apache answers 503"
@@ -69,6 +72,9 @@ def _advice(root: Layer, cause: Cause | None, bad: list[Check]) -> str:
     if root is Layer.APACHE and cause in _APACHE_DOWN:
         return ("start Apache (`sudo systemctl start apache2`) and read its error log; "
                 "vmkeeper does not change Apache")
+    if cause is Cause.MISROUTED:
+        return ("run `vmkeeper recover`: it routes Apache back to the frontend's port, as the "
+                "next deploy or rollback would")
     if cause is Cause.PROXY_503:
         return ("the upstreams answer again but Apache still holds them in error for `retry` "
                 "seconds: wait a minute or reload Apache, and set retry=0")

@@ -18,7 +18,7 @@ from enum import Enum
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
-from vmkeeper import flock, logrecord
+from vmkeeper import flock, logrecord, telemetry
 from vmkeeper.errors import BreakerOpen, MediaRejected, VmkeeperError
 from vmkeeper.media.breaker import Breaker, BreakerStatus
 from vmkeeper.media.isolation import Isolation, IsolationInfo, detect
@@ -232,6 +232,9 @@ class MediaQueue:
             self.deduplicated += 1
             return self.view(submitted.job, Disposition.DEDUPLICATED)
         self.runner.log_job(submitted.job)
+        traced = telemetry.child_env()  # the job's span continues the submitting request's trace
+        if traced:
+            self.runner.traces[submitted.job.id] = traced
         self.loop.wake.set()
         return self.view(submitted.job, Disposition.QUEUED)
 

@@ -14,14 +14,14 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import psutil
 
-from vmkeeper import proc
+from vmkeeper import proc, telemetry
 from vmkeeper.errors import CommandNotFound, MediaRejected, UsageError
 from vmkeeper.media import service, supervisor
 from vmkeeper.media.breaker import Breaker
@@ -29,6 +29,7 @@ from vmkeeper.media.isolation import Confinement, Isolation, kill_tree, release_
 from vmkeeper.media.job import ReverseResult, SupervisedReversal
 from vmkeeper.media.jobs import Job, JobState, JobStore, WorkerMark
 from vmkeeper.settings import MediaSettings
+from vmkeeper.telemetry import record
 
 # The supervisor stops its worker at the job's deadline and cleans up; only if it is still there
 # this much later (hung, stopped) does the service kill the whole confined tree itself.
@@ -286,6 +287,8 @@ class JobRunner:
         self.resolve = resolve
         self.log = log
         self.max_attempts = max_attempts
+        # A queued job's trace context (the request that submitted it): its span continues it.
+        self.traces: dict[str, Mapping[str, str]] = {}
 
     def log_job(self, job: Job, **extra: Any) -> None:
         details = job.details
@@ -295,6 +298,10 @@ class JobRunner:
                  output_size_bytes=details.get("output_size_bytes"),
                  input=details.get("input"), seconds=_rounded(job.seconds),
                  peak_memory_bytes=details.get("peak_memory_bytes"), **extra)
+        if telemetry.active() is not None:  # the queue's families (issue 15)
+            counts = self.store.counts()
+            record.media_job(job, counts[JobState.QUEUED] + counts[JobState.RUNNING],
+                             self.breaker.status())
 
     def recover(self) -> list[Job]:
         """Settle jobs a dead service left running: kill their remains, then finish or requeue."""
@@ -329,8 +336,9 @@ class JobRunner:
         destination: Path | None = None
         try:
             source, destination = self.resolve(job.key)
-            outcome = self.executor.run(
-                job, source, destination, lambda mark: self.store.mark_worker(job.id, mark))
+            with telemetry.continued(self.traces.pop(job.id, {})):
+                outcome = self.executor.run(
+                    job, source, destination, lambda mark: self.store.mark_worker(job.id, mark))
         except MediaRejected as error:
             # The key was fine at submit and no longer is (its source swapped for a symlink out
             # of the root, or removed): the caller's input, not a media failure for the breaker.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from vmkeeper import proc
@@ -41,30 +41,37 @@ def copy_env_files(settings: Settings, app_dir: Path) -> list[str]:
     return copied
 
 
+OnLine = Callable[[str], None]  # each line npm or the build prints, as it prints it
+
+
 def run_step(
     settings: Settings, argv: list[str], app_dir: Path, timeout: float,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None, on_line: OnLine | None = None,
 ) -> proc.Result:
     """Steps 4 and 5 at lower CPU and IO priority, so the live frontend keeps answering."""
     full_env = dict(BUILD_ENV)
     full_env.update(env or {})
-    return proc.run(argv, timeout=timeout, cwd=app_dir, env=full_env, nice=settings.releases.nice)
+    return proc.run(argv, timeout=timeout, cwd=app_dir, env=full_env, nice=settings.releases.nice,
+                    on_line=on_line)
 
 
 def install(
-    settings: Settings, app_dir: Path, env: Mapping[str, str] | None = None
+    settings: Settings, app_dir: Path, env: Mapping[str, str] | None = None,
+    on_line: OnLine | None = None,
 ) -> proc.Result:
     # npm ci needs devDependencies (next's build toolchain): not NODE_ENV=production here.
     return run_step(
         settings, settings.releases.install_command, app_dir,
         settings.releases.install_timeout_s, env={**(env or {}), "NODE_ENV": "development"},
+        on_line=on_line,
     )
 
 
-def build(settings: Settings, app_dir: Path, env: Mapping[str, str] | None = None) -> proc.Result:
+def build(settings: Settings, app_dir: Path, env: Mapping[str, str] | None = None,
+          on_line: OnLine | None = None) -> proc.Result:
     return run_step(
         settings, settings.releases.build_command, app_dir, settings.releases.build_timeout_s,
-        env=env,
+        env=env, on_line=on_line,
     )
 
 

@@ -13,7 +13,7 @@ import contextlib
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -81,6 +81,12 @@ class _Run:
         seconds = time.monotonic() - started
         self.steps.append(StepResult(name, True, seconds, "; ".join(details)))
         self.progress(ProgressEvent("; ".join(details), Phase.DONE, name, index, seconds))
+
+    def output(self, name: str) -> Callable[[str], None]:
+        """Each line the step's command prints, as an OUTPUT event of the step (the agent
+        streams them; the CLI's step display passes them over)."""
+        index = STEPS.index(name) + 1
+        return lambda line: self.progress(ProgressEvent(line, Phase.OUTPUT, name, index))
 
     # --- steps 1-6 -----------------------------------------------------------------------------
 
@@ -237,9 +243,10 @@ class _Run:
                 details.append("copied " + (", ".join(
                     build.copy_env_files(self.settings, self.app_dir)) or "none"))
             with self.step("install"):
-                build.install(self.settings, self.app_dir, self.build_env())
+                build.install(self.settings, self.app_dir, self.build_env(),
+                              self.output("install"))
             with self.step("build"):
-                build.build(self.settings, self.app_dir, self.build_env())
+                build.build(self.settings, self.app_dir, self.build_env(), self.output("build"))
             with self.step("clean") as details:
                 self.clean(details)
             with self.step("switch") as details:

@@ -116,6 +116,10 @@ token = {q(media_token(layout))}
 [agent]
 port = {p.agent}
 webhook_secret = {q(agent_proc.webhook_secret(layout))}
+
+[telemetry]
+otlp_endpoint = {q(f"http://127.0.0.1:{p.telemetry_http}")}
+environment = "sandbox"
 """
 
 
@@ -334,8 +338,9 @@ def app_env(layout: Layout, settings: Settings) -> dict[str, str]:
             "BACKEND_PORT": str(settings.apps.backend.port),
             "DATABASE_URL": f"postgres://app:{PLANTED_SECRETS['DB_PASSWORD']}@127.0.0.1:5432/app",
             "NEXT_TELEMETRY_DISABLED": "1",
-            # The backend hands reversals to the media service (issue 7) with this token.
-            "MEDIA_URL": f"http://127.0.0.1:{settings.apps.media.port}",
+            # The backend hands reversals to the media job API (issue 7) with this token: the
+            # agent's /v1/media, one service on the VM (issue 13).
+            "MEDIA_URL": settings.media_url(),
             "MEDIA_TOKEN": settings.media.token or "",
         }
     )
@@ -343,7 +348,8 @@ def app_env(layout: Layout, settings: Settings) -> dict[str, str]:
 
 
 def ensure_apps(layout: Layout, settings: Settings, pm2: Pm2) -> None:
-    """The backend, telemetry, executor and media apps (the frontend is deployed)."""
+    """The backend, telemetry and executor apps (the frontend is deployed). The media job API
+    is the agent's (started after the deploy): a media app an older sandbox left is removed."""
     apps = {app.name: app for app in pm2.jlist()}
     env = app_env(layout, settings)
     backend = settings.apps.backend
@@ -355,12 +361,15 @@ def ensure_apps(layout: Layout, settings: Settings, pm2: Pm2) -> None:
             env={**env, **backend.env, "PORT": str(backend.port)},
         )
     telemetry = settings.apps.telemetry
-    if not _online(apps, telemetry.name):
+    old_stand_in = str(getattr(apps.get(telemetry.name), "exec_path", "")).endswith(".js")
+    if not _online(apps, telemetry.name) or old_stand_in:  # an older sandbox's node stand-in
         pm2.delete(telemetry.name, check=False)
+        # The OTLP receiver that stores what it gets (the Collector is in no registry here).
         pm2.start_file(
-            telemetry.name, workspace / "telemetry" / "telemetry.js", cwd=workspace / "telemetry",
+            telemetry.name, telemetry_launcher(layout), cwd=layout.dir,
             env={**env, "OTLP_GRPC_PORT": str(layout.ports.telemetry_grpc),
-                 "OTLP_HTTP_PORT": str(layout.ports.telemetry_http)},
+                 "OTLP_HTTP_PORT": str(layout.ports.telemetry_http),
+                 "OTLP_STORE": str(telemetry_store(layout))},
         )
     executor = settings.apps.executor
     if not _online(apps, executor.name):
@@ -369,21 +378,30 @@ def ensure_apps(layout: Layout, settings: Settings, pm2: Pm2) -> None:
             executor.name, workspace / "executor" / "executor.js", cwd=workspace / "executor",
             env=env,
         )
-    media = settings.apps.media
-    if not _online(apps, media.name):
-        pm2.delete(media.name, check=False)
-        pm2.start_file(media.name, media_launcher(layout), cwd=layout.dir, env=env)
+    if settings.apps.media.name in apps:
+        pm2.delete(settings.apps.media.name, check=False)
+        (layout.dir / "media-service.sh").unlink(missing_ok=True)
     pm2.save(force=True)
 
 
-def media_launcher(layout: Layout) -> Path:
-    """`vmkeeper media serve` for PM2 (whose start takes a script, not an argv): exec, so PM2
-    watches the service's own pid."""
-    script = layout.dir / "media-service.sh"
-    argv = [sys.executable, "-m", "vmkeeper", "--config", str(layout.config), "media", "serve"]
+def _launcher(layout: Layout, name: str, argv: list[str]) -> Path:
+    """A Python program for PM2 (whose start takes a script, not an argv): exec, so PM2
+    watches the program's own pid."""
+    script = layout.dir / name
     script.write_text("#!/bin/sh\nexec " + shlex.join(argv) + "\n")
     script.chmod(0o755)
     return script
+
+
+def telemetry_launcher(layout: Layout) -> Path:
+    """fl-telemetry: :mod:`vmkeeper.telemetry.receiver` (ports and store from its env)."""
+    return _launcher(layout, "telemetry.sh",
+                     [sys.executable, "-m", "vmkeeper.telemetry.receiver"])
+
+
+def telemetry_store(layout: Layout) -> Path:
+    """Where fl-telemetry keeps what it received: ``<signal>.jsonl``, OTLP JSON per line."""
+    return layout.dir / "telemetry"
 
 
 def _online(apps: Mapping[str, Pm2App], name: str) -> bool:

@@ -42,6 +42,33 @@ def setup(settings: Settings, service_name: str) -> Telemetry | None:
     return _active
 
 
+def start(settings: Settings, service_name: str) -> Telemetry | None:
+    """:func:`setup` for a long-running process (agent, watcher, media service) or a one-shot
+    command: a broken SDK or a bad endpoint logs one warning and leaves telemetry off, never
+    stopping the process."""
+    try:
+        return setup(settings, service_name)
+    except Exception as error:  # noqa: BLE001 - telemetry is never in the way of an operation
+        from vmkeeper import logs
+
+        logs.get_logger("vmkeeper.telemetry").warning("telemetry off", error=str(error))
+        return None
+
+
+def export_soon() -> None:
+    """Export the metrics now, in the background (the watcher's cycle): never waits."""
+    handle = _active
+    if handle is not None:
+        handle.export_metrics_soon()
+
+
+def prometheus_text(skip: frozenset[str] = frozenset()) -> str:
+    """The families as Prometheus text, without the families named in ``skip`` (a textfile
+    that already has them from elsewhere); empty when telemetry is off."""
+    handle = _active
+    return handle.prometheus_text(skip) if handle is not None else ""
+
+
 def join_parent(service_name: str) -> Telemetry | None:
     """A child process whose parent traced it (``TRACEPARENT`` and the endpoint in its
     environment, see :func:`child_env`) exports its own spans into the parent's trace; a child
@@ -98,25 +125,35 @@ def child_env() -> Mapping[str, str]:
 
 
 @contextlib.contextmanager
+def continued(carried: Mapping[str, str]) -> Iterator[None]:
+    """Make the trace context :func:`child_env` gave (``TRACEPARENT``) current for the block:
+    work handed to another thread (a queued job) continues the trace that queued it."""
+    handle = _active
+    if handle is None or not carried.get("TRACEPARENT"):
+        yield
+        return
+    with handle.continued(carried["TRACEPARENT"]):
+        yield
+
+
+@contextlib.contextmanager
 def operation(settings: Settings, name: str, **attributes: Any) -> Iterator[Telemetry | None]:
     """A one-shot command's telemetry: set up, one span for the operation, and a flush of at
     most :data:`FLUSH_TIMEOUT_S` at the end. A telemetry failure never fails the command."""
     import time
 
     started = time.monotonic()
-    try:
-        handle = setup(settings, "vmkeeper")
-    except Exception as error:  # noqa: BLE001 - telemetry is never in the way of an operation
-        from vmkeeper import logs
-
-        logs.get_logger("vmkeeper.telemetry").warning("telemetry off", error=str(error))
-        handle = None
+    handle = start(settings, "vmkeeper")
     if handle is None:
         yield None
         return
     try:
         with handle.span(f"vmkeeper {name}", **{"vmkeeper.operation": name, **attributes}):
-            yield handle
+            try:
+                yield handle
+            except Exception as error:  # the one sentence it failed with: its record, too
+                handle.log_record(name, {"message": str(error)}, error=True)
+                raise
     finally:
         # Setting up (importing the SDK) and redacting records came out of the same 2 s.
         spent = time.monotonic() - started - _operation_seconds(handle) + handle.cost_s

@@ -66,14 +66,19 @@ def _histogram(name: str, point: Any) -> list[str]:
     return lines
 
 
-def render(data: MetricsData | None, resource: Resource) -> str:
-    lines = ["# TYPE target_info gauge", f"target_info{_labels(resource.attributes)} 1"]
+def render(data: MetricsData | None, resource: Resource,
+           skip: frozenset[str] = frozenset()) -> str:
+    """``skip``: Prometheus names left out (a textfile that has them from health already)."""
+    lines = [] if "target_info" in skip else \
+        ["# TYPE target_info gauge", f"target_info{_labels(resource.attributes)} 1"]
     for resource_metrics in (data.resource_metrics if data else []):
         for scope in resource_metrics.scope_metrics:
             for metric in scope.metrics:
                 body = metric.data
                 counter = isinstance(body, Sum) and body.is_monotonic
                 name = _name(metric.name, metric.unit or "", counter)
+                if name in skip:
+                    continue
                 kind = "histogram" if isinstance(body, Histogram) else \
                     "counter" if counter else "gauge"
                 lines.append(f"# HELP {name} {metric.description}")

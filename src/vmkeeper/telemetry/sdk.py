@@ -34,7 +34,12 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from vmkeeper.telemetry.families import Families
@@ -160,7 +165,9 @@ class Telemetry:
         # Two readers on one set of instruments: OTLP in the background, and the in-memory one
         # the Prometheus text (`GET /metrics`, the watcher's textfile) is rendered from.
         self.metric_reader = InMemoryMetricReader()
-        periodic = PeriodicExportingMetricReader(
+        self._timeout_s = timeout
+        self._exporting = threading.Lock()
+        self._periodic = periodic = PeriodicExportingMetricReader(
             OTLPMetricExporter(endpoint=f"{base}/v1/metrics", timeout=timeout),
             export_interval_millis=int(cfg.metric_interval_s * 1000),
             export_timeout_millis=int(timeout * 1000))
@@ -169,6 +176,10 @@ class Telemetry:
         self.families = Families(self._meters.get_meter("vmkeeper"), self.dropped)
         self._detached = _join_parent_from_environment()
         self._ready_at = time.monotonic()
+
+    def tee_spans(self, exporter: SpanExporter) -> None:
+        """Also hand each finished span to ``exporter``, synchronously (tests' in-memory one)."""
+        self._tracers.add_span_processor(SimpleSpanProcessor(exporter))
 
     def seconds_since_start(self) -> float:
         """Since this handle was ready (what an operation took, its set-up excluded)."""
@@ -184,6 +195,16 @@ class Telemetry:
     @contextlib.contextmanager
     def span(self, name: str, **attributes: Any) -> Iterator[Any]:
         with self.tracer.start_as_current_span(name, attributes=_clean(attributes)) as current:
+            self.spans_tally.add("queued", 1)
+            yield current
+
+    @contextlib.contextmanager
+    def server_span(self, method: str, headers: Mapping[str, str]) -> Iterator[Any]:
+        """A request's span: the caller's trace when it sent ``traceparent``, else a new one."""
+        parent = _PROPAGATOR.extract({k.lower(): v for k, v in headers.items()})
+        with self.tracer.start_as_current_span(
+                method, context=parent, kind=trace.SpanKind.SERVER,
+                attributes={"http.request.method": method}) as current:
             self.spans_tally.add("queued", 1)
             yield current
 
@@ -220,6 +241,14 @@ class Telemetry:
 
         return show
 
+    @contextlib.contextmanager
+    def continued(self, traceparent: str) -> Iterator[None]:
+        token = otel_context.attach(_PROPAGATOR.extract({"traceparent": traceparent}))
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
+
     def traceparent_env(self) -> Mapping[str, str]:
         carrier: dict[str, str] = {}
         _PROPAGATOR.inject(carrier)
@@ -255,10 +284,39 @@ class Telemetry:
             "deployment.status", "succeeded" if ok else "failed")
         self.log_record(operation, record, error=not ok)
 
-    def prometheus_text(self) -> str:
+    def record_result(self, kind: str, result: Any) -> None:
+        """A deploy's, rollback's or recover's result, as the CLI and the agent's worker have
+        it: the metrics and log record of :meth:`record_operation`, or recover's record."""
+        import dataclasses
+
+        if kind == "recover":
+            self.log_record("recover", {"message": result.diagnosis}, error=not result.ok)
+            return
+        if getattr(result, "dry_run", False):
+            return
+        revision = getattr(result, "sha", None) if kind == "deploy" and result.ok else None
+        self.record_operation(kind, result.ok, result.seconds, result.failed_requests,
+                              revision=revision, record=dataclasses.asdict(result))
+
+    def prometheus_text(self, skip: frozenset[str] = frozenset()) -> str:
         from vmkeeper.telemetry.prom import render
 
-        return render(self.metric_reader.get_metrics_data(), self.resource)
+        return render(self.metric_reader.get_metrics_data(), self.resource, skip)
+
+    def export_metrics_soon(self) -> None:
+        """Collect and export the metrics on a background thread; one at a time (a collector
+        that hangs holds one thread for the export timeout, and the next cycles skip)."""
+        if not self._exporting.acquire(blocking=False):
+            return
+
+        def push() -> None:
+            try:
+                with contextlib.suppress(Exception):  # a refused export is counted, not shown
+                    self._periodic.force_flush(int(self._timeout_s * 1000))
+            finally:
+                self._exporting.release()
+
+        threading.Thread(target=push, name="vmkeeper-telemetry-metrics", daemon=True).start()
 
     def flush(self, timeout: float) -> bool:
         """Hand everything queued to the collector within ``timeout`` s; what is not delivered

@@ -40,8 +40,11 @@ def payload(alert: Alert, style: str) -> dict[str, Any]:
         return {"text": text_of(alert)}
     if style == "discord":
         return {"content": text_of(alert)[:2000]}  # Discord's limit
-    body = asdict(alert.incident)
-    body["diagnosis"] = _redact(alert.incident.diagnosis)
+    from vmkeeper.redact import redact_json
+
+    # All of the incident through the redactor, not only its diagnosis: a recovery step's
+    # command line, its output and the evidence paths reach the receiver too.
+    body = redact_json(asdict(alert.incident))
     return {"event": alert.kind, "text": text_of(alert), "incident": body}
 
 

@@ -47,13 +47,10 @@ def _oom(settings: Settings, folder: Path) -> Path:
 
 
 def _bundle(settings: Settings, folder: Path) -> Path:
-    from vmkeeper.diagnose.bundle import BundleOptions, create_bundle
-    from vmkeeper.diagnose.bundle_sources import default_sources
+    from vmkeeper.diagnose.bundle_sources import standard_bundle
 
-    loaded = LoadedSettings(settings, {}, None)
-    result = create_bundle(default_sources(loaded, timeout_s=10),
-                           BundleOptions(output=folder / "bundle.tar.gz", timeout_s=10))
-    return result.path
+    return standard_bundle(LoadedSettings(settings, {}, None), output=folder / "bundle.tar.gz",
+                           timeout_s=10).path
 
 
 def capture(settings: Settings, incident: Incident, report: HealthReport | None,

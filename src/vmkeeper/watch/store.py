@@ -43,7 +43,12 @@ class Store:
         rows = [i for i in self.incidents() if i.id != incident.id] + [incident]
         rows.sort(key=lambda i: i.opened_at)
         self.folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.incidents_path, json.dumps([asdict(i) for i in rows], indent=1))
+        from vmkeeper.redact import redact_json
+
+        # Kept redacted, so `vmkeeper incidents`, the bundle and the dashboard never show a
+        # secret a recovery step's command line or a verdict carried.
+        write_atomic(self.incidents_path,
+                     json.dumps(redact_json([asdict(i) for i in rows]), indent=1))
 
     def get(self, incident_id: str) -> Incident | None:
         return next((i for i in self.incidents() if i.id == incident_id), None)
