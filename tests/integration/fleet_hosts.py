@@ -61,6 +61,8 @@ def host_toml(sandbox: SandboxHandle, host: FleetHost, *, broken: bool = False) 
             f"[apps.telemetry]\nport = {shared.apps.telemetry.port}\n"
             f"extra_ports = {json.dumps(shared.apps.telemetry.extra_ports)}\n",
         f"[apps.media]\nport = {p.media}\n": f"[apps.media]\nport = {shared.apps.media.port}\n",
+        f"otlp_endpoint = {json.dumps(f'http://127.0.0.1:{p.telemetry_http}')}\n":
+            f"otlp_endpoint = {json.dumps(shared.telemetry.otlp_endpoint)}\n",
         f"bin = {json.dumps(str(layout.pm2_bin))}\nhome = {json.dumps(str(layout.pm2_home))}\n":
             f"bin = {json.dumps(str(shared.pm2.bin))}\n"
             f"home = {json.dumps(str(shared.pm2.home))}\n",

@@ -155,7 +155,7 @@ def test_hold_halts_after_host3_and_resume_after_the_fix_finishes(fleet: Fleet) 
     set_broken(fleet.sandbox, fleet.host("host3"), False)
     code, done = fleet.deploy("--resume", held["run_id"])
     final = fleet.releases()
-    assert code == 0 and done["state"] == "done", done
+    assert code == 0 and done["state"] == "done", (done["halted_reason"], done["hosts"])
     assert all(release and release.endswith(sha[:12]) for release in final.values()), final
     assert (final["host1"], final["host2"]) == (after["host1"], after["host2"])  # not redone
 
