@@ -229,6 +229,9 @@ class FleetSettings(_Section):
     timeout_s: float = Field(1800, gt=0)
     # The vmkeeper program on each host.
     remote_bin: str = "vmkeeper"
+    # `fleet plan deploy` calls a host not ready below this much free space (MB) where its
+    # releases go: a Next.js release with node_modules is ~360 MB, and two are kept.
+    min_free_mb: int = Field(1024, ge=0)
 
 
 class AgentSettings(_Section):

@@ -24,7 +24,7 @@ from vmkeeper.gather import Got
 from vmkeeper.health import checks
 from vmkeeper.health.facts import Facts, Pm2Snapshot, route
 from vmkeeper.health.model import HealthReport
-from vmkeeper.health.service import report_from_checks
+from vmkeeper.health.service import active_release_of, report_from_checks
 from vmkeeper.releases import store
 from vmkeeper.releases.activation import DeleteStart, Target
 from vmkeeper.releases.switch import Switcher
@@ -189,8 +189,10 @@ class FakeVm:
         )
 
     def health(self) -> HealthReport:
-        found = checks.evaluate(self.facts(), self.settings, "pm2")
-        return report_from_checks(found, 0.01, "pm2")
+        facts = self.facts()
+        found = checks.evaluate(facts, self.settings, "pm2")
+        return report_from_checks(found, 0.01, "pm2",
+                                  active_release=active_release_of(self.settings, facts))
 
 
 

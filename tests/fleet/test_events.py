@@ -6,7 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from vmkeeper.fleet.health import FleetStatus, host_health
-from vmkeeper.fleet.runner import Reach, Remote, command_line, outcomes, recorded_events
+from vmkeeper.fleet.runner import (
+    Reach,
+    Remote,
+    command_line,
+    fresh_ident,
+    outcomes,
+    recorded_events,
+)
 
 RUN = Path(__file__).parents[1] / "data" / "fleet" / "health-run"
 
@@ -33,3 +40,11 @@ def test_the_command_is_templated_per_host_and_quoted() -> None:
     line = command_line(Remote(["deploy", "--branch", "feat x", "--json"]))
     assert "{{ vmkeeper_config | default('/etc/vmkeeper/vmkeeper.toml') }}" in line
     assert line.endswith("deploy --branch 'feat x' --json")
+
+
+def test_a_resumed_wave_reads_its_own_events_not_the_halted_attempts(tmp_path: Path) -> None:
+    assert fresh_ident(tmp_path) == "ansible"
+    (tmp_path / "artifacts" / "ansible").mkdir(parents=True)
+    assert fresh_ident(tmp_path) == "ansible-2"
+    (tmp_path / "artifacts" / "ansible-2").mkdir()
+    assert fresh_ident(tmp_path) == "ansible-3"

@@ -16,6 +16,16 @@ from tests.support.waiting import wait_for
 from vmkeeper import proc
 
 SSHD = Path("/usr/sbin/sshd")
+# The vmkeeper this test run installed: the controller's, and each test host's too.
+VMKEEPER = str(Path(sys.executable).parent / "vmkeeper")
+
+
+def fleet_cli(config: Path, *args: str, timeout: float = 300) -> proc.Result:
+    """`vmkeeper --config CONFIG [--set …] fleet …` as its own process (Ansible runs below it)."""
+    sets = [a for a in args if a.startswith("--set=")]
+    rest = [a for a in args if not a.startswith("--set=")]
+    return proc.run([VMKEEPER, "--config", str(config), *sets, "fleet", *rest],
+                    timeout=timeout, check=False, env={"NO_COLOR": "1"})
 
 
 @dataclass(frozen=True)

@@ -4,27 +4,17 @@ host's own vmkeeper answering `health --json`; one host on a closed port."""
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import TEST_BASE_PORT
-from tests.integration.sshd import SSHD, Sshd, host_configs, running_sshd
+from tests.integration.sshd import VMKEEPER, Sshd, fleet_cli, host_configs
 from vmkeeper import proc
 from vmkeeper.fleet import records
 
 pytestmark = pytest.mark.slow
 
-VMKEEPER = str(Path(sys.executable).parent / "vmkeeper")
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    assert SSHD.exists(), "openssh-server is not installed: run `make system-deps`"
-    with running_sshd(tmp_path_factory.mktemp("sshd"), TEST_BASE_PORT + 9) as server:
-        yield server
 
 
 def _control(tmp_path: Path, inventory: Path) -> Path:
@@ -39,15 +29,10 @@ def _hosts(tmp_path: Path, count: int) -> dict[str, Path]:
     return host_configs(tmp_path, count, TEST_BASE_PORT)
 
 
-def _fleet(config: Path, *args: str) -> proc.Result:
-    return proc.run([VMKEEPER, "--config", str(config), "fleet", *args], timeout=300,
-                    check=False, env={"NO_COLOR": "1"})
-
-
 def test_fleet_health_over_ssh_with_an_unreachable_host(sshd: Sshd, tmp_path: Path) -> None:
     inventory = sshd.inventory(tmp_path / "inventory.ini", _hosts(tmp_path, 4),
                                unreachable=("host5",))
-    result = _fleet(_control(tmp_path, inventory), "health", "--json")
+    result = fleet_cli(_control(tmp_path, inventory), "health", "--json")
     report = json.loads(result.stdout)
     rows = {row["host"]: row for row in report["hosts"]}
     assert list(rows) == ["host1", "host2", "host3", "host4", "host5"]
@@ -64,7 +49,7 @@ def test_the_fleet_lock_refuses_a_second_run(sshd: Sshd, tmp_path: Path) -> None
     config = _control(tmp_path, inventory)
     held = records.take_lock(tmp_path / "state", "fleet deploy", "RUN-FIRST")
     try:
-        result = _fleet(config, "deploy", "--branch", "main")
+        result = fleet_cli(config, "deploy", "--branch", "main")
     finally:
         held.release()
     assert result.returncode != 0

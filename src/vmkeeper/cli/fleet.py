@@ -76,23 +76,28 @@ def health(ctx: typer.Context, inventory: Path | None = InventoryOption,
 def plan_deploy(ctx: typer.Context, branch: str = typer.Option(..., "--branch", "-b"),
                 inventory: Path | None = InventoryOption, limit: str = LimitOption,
                 waves: str | None = WavesOption, as_json: bool = JsonOption) -> None:
-    """Per host: its wave, current release and prechecks. Changes nothing."""
-    from vmkeeper.fleet.health import plan_deploy as plan
+    """Per host: its wave, current and target release, prechecks. Changes nothing.
+    Exit 1 when a precheck stops a host."""
+    from vmkeeper.fleet.plan import plan_deploy as plan
 
     settings = state(ctx).settings
     result = plan(settings, _inventory(settings, inventory), branch, pattern=limit,
                   sizes=_sizes(waves), progress=event_printer(as_json))
 
     def human(console: Console) -> None:
-        table = Table("wave", "host", "current", "prechecks", box=None, pad_edge=False)
+        table = Table("wave", "host", "current", "target", "prechecks", box=None,
+                      pad_edge=False)
         for row in result.hosts:
             table.add_row(str(row.wave + 1), row.host, row.current_release or "-",
+                          (row.target_sha or "-")[:12],
                           escape("; ".join(row.prechecks) or "ok"))
         console.print(table)
         console.print(f"deploy {branch} in {len(result.waves)} waves; halt when "
                       f"{result.halt_after} host(s) fail; policy {result.policy}")
 
     emit(result, as_json, human)
+    if not result.ready:
+        raise typer.Exit(1)
 
 
 @app.command("deploy")

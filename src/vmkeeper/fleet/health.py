@@ -1,14 +1,13 @@
-"""Fleet health, the deploy plan, and the commands sent to every host at once (rollback,
-recover, bundle): each host's own vmkeeper answers in JSON, this module only combines them."""
+"""Fleet health and the commands sent to every host at once (rollback, recover, bundle): each
+host's own vmkeeper answers in JSON, this module only combines them. The plan: fleet/plan.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from vmkeeper.fleet import waves as wave_plan
 from vmkeeper.fleet.records import new_run_id, run_dir
 from vmkeeper.fleet.runner import FleetRunner, HostOutcome, Reach, Remote, ansible_run
 from vmkeeper.progress import Progress, silent
@@ -109,64 +108,17 @@ def fleet_health(settings: Settings, inventory: Path, *, pattern: str = "all",
 
     started = time.monotonic()
     run_id = new_run_id()
-    outcomes = runner(inventory, _remote(settings, ["health", "--json"], pattern),
+    outcomes = runner(inventory, remote_for(settings, ["health", "--json"], pattern),
                       run_dir(settings.state_dir, run_id), progress)
     rows = [host_health(o) for o in outcomes]
     status = max((r.status for r in rows), key=lambda s: _RANK[s], default=FleetStatus.UNKNOWN)
     return FleetHealth(status, rows, run_id, time.monotonic() - started)
 
 
-def _remote(settings: Settings, args: list[str], pattern: str) -> Remote:
+def remote_for(settings: Settings, args: list[str], pattern: str) -> Remote:
     fleet = settings.fleet
     return Remote(args, pattern=pattern, forks=fleet.forks, timeout_s=fleet.timeout_s,
                   remote_bin=fleet.remote_bin)
-
-
-@dataclass(frozen=True)
-class PlannedHost:
-    host: str
-    wave: int
-    reachable: bool
-    current_release: str | None
-    current_sha: str | None
-    prechecks: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class DeployPlan:
-    branch: str
-    waves: list[list[str]]
-    hosts: list[PlannedHost]
-    halt_after: int
-    policy: str
-
-
-def plan_deploy(settings: Settings, inventory: Path, branch: str, *, pattern: str = "all",
-                sizes: list[int | str] | None = None, runner: FleetRunner = ansible_run,
-                progress: Progress = silent) -> DeployPlan:
-    """Per host its wave, its current release and what would stop it — changes nothing."""
-    outcomes = runner(inventory, _remote(settings, ["releases", "--json"], pattern),
-                      run_dir(settings.state_dir, new_run_id()), progress)
-    hosts = [o.host for o in outcomes]
-    plan = wave_plan.plan_waves(hosts, sizes or settings.fleet.waves)
-    wave_of = {host: index for index, wave in enumerate(plan) for host in wave}
-    rows = [_planned(o, wave_of[o.host]) for o in outcomes]
-    return DeployPlan(branch, plan, rows,
-                      wave_plan.halt_limit(settings.fleet.halt_threshold, len(hosts)),
-                      settings.fleet.halt_policy)
-
-
-def _planned(outcome: HostOutcome, wave: int) -> PlannedHost:
-    data = outcome.data or {}
-    active = data.get("active")
-    sha = next((str(r.get("sha")) for r in data.get("releases") or []
-                if isinstance(r, dict) and r.get("id") == active), None)
-    reason = f"{outcome.reach.value}: {outcome.message}"
-    checks = [] if outcome.reach is Reach.ANSWERED else [reason]
-    if outcome.reach is Reach.ANSWERED and not active:
-        checks.append("no active release")
-    return PlannedHost(outcome.host, wave, outcome.reach is Reach.ANSWERED,
-                       str(active) if active else None, sha, checks)
 
 
 @dataclass(frozen=True)
@@ -182,7 +134,7 @@ class BroadcastResult:
 def broadcast(settings: Settings, inventory: Path, args: list[str], *, pattern: str = "all",
               runner: FleetRunner = ansible_run, progress: Progress = silent) -> BroadcastResult:
     run_id = new_run_id()
-    outcomes = runner(inventory, _remote(settings, args, pattern),
+    outcomes = runner(inventory, remote_for(settings, args, pattern),
                       run_dir(settings.state_dir, run_id), progress)
     rows = [{"host": o.host, "reach": o.reach.value, "ok": _ok(o), "result": o.data,
              "error": o.message or None} for o in outcomes]

@@ -19,9 +19,9 @@ from pathlib import Path
 from vmkeeper.errors import UsageError
 from vmkeeper.fleet import records
 from vmkeeper.fleet import waves as wave_plan
-from vmkeeper.fleet.health import FleetStatus, host_health
+from vmkeeper.fleet.health import FleetStatus, host_health, remote_for
 from vmkeeper.fleet.records import HostRecord, HostState, RunRecord, RunState
-from vmkeeper.fleet.runner import FleetRunner, HostOutcome, Reach, Remote, ansible_run, list_hosts
+from vmkeeper.fleet.runner import FleetRunner, HostOutcome, Reach, ansible_run, list_hosts
 from vmkeeper.progress import Phase, Progress, ProgressEvent, silent
 from vmkeeper.settings import Settings
 
@@ -159,10 +159,8 @@ def _converge(settings: Settings, rollout: Rollout, record: RunRecord) -> RunRec
 
 def _run(settings: Settings, rollout: Rollout, args: list[str], hosts: list[str],
          folder: Path) -> list[HostOutcome]:
-    fleet = settings.fleet
-    remote = Remote(args, pattern=":".join(hosts), forks=fleet.forks, timeout_s=fleet.timeout_s,
-                    remote_bin=fleet.remote_bin)
-    return rollout.runner(rollout.inventory, remote, folder, rollout.progress)
+    return rollout.runner(rollout.inventory, remote_for(settings, args, ":".join(hosts)), folder,
+                          rollout.progress)
 
 
 def _note(rollout: Rollout, message: str, phase: Phase, index: int) -> None:

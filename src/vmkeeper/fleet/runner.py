@@ -143,7 +143,7 @@ def ansible_run(inventory: Path, remote: Remote, run_dir: Path,
     run_dir.mkdir(parents=True, exist_ok=True)
     on_event = _progress_events(progress)
     result = ansible_runner.run(
-        private_data_dir=str(run_dir), ident="ansible", inventory=str(inventory),
+        private_data_dir=str(run_dir), ident=fresh_ident(run_dir), inventory=str(inventory),
         host_pattern=remote.pattern, module="ansible.builtin.command",
         module_args=command_line(remote), forks=remote.forks, timeout=int(remote.timeout_s),
         quiet=True, event_handler=on_event, suppress_env_files=True,
@@ -156,6 +156,17 @@ def ansible_run(inventory: Path, remote: Remote, run_dir: Path,
         why = f"ansible run {result.status}: {_last_line(result.stdout.read())}"
         found = [replace(o, message=why) for o in found]
     return found
+
+
+def fresh_ident(run_dir: Path) -> str:
+    """An artifacts folder no earlier run in ``run_dir`` used: ansible-runner's events are read
+    from it, and a resumed wave's folder still holds the halted attempt's events (whose failed
+    host would otherwise mask the new answer)."""
+    taken = run_dir / "artifacts"
+    number = 1
+    while (taken / ("ansible" if number == 1 else f"ansible-{number}")).exists():
+        number += 1
+    return "ansible" if number == 1 else f"ansible-{number}"
 
 
 def _ansible_env() -> dict[str, str]:

@@ -139,6 +139,9 @@ class HealthReport:
     checks: list[Check]
     seconds: float
     supervisor: str  # "systemd" or "pm2"
+    # The release the frontend runs from (its PM2 cwd in the releases root); None when it runs
+    # from elsewhere or not at all. `fleet health` shows it per host.
+    active_release: str | None = None
 
     @property
     def exit_code(self) -> int:

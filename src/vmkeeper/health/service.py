@@ -41,14 +41,27 @@ def observe(settings: Settings, *, pm2: Pm2 | None = None, remember: bool = Fals
     facts = gathering.gather(settings, previous_restarts=load_restarts(settings.state_dir),
                              pm2=pm2, mode=mode, carried=carried)
     report = report_from_checks(judge.evaluate(facts, settings, mode),
-                                time.monotonic() - started, mode)
+                                time.monotonic() - started, mode,
+                                active_release=active_release_of(settings, facts))
     record.health(facts, report)  # a no-op unless this process exports (issue 15)
     if remember:
         save_restarts(settings.state_dir, report)
     return facts, report
 
 
-def report_from_checks(checks: list[Check], seconds: float, mode: str) -> HealthReport:
+def active_release_of(settings: Settings, facts: gathering.Facts) -> str | None:
+    """The release the frontend's PM2 process runs from, read off the gathered snapshot."""
+    snapshot = facts.pm2.value
+    name = settings.apps.frontend.name
+    app = next((a for a in (snapshot.apps or []) if a.name == name), None) if snapshot else None
+    if app is None:
+        return None
+    return store.release_containing(settings.releases.root, app.cwd,
+                                    settings.workspace.frontend_dir)
+
+
+def report_from_checks(checks: list[Check], seconds: float, mode: str, *,
+                       active_release: str | None = None) -> HealthReport:
     """The report of judged checks: the worst status and the chain's one diagnosis."""
     found = diagnose(checks, mode)
     return HealthReport(
@@ -60,6 +73,7 @@ def report_from_checks(checks: list[Check], seconds: float, mode: str) -> Health
         checks=checks,
         seconds=seconds,
         supervisor=mode,
+        active_release=active_release,
     )
 
 

@@ -1,20 +1,22 @@
 """`deploy --dry-run`: the commands and paths a deploy would use, and what it would refuse.
 
 Read-only: no fetch (it would move remote-tracking refs), no lock, no directory, no PM2 call
-that could start the daemon. The sha shown is what the workspace knows of the branch now.
+that could start the daemon. The sha shown is what the workspace knows of the branch now; the
+precheck adds what the remote has for it now (`git ls-remote`, which changes no ref).
 """
 
 from __future__ import annotations
 
 import shlex
 import shutil
+from pathlib import Path
 
-from vmkeeper import flock, proc
+from vmkeeper import __version__, flock, proc
 from vmkeeper.adapters import git as git_adapter
 from vmkeeper.adapters.pm2 import Pm2
 from vmkeeper.errors import CommandError
 from vmkeeper.releases import activation, cleanup, live, lock, retention, store, switch
-from vmkeeper.releases.results import STEP_TITLES, DeployResult, PlannedStep
+from vmkeeper.releases.results import STEP_TITLES, DeployResult, PlannedStep, Precheck
 from vmkeeper.settings import Settings
 
 
@@ -49,6 +51,11 @@ def dry_run(settings: Settings, branch: str, pm2: Pm2) -> DeployResult:
         sha = git.rev_parse(f"{remote}/{branch}") or git.rev_parse(branch)
     except CommandError as error:
         notes.append(f"cannot read the workspace: {error}")
+    remote_sha, remote_error = None, None
+    try:
+        remote_sha = git.remote_sha(remote, branch)
+    except CommandError as error:
+        remote_error = str(error)
     holder = flock.live_holder(root / lock.LOCK_NAME)
     if holder is not None:
         notes.append(f"would wait or refuse: another deploy or rollback holds the lock "
@@ -58,8 +65,9 @@ def dry_run(settings: Settings, branch: str, pm2: Pm2) -> DeployResult:
     release_id = store.new_release_id(sha or "0" * 12)
     release_dir = root / release_id
     app_dir = release_dir / settings.workspace.frontend_dir
-    if root.exists():
-        notes.append(f"{shutil.disk_usage(root).free / 1024 / 1024:.0f} MB free in {root}")
+    free_mb = _free_mb(root)
+    if free_mb is not None:
+        notes.append(f"{free_mb:.0f} MB free in {root}")
     env_files = [name for name in settings.releases.env_files
                  if (settings.frontend_workspace / name).is_file()]
     leftovers = retention.plan_leftovers(cleanup.candidates(root), cleanup.protected_ids(state))
@@ -105,4 +113,21 @@ def dry_run(settings: Settings, branch: str, pm2: Pm2) -> DeployResult:
         ok=True, release=release_id, previous=state.active_id, active=state.active_id,
         failed_step=None, steps=[], pruned=prunable, error=None, branch=branch, sha=sha,
         dry_run=True, plan=steps, notes=notes,
+        precheck=Precheck(__version__, free_mb, holder.describe() if holder else None,
+                          _sha_of(root, state.active_id), remote_sha, remote_error),
     )
+
+
+def _free_mb(root: Path) -> float | None:
+    # The releases root, or the nearest folder above it that exists (before the first deploy).
+    for folder in (root, *root.parents):
+        if folder.exists():
+            return round(shutil.disk_usage(folder).free / 1024 / 1024, 1)
+    return None
+
+
+def _sha_of(root: Path, release_id: str | None) -> str | None:
+    if not release_id:
+        return None
+    meta = store.read_meta(root / release_id)
+    return meta.sha if meta else None

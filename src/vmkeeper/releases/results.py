@@ -40,6 +40,21 @@ class PlannedStep:
 
 
 @dataclass(frozen=True)
+class Precheck:
+    """What a dry run found that decides whether a deploy can start now (read by
+    `fleet plan deploy`): who holds the deploy lock now (None: nobody, whatever the lock file
+    says), free space where the release would go, the release live now and its sha, and the
+    sha the remote has for the branch now (`git ls-remote`: read-only, unlike a fetch)."""
+
+    vmkeeper_version: str
+    disk_free_mb: float | None
+    lock_holder: str | None
+    active_sha: str | None
+    remote_sha: str | None = None
+    remote_error: str | None = None  # why the remote could not be asked
+
+
+@dataclass(frozen=True)
 class DeployResult:
     ok: bool
     release: str | None
@@ -61,6 +76,7 @@ class DeployResult:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     history: Path | None = None
+    precheck: Precheck | None = None  # dry runs only
 
 
 @dataclass(frozen=True)

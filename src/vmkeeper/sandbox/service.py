@@ -196,12 +196,8 @@ class _Up:
                 self.started_pm2 = pm2.daemon_pid() is None
                 ensure_apps(layout, settings, pm2)
             with self.step("start Apache"):
-                apache = apache_for(layout, self.apache_binary)
-                self.started_apache = apache.pid() is None
-                # The switch's include and map before Apache starts (a running one reloads).
-                handover.ensure_include(
-                    settings, runner=proc.run if apache.pid() is not None else _no_graceful)
-                ensure_apache_running(layout, apache)
+                self.started_apache = apache_for(layout, self.apache_binary).pid() is None
+                ensure_proxy(layout, settings, self.apache_binary)
             with self.step("deploy the frontend (the runbook's eight steps)"):
                 ensure_frontend(settings, pm2, self.progress)
             with self.step("wait for the site through Apache"):
@@ -416,6 +412,15 @@ def _online(apps: Mapping[str, Pm2App], name: str) -> bool:
 def _no_graceful(argv: proc.Argv, *, timeout: float, **_kw: object) -> proc.Result:
     """Apache starts right after the include is written; nothing to reload yet."""
     return proc.Result(tuple(str(a) for a in argv), 0, "", "", 0.0)
+
+
+def ensure_proxy(layout: Layout, settings: Settings, apache_binary: str) -> None:
+    """Apache of ``layout`` running with the zero-downtime switch's include (``settings``'
+    frontend_include and map, written first: a running Apache reloads, a new one reads them)."""
+    apache = apache_for(layout, apache_binary)
+    handover.ensure_include(
+        settings, runner=proc.run if apache.pid() is not None else _no_graceful)
+    ensure_apache_running(layout, apache)
 
 
 def ensure_apache_running(layout: Layout, apache: apache_adapter.Apache) -> None:
