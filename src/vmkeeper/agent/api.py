@@ -134,6 +134,9 @@ def create_app(settings: Settings, store: Store, runner: Runner,
     from vmkeeper.agent import diagnostics
 
     diagnostics.install(app, loaded or LoadedSettings(settings, {}, None))
+    from vmkeeper.agent import tokens_api
+
+    tokens_api.install(app)
     _operations(app, store, runner)
 
     @app.post("/v1/hooks/git")
