@@ -172,6 +172,13 @@ def _apps(d: Diagnosis, tools: Tools) -> Plan:
 
 
 def _ports(d: Diagnosis, tools: Tools) -> Plan:
+    if d.cause is Cause.ORPHANED:
+        # PM2's own server, left behind (health judged: outside PM2's tree, in the app's folder,
+        # its parent gone): stopped with SIGTERM as PM2 itself would, then the app restarted.
+        left = [c for c in d.broken_in(Layer.PORTS) if c.reason is Cause.ORPHANED]
+        stops = tuple(Step(("kill", "-TERM", str(c.details["pid"])), 10) for c in left)
+        names = sorted({str(c.details["app"]) for c in left})
+        return Plan(d.line, stops + tools.restart(names))
     if d.cause is Cause.FOREIGN_OWNER:
         foreign = [c for c in d.broken_in(Layer.PORTS) if c.reason is Cause.FOREIGN_OWNER]
         return Plan("; ".join(c.summary for c in foreign) + ": stop that process (vmkeeper "

@@ -98,6 +98,9 @@ TABLE: list[tuple[str, Diagnosis, str, list[list[str]], str]] = [
     ("stranger on a port", diagnosis(Layer.PORTS, Cause.FOREIGN_OWNER, port(
         "backend", Cause.FOREIGN_OWNER, pid=777), app("backend-dev", Cause.STOPPED)),
      "refuse", [], "stop that process"),
+    ("an app's own left-behind server on its port", diagnosis(Layer.PORTS, Cause.ORPHANED, port(
+        "backend", Cause.ORPHANED, pid=778, app="backend-dev")),
+     "act", [["kill", "-TERM", "778"], *restart("backend-dev")], ""),
     ("app online, port dead", diagnosis(Layer.PORTS, Cause.NOT_LISTENING, port("frontend")),
      "act", restart("frontend-dev"), "frontend-dev is not serving"),
     ("probe refused", diagnosis(Layer.PORTS, Cause.REFUSED, port("backend", Cause.REFUSED)),

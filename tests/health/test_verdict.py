@@ -122,6 +122,31 @@ def test_a_foreign_process_on_an_app_port_is_the_first_broken_layer() -> None:
     assert "stop pid 777" in line
 
 
+def test_an_app_s_own_server_left_behind_by_its_killed_wrapper_is_told_apart() -> None:
+    # `kill -9` of backend-dev's npm: its node (pid 778) still holds 3000, outside PM2's tree;
+    # PM2's new wrapper crash-loops on EADDRINUSE.
+    from vmkeeper.health.facts import orphans
+
+    backend = next(a for a in APPS if a.name == "backend-dev")
+    assert backend.cwd is not None
+    listeners = [item if item.port != 3000 else host.Listener("127.0.0.1", 3000, 778, "node")
+                 for item in _listeners(APPS)]
+    ports, names = {3000: "backend"}, {"backend": "backend-dev"}
+    snapshot = Pm2Snapshot(42, APPS, TREES)
+    left = orphans(listeners, snapshot, ports, names, cwd_of=lambda _pid: backend.cwd,
+                   parent_of=lambda _pid: 1)
+    assert left == {778: "backend-dev"}
+    assert orphans(listeners, snapshot, ports, names, cwd_of=lambda _pid: Path("/tmp"),
+                   parent_of=lambda _pid: 1) == {}  # a stranger from elsewhere
+    assert orphans(listeners, snapshot, ports, names, cwd_of=lambda _pid: backend.cwd,
+                   parent_of=lambda _pid: backend.pid) == {}  # still below PM2's app
+    f = facts(listeners=Got(listeners), orphans=left)
+    _status, line, layer = judge(f)
+    assert layer is Layer.PORTS
+    assert "3000 is held by node (pid 778), a server backend-dev's killed wrapper left" in line
+    assert "it stops pid 778" in line
+
+
 def test_an_empty_dump_is_the_deepest_broken_layer() -> None:
     _status, line, layer = judge(facts(dump=Got([])))
     assert layer is Layer.DUMP and "lists no apps" in line

@@ -87,6 +87,43 @@ def test_a_switch_cut_off_on_the_spare_port_is_routed_back_and_the_site_answers(
         handover.write_map(settings, settings.apps.frontend.port)
 
 
+def test_a_server_left_behind_by_its_killed_npm_wrapper_is_stopped_and_the_app_restarted(
+        sandbox: SandboxHandle, cli: Callable[..., CliRun]) -> None:
+    # `kill -9` of backend-dev's PM2 pid (the runbook's `pm2 start npm …`: npm's) orphans its
+    # node server, which keeps the port while PM2's new wrapper cannot bind.
+    import os
+    import signal
+
+    import psutil
+
+    from tests.support.waiting import wait_for
+    from vmkeeper.adapters import host
+
+    name = sandbox.settings.apps.backend.name
+    port = sandbox.settings.apps.backend.port
+    assert port is not None
+    app = sandbox.pm2.app(name)
+    assert app is not None and app.pid
+    server = next(found.pid for found in host.listeners_psutil([port]) if found.pid)
+    assert server != app.pid  # npm's child serves: the wrapper is what PM2 knows
+    os.kill(app.pid, signal.SIGKILL)
+    try:
+        wait_for(lambda: psutil.Process(server).ppid() != app.pid, 10, "the server orphaned")
+        health = sandbox.vmkeeper(cli, "health", "--json")
+        causes = {c["reason"] for c in json.loads(health.stdout)["checks"]}
+        assert "orphaned" in causes, health.stdout
+        code, result = recover(sandbox, cli)
+        assert code == 0 and result["ok"], result["diagnosis"]
+        assert commands(result)[0] == f"kill -TERM {server}"
+        assert not psutil.pid_exists(server) or psutil.Process(server).status() == "zombie"
+        owner = next(found.pid for found in host.listeners_psutil([port]) if found.pid)
+        assert owner != server
+        api = sandbox.settings.public_url.rstrip("/") + "/api/auth/me"
+        assert httpx.get(api, timeout=10).status_code == 401
+    finally:
+        sandbox.restore()
+
+
 def test_one_stopped_app_is_restarted(sandbox: SandboxHandle, cli: Callable[..., CliRun]
                                       ) -> None:
     sandbox.pm2.stop("backend-dev")

@@ -158,6 +158,16 @@ def port_checks(facts: Facts, settings: Settings) -> list[Check]:
         owner = f"{process or '?'} (pid {pid})" if pid else "an owner this user cannot see"
         app_name = names.get(role)
         tree = trees.get(app_name or "", set())
+        if role != "proxy" and pid and facts.orphans.get(pid) == app_name:
+            checks.append(Check(
+                name, Status.CRITICAL,
+                f"{port} is held by {owner}, a server {app_name}'s killed wrapper left behind "
+                "(in its folder, outside PM2's tree): PM2's own restarts cannot bind",
+                {"pid": pid, "process": process}, f"{app_name} listening", layer,
+                reason=Cause.ORPHANED, details={"role": role, "port": port, "pid": pid,
+                                                "app": app_name},
+            ))
+            continue
         if role != "proxy" and pid and snapshot and snapshot.apps is not None and pid not in tree:
             checks.append(Check(
                 name, Status.CRITICAL,

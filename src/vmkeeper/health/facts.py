@@ -51,6 +51,9 @@ class Facts:
     previous_restarts: dict[str, int]
     now: float
     route: Got[Route] | None = None  # None: not looked at
+    # listener pid -> the PM2 app whose left-behind server it is (outside PM2's tree, in the
+    # app's own folder, its parent gone): see :func:`orphans`
+    orphans: dict[int, str] = field(default_factory=dict)
 
 
 # The facts that cost more than a glance (statvfs of every watched path, the dump's JSON,
@@ -147,6 +150,50 @@ def pm2_snapshot(pm2: Pm2) -> Pm2Snapshot:
     return Pm2Snapshot(daemon, apps, {app.name: _tree(app.pid) for app in apps})
 
 
+def _cwd_of(pid: int) -> Path | None:
+    try:
+        return Path(psutil.Process(pid).cwd()).resolve()
+    except (psutil.Error, OSError):
+        return None
+
+
+def orphans(listeners: list[host.Listener], snapshot: Pm2Snapshot | None,
+            ports: dict[int, str], names: dict[str, str],
+            cwd_of: Callable[[int], Path | None] = _cwd_of,
+            parent_of: Callable[[int], int | None] = lambda pid: _parent(pid)
+            ) -> dict[int, str]:
+    """Listeners that are a PM2 app's own server left behind, by pid → the app's name.
+
+    `kill -9` of an app's PM2 pid under the runbook's `pm2 start npm …` kills the npm wrapper
+    only: its node server, orphaned, keeps the port while PM2 starts a new wrapper that cannot
+    bind. Such a process is outside every PM2 tree, runs in the app's own folder (PM2's cwd),
+    and its parent is in no PM2 tree either — unlike a stranger started from elsewhere."""
+    if snapshot is None or snapshot.apps is None:
+        return {}
+    in_trees = set().union(*snapshot.trees.values()) if snapshot.trees else set()
+    apps = {app.name: app for app in snapshot.apps}
+    found: dict[int, str] = {}
+    for listener in listeners:
+        role = ports.get(listener.port)
+        app = apps.get(names.get(role or "", ""))
+        pid = listener.pid
+        if app is None or app.cwd is None or not pid or pid in in_trees:
+            continue
+        parent = parent_of(pid)
+        if parent is not None and parent in in_trees:
+            continue
+        if cwd_of(pid) == app.cwd.resolve():
+            found[pid] = app.name
+    return found
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(psutil.Process(pid).ppid())
+    except psutil.Error:
+        return None
+
+
 def proxy_lines(config: Path) -> list[str]:
     """ProxyPass-like lines of Apache's config and the files it includes next to it (Debian's
     sites-enabled/ and conf-enabled/)."""
@@ -203,6 +250,9 @@ def gather(settings: Settings, *, previous_restarts: dict[str, int] | None = Non
     heavy: dict[str, Got[Any]] = (
         {name: job.got for name, job in pending.items()} if carried is None
         else {name: getattr(carried, name) for name in HEAVY})
+    names = {role: app.name for role, app in settings.app_roles().items()}
+    strays = orphans(listeners.got.value or [], snapshot.got.value, watched_ports(settings),
+                     names)
     return Facts(
         filesystems=heavy["filesystems"],
         memory=memory.got,
@@ -216,4 +266,5 @@ def gather(settings: Settings, *, previous_restarts: dict[str, int] | None = Non
         previous_restarts=dict(previous_restarts or {}),
         now=time.time(),
         route=routing.got,
+        orphans=strays,
     )

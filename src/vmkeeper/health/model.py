@@ -57,6 +57,7 @@ class Cause(str, Enum):
     """
 
     FOREIGN_OWNER = "foreign_owner"  # a process PM2 did not start holds an app's port
+    ORPHANED = "orphaned"  # an app's own server, left behind by its killed wrapper, holds it
     NOT_LISTENING = "not_listening"
     REFUSED = "refused"
     TIMEOUT = "timeout"

@@ -36,7 +36,8 @@ def _evidence(checks: list[Check], layer: Layer) -> str | None:
     if layer is Layer.PORTS:
         quiet = [c for c in bad if c.reason is Cause.NOT_LISTENING]
         parts = [f"nothing listens on {_names(quiet)}"] if quiet else []
-        parts.extend(c.summary for c in bad if c.reason is Cause.FOREIGN_OWNER)
+        parts.extend(c.summary for c in bad
+                     if c.reason in (Cause.FOREIGN_OWNER, Cause.ORPHANED))
         if not parts and bad:
             parts.extend(c.summary for c in bad)
         return "; ".join(parts) if parts else "the app ports listen"
@@ -64,6 +65,10 @@ def _advice(root: Layer, cause: Cause | None, bad: list[Check]) -> str:
                     "`vmkeeper recover`")
         return "run `vmkeeper recover`"
     if root is Layer.PORTS:
+        if cause is Cause.ORPHANED:
+            found = next(c for c in bad if c.reason is Cause.ORPHANED).details
+            return (f"run `vmkeeper recover`: it stops pid {found.get('pid')}, the server "
+                    f"{found.get('app')}'s killed wrapper left behind, and restarts the app")
         if cause is Cause.FOREIGN_OWNER:
             pid = next(c for c in bad if c.reason is Cause.FOREIGN_OWNER).details.get("pid")
             return (f"stop pid {pid}, which holds the app's port, then `vmkeeper recover` "
@@ -108,7 +113,7 @@ def diagnose(checks: list[Check], supervisor: str = "pm2") -> Diagnosis:
         return _healthy(checks, host_bad, supervisor)
     root = [layer for layer in CHAIN if any(c.layer is layer for c in broken)][-1]
     # A stranger on an app's port is the cause even when the app it displaced also shows down.
-    if any(c.reason is Cause.FOREIGN_OWNER for c in broken):
+    if any(c.reason in (Cause.FOREIGN_OWNER, Cause.ORPHANED) for c in broken):
         root = Layer.PORTS
     bad = [c for c in broken if c.layer is root]
     cause = min((c.reason for c in bad if c.reason), key=lambda c: c.rank, default=None)
