@@ -550,6 +550,13 @@ def _expectation(error: Mapping[str, Any]) -> str:
     return f"expected {error.get('msg', 'a valid value').lower()}"
 
 
+def effective(loaded: LoadedSettings) -> dict[str, Any]:
+    """`config show --json`'s object (and the agent's `GET /v1/config`): the settings, secrets
+    masked, and where each came from."""
+    return {"settings": settings_as_dict(loaded.settings),
+            "sources": dict(sorted(loaded.sources.items()))}
+
+
 def settings_as_dict(settings: Settings) -> dict[str, Any]:
     """The settings as JSON values; secret settings (marked SECRET) shown as ``***`` when set,
     and the secret-looking entries of SECRET_ENTRIES tables masked by the redactor."""

@@ -62,3 +62,23 @@ def test_only_admin_may_and_no_token_revokes_itself(tmp_path: Path) -> None:
     bad = client.post("/v1/tokens", json={"name": "-x", "scope": "root"},
                       headers=_as(tokens["admin"]))
     assert bad.status_code == 422 and "Traceback" not in bad.text
+
+
+def test_an_admin_reads_the_effective_settings_with_secrets_masked(tmp_path: Path) -> None:
+    from vmkeeper.settings import LoadedSettings
+
+    secret = "whsec-0123456789abcdef0123456789abcdef"
+    settings = Settings.model_validate({"state_dir": tmp_path,
+                                        "agent": {"webhook_secret": secret}})
+    store = Store(tmp_path)
+    loaded = LoadedSettings(settings, {"agent.webhook_secret": "env:VMKEEPER_AGENT_WEBHOOK_SECRET"},
+                            None)
+    client = TestClient(create_app(settings, store, Runner(store, settings, tmp_path / "ops"),
+                                   loaded=loaded))
+    tokens = {scope.value: auth.add(tmp_path, scope.value, scope).token for scope in auth.Scope}
+    assert client.get("/v1/config", headers=_as(tokens["operate"])).status_code == 403
+    answer = client.get("/v1/config", headers=_as(tokens["admin"]))
+    assert answer.status_code == 200 and secret not in answer.text
+    body = answer.json()
+    assert body["settings"]["agent"]["webhook_secret"] == "***"
+    assert body["sources"]["agent.webhook_secret"] == "env:VMKEEPER_AGENT_WEBHOOK_SECRET"

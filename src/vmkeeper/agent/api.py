@@ -133,10 +133,11 @@ def create_app(settings: Settings, store: Store, runner: Runner,
     _reads(app, settings)
     from vmkeeper.agent import diagnostics
 
-    diagnostics.install(app, loaded or LoadedSettings(settings, {}, None))
+    loaded = loaded or LoadedSettings(settings, {}, None)
+    diagnostics.install(app, loaded)
     from vmkeeper.agent import tokens_api
 
-    tokens_api.install(app)
+    tokens_api.install(app, loaded)
     _operations(app, store, runner)
 
     @app.post("/v1/hooks/git")

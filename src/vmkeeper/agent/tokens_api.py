@@ -1,8 +1,12 @@
-"""The `admin` scope's routes: the agent's tokens over HTTP, as `vmkeeper agent token` does.
+"""The `admin` scope's routes: the agent's tokens over HTTP, as `vmkeeper agent token` does,
+and its settings, as `vmkeeper config show --json` prints them.
 
 `GET /v1/tokens` lists them (never a token), `POST /v1/tokens {name, scope}` answers the new
 token once (the CLI's `--json` object), `DELETE /v1/tokens/{name}` revokes one. Each change is
 an audit record; a token cannot revoke itself (the last admin locking everybody out).
+`GET /v1/config`: the effective settings with their sources, secrets masked. Read-only: the
+agent's settings change where they are kept (the TOML file, the unit's environment) and take
+effect on its restart, as every service's do.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from vmkeeper.agent import audit, auth
 from vmkeeper.agent.admission import require
 from vmkeeper.jsonable import to_jsonable
+from vmkeeper.settings import LoadedSettings, effective
 
 Admin = Annotated[auth.TokenInfo, Depends(require(auth.Scope.ADMIN))]
 
@@ -26,7 +31,7 @@ class TokenBody(BaseModel):
     scope: auth.Scope
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, loaded: LoadedSettings) -> None:
     def state_dir(request: Request) -> Any:
         return request.app.state.settings.state_dir
 
@@ -34,6 +39,10 @@ def install(app: FastAPI) -> None:
         audit.append(state_dir(request), who=who.name, request_id=request.state.request_id,
                      operation=None, kind=kind, body=body, before=None, after=None,
                      result="done")
+
+    @app.get("/v1/config")
+    def config(_who: Admin) -> Any:
+        return effective(loaded)
 
     @app.get("/v1/tokens")
     def tokens(request: Request, _who: Admin) -> Any:

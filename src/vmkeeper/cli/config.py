@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from vmkeeper.cli.common import JsonOption, emit, state
-from vmkeeper.settings import leaf_keys, settings_as_dict
+from vmkeeper.settings import effective, leaf_keys
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -19,8 +19,8 @@ app = typer.Typer(help="The effective settings and where each came from.", no_ar
 def show(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Print every effective setting with its source (default, file:<path>, env:<NAME>, flag)."""
     loaded = state(ctx).loaded
-    nested = settings_as_dict(loaded.settings)
-    result = {"settings": nested, "sources": dict(sorted(loaded.sources.items()))}
+    result = effective(loaded)
+    nested = result["settings"]
 
     def human(console: Console) -> None:
         from rich.table import Table
