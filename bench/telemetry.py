@@ -5,6 +5,8 @@ Baseline: the same thing with ``telemetry.enabled=false``; ratio = with ÷ witho
 - ``vmkeeper health --json`` (a fresh process each run: importing the SDK, setting up, the
   checks' commands as spans, the flush at exit) against a collector that answers, one that is
   down (connection refused) and one that accepts and never answers.
+- a deploy in the fast tier's fake world (real git, archive, build command; fake PM2 and site),
+  each mode in a fresh process: the operation's spans, its steps and commands, and the flush.
 - ``proc.run(["true"])`` in-process: the per-command cost of a span.
 - export latency: a span ended → its body stored by the collector (``flush``), median.
 - the watcher's cycle in-process (health's look, the textfile with the families, the export
@@ -99,6 +101,45 @@ print(times[len(times) // 2], psutil.Process().memory_info().rss)
 """
 
 
+_DEPLOYS = """
+import sys, tempfile, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from tests.fakes.world import FakeVm, commit
+from vmkeeper import telemetry
+from vmkeeper.progress import silent
+from vmkeeper.releases import deploy
+endpoint, runs = sys.argv[1], int(sys.argv[2])
+vm = FakeVm.ready_to_deploy(Path(tempfile.mkdtemp(prefix="bench-tel-deploy-")))
+vm.settings = vm.settings.model_copy(update={"telemetry": vm.settings.telemetry.model_copy(
+    update={"enabled": endpoint != "off", "otlp_endpoint":
+            endpoint if endpoint != "off" else "http://127.0.0.1:9"})})
+times = []
+for n in range(runs + 1):  # the first deploy (no previous release) is not timed
+    commit(vm.settings.workspace.path, f"change {n}", {"page.txt": str(n)})
+    started = time.monotonic()
+    with telemetry.operation(vm.settings, "deploy") as handle:  # what cli/deploy.py does
+        result = deploy.deploy(vm.settings, switcher=vm.switcher(),
+                               progress=telemetry.steps(silent))
+        if handle is not None:
+            handle.record_result("deploy", result)
+    assert result.ok, result.error
+    if n:
+        times.append(time.monotonic() - started)
+times.sort()
+print(times[len(times) // 2])
+"""
+
+
+def _deploys(endpoint: str, runs: int) -> float:
+    """Median seconds of a deploy in the fast tier's fake world (real git, archive and build
+    command; a fake PM2 and site), each mode in a fresh process (one telemetry per process)."""
+    root = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run([sys.executable, "-c", _DEPLOYS, endpoint, str(runs), root],
+                         capture_output=True, text=True, timeout=900, check=True).stdout
+    return float(out.split()[-1])
+
+
 def _cycles(endpoint: str, cycles: int = 10) -> tuple[float, int]:
     """Median seconds of one watcher cycle, and the process's RSS after them (bytes)."""
     import tempfile
@@ -124,6 +165,12 @@ def main() -> None:
                             ("collector never answers", silent_url)):
         seconds = _cli(["--set", f"telemetry.otlp_endpoint={endpoint}"], runs)
         rows.append((f"health, {label}", seconds, seconds / off))
+    deploy_off = _deploys("off", runs)
+    rows.append(("deploy (fake world), telemetry off (baseline)", deploy_off, 1.0))
+    for label, endpoint in (("collector answering", url), ("collector down", "http://127.0.0.1:9"),
+                            ("collector never answers", silent_url)):
+        seconds = _deploys(endpoint, runs)
+        rows.append((f"deploy (fake world), {label}", seconds, seconds / deploy_off))
     settings = Settings.model_validate({"telemetry": {"otlp_endpoint": url}})
     _commands(None, 50)  # warm: the first fork and imports are not the span's cost
     plain = _commands(None)
