@@ -69,8 +69,30 @@ def _as_args(value: Any) -> tuple[str, ...]:
 def _as_int(value: Any) -> int | None:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
+
+
+def _as_float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        return float(value)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _as_text(value: Any) -> str | None:
+    """A string field as PM2 writes it; None for anything else a hand-edited or hostile dump
+    holds there (an object, a list) or an empty one."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    return str(value) or None
+
+
+def _as_path(value: Any) -> Path | None:
+    text = _as_text(value)
+    return Path(text) if text and "\x00" not in text else None
 
 
 def _string_env(raw: Any) -> dict[str, str]:
@@ -89,26 +111,26 @@ def app_from_entry(entry: Mapping[str, Any]) -> Pm2App:
     for key, value in env_source.items():
         if key.isupper() and isinstance(value, (str, int, float)) and key not in env:
             env[key] = str(value)
-    cwd = env_source.get("pm_cwd") or env_source.get("cwd")
+    cwd = _as_path(env_source.get("pm_cwd")) or _as_path(env_source.get("cwd"))
     pid = _as_int(entry.get("pid")) if pm2_env is not None else None
     return Pm2App(
         name=str(entry.get("name") or env_source.get("name") or "?"),
         status=str(env_source.get("status") or "unknown"),
         pid=pid if pid else None,
         pm_id=_as_int(entry.get("pm_id", env_source.get("pm_id"))),
-        cwd=Path(cwd) if cwd else None,
-        exec_path=env_source.get("pm_exec_path"),
+        cwd=cwd,
+        exec_path=_as_text(env_source.get("pm_exec_path")),
         args=_as_args(env_source.get("args")),
-        interpreter=env_source.get("exec_interpreter"),
+        interpreter=_as_text(env_source.get("exec_interpreter")),
         restarts=_as_int(env_source.get("restart_time")) or 0,
         unstable_restarts=_as_int(env_source.get("unstable_restarts")) or 0,
         started_at_ms=_as_int(env_source.get("pm_uptime")),
         memory_bytes=_as_int(monit.get("memory")) if monit else None,
-        cpu_percent=float(monit["cpu"]) if monit and monit.get("cpu") is not None else None,
+        cpu_percent=_as_float(monit.get("cpu")) if monit else None,
         env=env,
-        node_version=str(env_source["node_version"]) if env_source.get("node_version") else None,
-        out_log=Path(env_source["pm_out_log_path"]) if env_source.get("pm_out_log_path") else None,
-        err_log=Path(env_source["pm_err_log_path"]) if env_source.get("pm_err_log_path") else None,
+        node_version=_as_text(env_source.get("node_version")),
+        out_log=_as_path(env_source.get("pm_out_log_path")),
+        err_log=_as_path(env_source.get("pm_err_log_path")),
     )
 
 
