@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -67,10 +68,16 @@ def test_crash_log_is_not_written_through_a_planted_symlink(
     for second in range(3):  # the name a crash within the next seconds would take
         name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() + second))
         (folder / f"vmkeeper-crash-{name}-{os.getpid()}.log").symlink_to(victim)
+    fallback = tmp_path / "tmp"  # the temp folder, should the state folder refuse: this test's
+    fallback.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(fallback))
     _crash(monkeypatch)
     run = cli("health")
     assert run.code == 3
     assert victim.read_text() == "keep me\n"
+    [log] = [p for p in folder.glob("vmkeeper-crash-*.log") if not p.is_symlink()]
+    assert "boom while holding" in log.read_text()  # the next free name, beside the planted
+    assert list(fallback.iterdir()) == []
 
 
 def test_an_internal_failure_of_health_or_doctor_exits_3_unknown(
@@ -83,6 +90,9 @@ def test_an_internal_failure_of_health_or_doctor_exits_3_unknown(
         run = cli(command, "--json")
         assert run.code == 3, (command, run)
         assert "failed unexpectedly" in run.stderr and "Traceback" not in run.stderr
+    # Two crashes of one process, most likely within one second: two logs, both in the state
+    # folder (the second name taken, not /tmp).
+    assert len(list((tmp_path / "vmkeeper").glob("vmkeeper-crash-*.log"))) == 2
 
 
 def test_health_with_an_infinite_timeout_is_one_sentence_and_unknown(

@@ -108,16 +108,23 @@ def _crash_log(error: BaseException, shown: Sequence[str], secrets: Sequence[str
     # O_EXCL|O_NOFOLLOW: in the shared /tmp a planted symlink at the predictable name must not
     # be written through; 0600 from creation: tracebacks hold paths, hosts and values.
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    # A name taken (two crashes in one second, or something planted there) takes the next.
+    names = [f"vmkeeper-crash-{stamp}-{os.getpid()}{f'-{n}' if n else ''}.log" for n in range(8)]
     for folder in (base, Path(tempfile.gettempdir())):
-        path = folder / f"vmkeeper-crash-{stamp}-{os.getpid()}.log"
         try:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            descriptor = os.open(path, flags, 0o600)
         except OSError:
             continue
-        with os.fdopen(descriptor, "w", encoding="utf-8", errors="backslashreplace") as out:
-            out.write(text)
-        return path
+        for name in names:
+            try:
+                descriptor = os.open(folder / name, flags, 0o600)
+            except FileExistsError:
+                continue
+            except OSError:
+                break
+            with os.fdopen(descriptor, "w", encoding="utf-8", errors="backslashreplace") as out:
+                out.write(text)
+            return folder / name
     return Path("(could not write a crash log)")
 
 
