@@ -30,6 +30,7 @@ from vmkeeper import proc
 from vmkeeper.sandbox import agent_proc
 from vmkeeper.sandbox import service as sandbox
 from vmkeeper.sandbox.layout import Layout
+from vmkeeper.watch.service import store_of
 
 
 @contextlib.contextmanager
@@ -78,11 +79,10 @@ class Bench:
         return httpx.get(self.settings.public_url, timeout=3).status_code == 200
 
     def incidents(self) -> list[dict[str, object]]:
-        run = proc.run([sys.executable, "-m", "vmkeeper", "--config", str(self.layout.config),
-                        "--set", f"state_dir={self.state}", "incidents", "--json"],
-                       timeout=30, check=False)
-        found: list[dict[str, object]] = json.loads(run.stdout)["incidents"]
-        return found
+        # The watcher's own store, read in-process: a `vmkeeper incidents` per poll would be a
+        # Python start every 0.2 s competing with the watcher it times.
+        store = store_of(self.settings.model_copy(update={"state_dir": self.state}))
+        return [{"state": i.state} for i in store.incidents()]
 
     def watcher_argv(self, hook: str) -> list[str]:
         argv = [sys.executable, "-m", "vmkeeper", "--config", str(self.layout.config)]

@@ -5,6 +5,7 @@ one sentence, never a hang or a traceback. (The slow tier asks the sandbox's rea
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import struct
 import threading
@@ -136,7 +137,7 @@ def test_a_protocol_pm2_does_not_speak_falls_back_to_its_cli(home: Path) -> None
         return proc.Result(tuple(argv), 0, recorded, "", 0.01)
 
     _daemon(home, _answer_with(b"s:not the rpc you know"))
-    (home / "pm2.pid").write_text(f"{__import__('os').getpid()}\n")  # a daemon runs
+    (home / "pm2.pid").write_text(f"{os.getpid()}\n")  # a daemon runs
     apps = Pm2("pm2", home, timeout=5, runner=cli).live_list()  # type: ignore[arg-type]
     assert calls == [["pm2", "jlist"]] and apps is not None and apps
 

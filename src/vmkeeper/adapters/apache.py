@@ -262,6 +262,15 @@ def map_port(text: str) -> int | None:
     return None
 
 
+def routed_port(include: Path) -> int | None:
+    """The port the switch's map beside ``include`` routes `/` to; None when there is no map
+    (or it names no port). Other read errors (permissions) are the caller's to see."""
+    try:
+        return map_port(map_path(include).read_text())
+    except FileNotFoundError:
+        return None
+
+
 _INCLUDE_LINE = re.compile(r'^\s*Include(?:Optional)?\s+"?([^"\s]+)"?\s*$', re.IGNORECASE)
 
 

@@ -110,11 +110,7 @@ def route(settings: Settings) -> Route:
     switch's include), and the port the map names (None: no map, or no port line in it)."""
     if not apache.includes(settings.proxy.config, settings.proxy.frontend_include):
         return Route(False)
-    try:
-        text = apache.map_path(settings.proxy.frontend_include).read_text()
-    except FileNotFoundError:
-        return Route(True)
-    return Route(True, apache.map_port(text))
+    return Route(True, apache.routed_port(settings.proxy.frontend_include))
 
 
 def watched_paths(settings: Settings) -> list[Path]:
@@ -160,8 +156,7 @@ def _cwd_of(pid: int) -> Path | None:
 def orphans(listeners: list[host.Listener], snapshot: Pm2Snapshot | None,
             ports: dict[int, str], names: dict[str, str],
             cwd_of: Callable[[int], Path | None] = _cwd_of,
-            parent_of: Callable[[int], int | None] = lambda pid: _parent(pid)
-            ) -> dict[int, str]:
+            parent_of: Callable[[int], int | None] | None = None) -> dict[int, str]:
     """Listeners that are a PM2 app's own server left behind, by pid → the app's name.
 
     `kill -9` of an app's PM2 pid under the runbook's `pm2 start npm …` kills the npm wrapper
@@ -179,7 +174,7 @@ def orphans(listeners: list[host.Listener], snapshot: Pm2Snapshot | None,
         pid = listener.pid
         if app is None or app.cwd is None or not pid or pid in in_trees:
             continue
-        parent = parent_of(pid)
+        parent = (parent_of or _parent)(pid)
         if parent is not None and parent in in_trees:
             continue
         if cwd_of(pid) == app.cwd.resolve():

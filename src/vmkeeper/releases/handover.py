@@ -156,8 +156,7 @@ class Handover:
 
     def routed_port(self) -> int | None:
         try:
-            return apache.map_port(apache.map_path(self.settings.proxy.frontend_include)
-                                   .read_text())
+            return apache.routed_port(self.settings.proxy.frontend_include)
         except OSError:
             return None
 
