@@ -23,13 +23,15 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def to_jsonable(value: Any) -> Any:
-    """Dataclasses, pydantic models, enums, paths and datetimes as plain JSON values."""
+    """Dataclasses, NamedTuples, pydantic models, enums, paths and datetimes as plain JSON."""
     if isinstance(value, BaseModel):
         return to_jsonable(value.model_dump(mode="json"))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, enum.Enum):
         return to_jsonable(value.value)
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):  # a NamedTuple: an object
+        return to_jsonable(value._asdict())
     if isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):

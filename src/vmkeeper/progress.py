@@ -9,7 +9,6 @@ output, a plain note, and a count of work done (frames of a reversal).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum
 
 
@@ -22,21 +21,47 @@ class Phase(str, Enum):
     COUNT = "count"  # ``done`` of ``total`` units of work
 
 
-@dataclass(frozen=True)
 class ProgressEvent:
     """What happened, in one sentence (``message``), with the structure a machine reads.
 
     ``step``/``index`` name a pipeline step (deploy's ``"build"``, 5); ``seconds`` is the time
-    since that step started; ``done``/``total`` count units of work.
+    since that step started; ``done``/``total`` count units of work. Immutable. A plain class,
+    not a dataclass: the media supervisor imports it and must stay small (``dataclasses``
+    imports ``inspect``: media/job.py), and not a NamedTuple, whose ``index`` is tuple's.
     """
 
+    _FIELDS = ("message", "phase", "step", "index", "seconds", "done", "total")  # in order
+    __slots__ = ("done", "index", "message", "phase", "seconds", "step", "total")
     message: str
-    phase: Phase = Phase.NOTE
-    step: str | None = None
-    index: int | None = None
-    seconds: float | None = None
-    done: int | None = None
-    total: int | None = None
+    phase: Phase
+    step: str | None
+    index: int | None
+    seconds: float | None
+    done: int | None
+    total: int | None
+
+    def __init__(self, message: str, phase: Phase = Phase.NOTE, step: str | None = None,
+                 index: int | None = None, seconds: float | None = None,
+                 done: int | None = None, total: int | None = None) -> None:
+        for name, value in zip(self._FIELDS,
+                               (message, phase, step, index, seconds, done, total), strict=True):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"ProgressEvent is immutable: cannot set {name}")
+
+    def _asdict(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self._FIELDS}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ProgressEvent) and self._asdict() == other._asdict()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._asdict().values()))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in self._asdict().items())
+        return f"ProgressEvent({fields})"
 
 
 Progress = Callable[[ProgressEvent], None]

@@ -96,7 +96,6 @@ def test_cancel_after_the_switch_began_lets_it_finish_and_says_so(tmp_path: Path
 
 def test_a_worker_s_output_line_is_an_output_event_redacted_and_never_a_switch(
         tmp_path: Path) -> None:
-    import dataclasses
     import io
 
     from vmkeeper.jsonable import to_jsonable
@@ -108,7 +107,7 @@ def test_a_worker_s_output_line_is_an_output_event_redacted_and_never_a_switch(
     for event in (ProgressEvent(f"npm warn OPENAI_API_KEY={secret}", Phase.OUTPUT, "install", 4),
                   ProgressEvent("switch to a new node version", Phase.OUTPUT, "build", 5),
                   ProgressEvent("npm run build", Phase.STARTED, "build", 5)):
-        line = json.dumps(to_jsonable(dataclasses.asdict(event))) + "\n"
+        line = json.dumps(to_jsonable(event._asdict())) + "\n"
         runner._line(op.id, line, io.StringIO())
     events = [event for _seq, event in store.events_after(op.id)]
     assert [e["type"] for e in events] == ["output", "output", "step"]

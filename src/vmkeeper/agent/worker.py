@@ -8,7 +8,6 @@ result (the CLI's --json object, one serializer) one JSON document on stdout.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -22,7 +21,7 @@ from vmkeeper.settings import Settings, load_settings
 
 
 def _emit(event: ProgressEvent) -> None:
-    sys.stderr.write(json.dumps(to_jsonable(dataclasses.asdict(event))) + "\n")
+    sys.stderr.write(json.dumps(to_jsonable(event._asdict())) + "\n")
     sys.stderr.flush()
 
 

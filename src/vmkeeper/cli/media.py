@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -73,7 +72,7 @@ def reverse_cmd(ctx: typer.Context, src: Path, dst: Path, as_json: bool = JsonOp
     if isinstance(prepared, service.ReverseResult):
         outcome = prepared
     else:
-        plan = dataclasses.replace(prepared, as_json=as_json, log_record=record)
+        plan = prepared._replace(as_json=as_json, log_record=record)
         if _owns_process():
             # Could not exec: supervise from here, the same code.
             with contextlib.suppress(OSError):

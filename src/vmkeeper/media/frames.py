@@ -8,9 +8,8 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 import av
 import av.filter
@@ -20,8 +19,7 @@ class ReversalFailed(Exception):
     """The reversal could not be done or its output is not what was expected."""
 
 
-@dataclass(frozen=True)
-class VideoIndex:
+class VideoIndex(NamedTuple):
     """Every frame's timestamp in presentation order, from the packets (no decoding)."""
 
     pts: list[int]
@@ -41,8 +39,7 @@ class VideoIndex:
         return self.pts[position + 1] if position + 1 < len(self.pts) else self.end_pts
 
 
-@dataclass(frozen=True)
-class Piece:
+class Piece(NamedTuple):
     first: int  # first frame (position in presentation order)
     stop: int  # one past the last frame
     gop: int  # index of the keyframe to decode from

@@ -2,23 +2,34 @@
 
 Standard library only: the supervisor (``media/supervisor.py``) and the worker import this
 without the vmkeeper package's dependencies; their memory counts in the reversal's process
-tree, and the tree must stay within 1.25x of a forward transcode.
+tree, and the tree must stay within 1.1x of a forward transcode. So the types are NamedTuples,
+not dataclasses: ``dataclasses`` imports ``inspect`` (and ``ast``, ``dis``, ``tokenize``),
+~1.6 MiB of RSS in each of the two processes (docs/media.md).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 # DST suffix -> FFmpeg muxer. MP4 is the default the issue asks for; MOV and Matroska carry PCM,
 # which the frame- and sample-exact tests need.
 CONTAINERS: dict[str, str] = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
 
-@dataclass(frozen=True)
-class EncoderSpec:
+def plain(value: Any) -> Any:
+    """``value`` with every NamedTuple in it (nested, in lists and dicts) as a JSON object,
+    as ``dataclasses.asdict`` did: ``json.dumps`` alone would write a tuple as an array."""
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return {key: plain(item) for key, item in value._asdict().items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    return value
+
+
+class EncoderSpec(NamedTuple):
     video_codec: str = "libx264"
     preset: str = "veryfast"
     crf: int = 23
@@ -26,8 +37,7 @@ class EncoderSpec:
     audio_bitrate: str = "128k"
 
 
-@dataclass(frozen=True)
-class ReverseJob:
+class ReverseJob(NamedTuple):
     source: str
     output: str  # the temporary name beside DST; the parent renames it when verified
     container: str  # FFmpeg muxer name
@@ -36,7 +46,7 @@ class ReverseJob:
     encoder: EncoderSpec = EncoderSpec()
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self))
+        return json.dumps(plain(self))
 
     @classmethod
     def from_json(cls, text: str) -> ReverseJob:
@@ -45,8 +55,7 @@ class ReverseJob:
         return cls(**data)
 
 
-@dataclass(frozen=True)
-class ReverseStats:
+class ReverseStats(NamedTuple):
     frames: int
     pieces: int
     frames_per_piece: int
@@ -60,12 +69,11 @@ class ReverseStats:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ReverseStats:
-        names = {field.name for field in dataclasses.fields(cls)}
+        names = set(cls._fields)
         return cls(**{key: value for key, value in data.items() if key in names})
 
 
-@dataclass(frozen=True)
-class ReverseResult:
+class ReverseResult(NamedTuple):
     """A reversal's result: what ``media reverse --json`` prints and the job service records.
 
     The one result type, built by the supervisor (in the CLI's process, the job service's
@@ -83,21 +91,20 @@ class ReverseResult:
     peak_memory_bytes: int | None = None  # supervisor + worker, sampled, and the worker's own
 
     def to_json(self, indent: int | None = None) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=indent, ensure_ascii=False,
+        return json.dumps(plain(self), indent=indent, ensure_ascii=False,
                           default=str)
 
     @classmethod
     def from_json(cls, text: str) -> ReverseResult:
         data = json.loads(text)
-        names = {field.name for field in dataclasses.fields(cls)}
+        names = set(cls._fields)
         data = {key: value for key, value in data.items() if key in names}
         stats = data.get("stats")
         data["stats"] = ReverseStats.from_dict(stats) if isinstance(stats, dict) else None
         return cls(**data)
 
 
-@dataclass(frozen=True)
-class Confine:
+class Confine(NamedTuple):
     """The memory limit the supervisor puts itself under before it starts the worker.
 
     The job service starts the supervisor and the supervisor confines itself (joins the cgroup,
@@ -110,8 +117,7 @@ class Confine:
     rlimit_as_bytes: int | None = None
 
 
-@dataclass(frozen=True)
-class SupervisedReversal:
+class SupervisedReversal(NamedTuple):
     """Everything the supervisor needs once the checks passed: the CLI hands it over at exec.
 
     ``started`` and ``deadline`` are :func:`time.monotonic` instants; CLOCK_MONOTONIC is
@@ -141,7 +147,7 @@ class SupervisedReversal:
                           encoder=self.encoder)
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self))
+        return json.dumps(plain(self))
 
     @classmethod
     def from_json(cls, text: str) -> SupervisedReversal:

@@ -6,9 +6,8 @@ Imported by the reversal worker only (``media/reverse.py``): PyAV and the standa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 import av
 
@@ -97,8 +96,7 @@ class Output:
         self.container.close()
 
 
-@dataclass(frozen=True)
-class OutputFacts:
+class OutputFacts(NamedTuple):
     frames: int
     video_duration_s: float
     audio_samples: int

@@ -8,17 +8,15 @@ Imported by the reversal worker only (``media/reverse.py``): PyAV and the standa
 from __future__ import annotations
 
 import array
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import av
 
 from vmkeeper.media.frames import single_thread
 
 
-@dataclass(frozen=True)
-class Audio:
+class Audio(NamedTuple):
     pcm: Path
     samples: int
     sample_rate: int

@@ -9,7 +9,6 @@ asked before every launch, so while it is open queued jobs wait instead of launc
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import subprocess
 import tempfile
 import threading
@@ -165,7 +164,7 @@ class IsolatedExecutor:
         destination.parent.mkdir(parents=True, exist_ok=True)
         prepared = self.lookahead.take(job.id, source)
         if isinstance(prepared, SupervisedReversal):
-            prepared = dataclasses.replace(prepared, started=started, deadline=deadline)
+            prepared = prepared._replace(started=started, deadline=deadline)
         elif prepared is None:
             try:
                 prepared = service.prepare(self.media, source, destination, deadline=deadline,
@@ -176,7 +175,7 @@ class IsolatedExecutor:
             return _outcome(prepared, prepared.seconds, None)
         confinement = self.isolation.confine(f"{job.id}-{job.attempts}")
         try:
-            plan = dataclasses.replace(prepared, as_json=True, confine=confinement.limits())
+            plan = prepared._replace(as_json=True, confine=confinement.limits())
             return self._supervise(confinement, plan, on_start)
         finally:
             confinement.release()
@@ -252,7 +251,7 @@ def _details(result: ReverseResult | None, seconds: float, peak: int | None) -> 
         details.update({"input": result.input,
                         "input_size_bytes": (result.input or {}).get("size_bytes"),
                         "output_size_bytes": result.output_size_bytes,
-                        "stats": dataclasses.asdict(result.stats) if result.stats else None})
+                        "stats": result.stats._asdict() if result.stats else None})
     return details
 
 

@@ -17,7 +17,12 @@ count, duration, audio length); the private folders are removed whatever happens
 record per reversal on stderr when asked for.
 
 Imports: the standard library, :mod:`vmkeeper.media.job` and :mod:`vmkeeper.progress` only
-(importing the package runs nothing).
+(importing the package runs nothing) — and of the standard library not ``subprocess``,
+``tempfile``, ``shutil`` or ``selectors``: with what they import (threading, locale, random,
+bz2, lzma…) they were 2.5 MiB of this process's 14.6 MiB RSS, in a tree that must stay within
+1.1x of a forward transcode's memory (issue 18). The worker is started with ``posix_spawn``
+and waited for through a pidfd; the private folders are made and removed here (a few lines
+each: what ``mkdtemp`` and ``rmtree(ignore_errors=True)`` do for folders only we write in).
 """
 
 from __future__ import annotations
@@ -26,22 +31,14 @@ import contextlib
 import json
 import os
 import resource
-import selectors
-import shutil
+import select
 import signal
-
-# Only vmkeeper.proc imports subprocess elsewhere, but proc imports psutil (and the package): the
-# point of this process is to hold none of that while the worker runs. Popen here keeps proc's
-# semantics: argv only, the child in its own session, its whole group killed on the deadline
-# and on any way out of the wait.
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any, NoReturn, Protocol
 
-from vmkeeper import logrecord, telemetry
+from vmkeeper import telemetry
 from vmkeeper.media.job import Confine, ReverseJob, ReverseResult, ReverseStats, SupervisedReversal
 from vmkeeper.progress import Phase, Progress, ProgressEvent, silent
 
@@ -65,6 +62,8 @@ class JsonLog:
     """The CLI's structlog record (vmkeeper.logrecord) without structlog."""
 
     def _write(self, level: str, event: str, fields: dict[str, Any]) -> None:
+        from vmkeeper import logrecord  # datetime: only when a record is asked for
+
         sys.stderr.write(logrecord.line(event, level, **fields) + "\n")
         sys.stderr.flush()
 
@@ -99,40 +98,95 @@ def _progress_event(message: dict[str, Any]) -> ProgressEvent:
                          Phase.COUNT, step="reverse", done=done, total=total)
 
 
-def _follow(child: subprocess.Popen[bytes], deadline: float,
+class Worker:
+    """The worker process: ``posix_spawn`` in its own session, stdout a pipe, stdin /dev/null.
+
+    Only :mod:`vmkeeper.proc` starts processes elsewhere, but proc imports psutil (and the
+    package), and ``subprocess`` ~1.4 MiB of modules: the point of this process is to hold
+    none of that while the worker runs. The semantics are proc's: argv only, the child in its
+    own session (its own group, killed whole on the deadline and on any way out of the wait).
+    """
+
+    def __init__(self, argv: list[str], env: dict[str, str], stderr_fd: int) -> None:
+        read, write = os.pipe()  # both close-on-exec; dup2 onto 1 makes the child's inheritable
+        try:
+            self.pid = os.posix_spawn(argv[0], argv, env, setsid=True, file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, write, 1),
+                (os.POSIX_SPAWN_DUP2, stderr_fd, 2),
+            ])
+        except BaseException:
+            os.close(read)
+            raise
+        finally:
+            os.close(write)
+        self.stdout = read
+        self.code: int | None = None
+        try:  # a file descriptor that becomes readable when the worker exits (Linux >= 5.3)
+            self.pidfd: int | None = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            self.pidfd = None
+
+    def poll(self) -> int | None:
+        """The exit code (negative: the signal) once the worker has exited, else None."""
+        if self.code is None:
+            with contextlib.suppress(ChildProcessError):
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+                if pid:
+                    self.code = os.waitstatus_to_exitcode(status)
+        return self.code
+
+    def wait(self, deadline: float) -> int:
+        """The exit code; TimeoutError when ``deadline`` (monotonic) passes first."""
+        while (code := self.poll()) is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            if self.pidfd is not None:
+                select.select([self.pidfd], [], [], left)
+            else:
+                time.sleep(min(0.05, left))
+        return code
+
+    def close(self) -> None:
+        for fd in (self.stdout, self.pidfd):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+def _follow(child: Worker, deadline: float,
             progress: Progress) -> tuple[dict[str, Any] | None, int]:
     """Read the worker's JSON lines until EOF; TimeoutError when the deadline passes."""
-    stream = child.stdout
-    assert stream is not None
     answer: dict[str, Any] | None = None
     peak_tree = 0
     own = os.getpid()
     buffer = b""
-    with selectors.DefaultSelector() as selector:
-        selector.register(stream, selectors.EVENT_READ)
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            peak_tree = max(peak_tree, rss(own) + rss(child.pid))
-            if not selector.select(timeout=min(_POLL_S, left)):
+    poller = select.poll()
+    poller.register(child.stdout, select.POLLIN)
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        peak_tree = max(peak_tree, rss(own) + rss(child.pid))
+        if not poller.poll(min(_POLL_S, left) * 1000):
+            continue
+        chunk = os.read(child.stdout, 65536)
+        if not chunk:
+            return answer, peak_tree
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            try:
+                message = json.loads(line)
+            except json.JSONDecodeError:
                 continue
-            chunk = os.read(stream.fileno(), 65536)
-            if not chunk:
-                return answer, peak_tree
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                try:
-                    message = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if not isinstance(message, dict):
-                    continue
-                if message.get("type") == "progress":
-                    progress(_progress_event(message))
-                elif message.get("type") in ("result", "error"):
-                    answer = message
+            if not isinstance(message, dict):
+                continue
+            if message.get("type") == "progress":
+                progress(_progress_event(message))
+            elif message.get("type") in ("result", "error"):
+                answer = message
 
 
 def _tail(text: str, lines: int) -> str:
@@ -152,14 +206,12 @@ def _run_worker(plan: SupervisedReversal, job: ReverseJob,
     argv = [sys.executable, "-P", "-m", WORKER_MODULE, "reverse", job.to_json()]
     log_path = os.path.join(job.temp_dir, "worker.log")
     with open(log_path, "wb") as worker_log:
-        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=worker_log,
-                                 env={**os.environ, **WORKER_ENV, **telemetry.child_env()},
-                                 start_new_session=True)
+        child = Worker(argv, {**os.environ, **WORKER_ENV, **telemetry.child_env()},
+                       worker_log.fileno())
     try:
         answer, peak_tree = _follow(child, plan.deadline, progress)
-        code = child.wait(timeout=max(plan.deadline - time.monotonic(), 0.001))
-    except (TimeoutError, subprocess.TimeoutExpired):
+        code = child.wait(plan.deadline)
+    except TimeoutError:
         raise Failed(
             f"Reversing {plan.source} took longer than {plan.timeout_ms} ms "
             "(media.reverse_timeout_ms, FFMPEG_REVERSE_TIMEOUT_MS) and was stopped; "
@@ -168,10 +220,9 @@ def _run_worker(plan: SupervisedReversal, job: ReverseJob,
     finally:
         if child.poll() is None:
             _kill_group(child.pid)
-            with contextlib.suppress(Exception):
-                child.wait(timeout=10)
-        assert child.stdout is not None
-        child.stdout.close()
+            with contextlib.suppress(TimeoutError):
+                child.wait(time.monotonic() + 10)
+        child.close()
     answer = answer or {}
     if code != 0 or answer.get("type") != "result":
         with open(log_path, encoding="utf-8", errors="replace") as text:
@@ -182,12 +233,46 @@ def _run_worker(plan: SupervisedReversal, job: ReverseJob,
     return ReverseStats.from_dict(answer), peak_tree
 
 
+def private_folder(parent: str, prefix: str) -> str:
+    """A new folder only we can enter (mode 0700) with a random name in ``parent``: never one
+    that existed, so nothing planted there is used (``tempfile.mkdtemp``'s guarantee)."""
+    for _ in range(100):
+        path = os.path.join(parent, prefix + os.urandom(8).hex())
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no free name for a private folder in {parent}")
+
+
+def remove_folder(path: str) -> None:
+    """Remove ``path`` and what is in it, never following a symlink; errors ignored (what
+    ``shutil.rmtree(path, ignore_errors=True)`` does)."""
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        entries = []
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            if entry.is_dir(follow_symlinks=False):
+                remove_folder(entry.path)
+            else:
+                os.unlink(entry.path)
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
+
+
+def _temp_root() -> str:
+    return os.environ.get("TMPDIR") or "/tmp"  # tempfile.gettempdir()'s first choices
+
+
 def _private_output(destination: str) -> tuple[str, str]:
     """A folder only we can enter, beside DST (one filesystem: the rename is atomic), and the
     partial output in it, created exclusively: nothing planted there can be written through."""
     folder = os.path.dirname(destination) or "."
     stem, suffix = os.path.splitext(os.path.basename(destination))
-    private = tempfile.mkdtemp(prefix=f".{stem}.vmkeeper-", dir=folder)  # mode 0700
+    private = private_folder(folder, f".{stem}.vmkeeper-")
     partial = os.path.join(private, f"partial{suffix}")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     os.close(os.open(partial, flags, 0o666))
@@ -197,7 +282,7 @@ def _private_output(destination: str) -> tuple[str, str]:
 def _reverse(plan: SupervisedReversal, progress: Progress) -> tuple[ReverseStats, int]:
     temp_dir = private = None
     try:
-        temp_dir = tempfile.mkdtemp(prefix="vmkeeper-reverse-")
+        temp_dir = private_folder(_temp_root(), "vmkeeper-reverse-")
         private, partial = _private_output(plan.destination)
         progress(ProgressEvent(f"reversing {plan.record['source']} into {plan.destination}",
                                Phase.STARTED, step="reverse"))
@@ -210,7 +295,7 @@ def _reverse(plan: SupervisedReversal, progress: Progress) -> tuple[ReverseStats
     finally:
         for folder in (private, temp_dir):
             if folder:
-                shutil.rmtree(folder, ignore_errors=True)
+                remove_folder(folder)
 
 
 def supervise(plan: SupervisedReversal, progress: Progress = silent,

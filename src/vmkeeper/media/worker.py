@@ -12,7 +12,6 @@ The supervisor runs it as ``python -P -m vmkeeper.media.worker``, the probe as a
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -64,7 +63,7 @@ def _reverse(job_json: str) -> int:
     except av.error.FFmpegError as error:
         _say({"type": "error", "message": f"FFmpeg failed: {error}"})
         return 1
-    _say({"type": "result", **dataclasses.asdict(stats)})
+    _say({"type": "result", **stats._asdict()})
     return 0
 
 
