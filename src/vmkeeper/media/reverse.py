@@ -32,6 +32,7 @@ import av
 from vmkeeper.media.frames import (
     Piece,
     ReversalFailed,
+    VideoIndex,
     VideoReader,
     index_video,
     plan_pieces,
@@ -45,6 +46,10 @@ __all__ = ["ReversalFailed", "reverse_file"]
 
 Progress = Callable[[int, int], None]
 Ready = tuple[Piece, Spool, list[Any]]  # a spooled piece and the audio packets that follow it
+# What the encoding thread gets: a video frame to encode, or at a piece's end (frame None) the
+# audio packets to mux after it and the number of frames the piece had.
+Item = tuple[Any, list[Any], int]
+_FRAMES_READ_AHEAD = 2  # frames read back ahead of x264: one being encoded, one ready
 
 
 class _Stopped(Exception):
@@ -112,6 +117,63 @@ def spooled_pieces(reader: VideoReader, pieces: list[Piece], spools: list[Spool]
         thread.join()
 
 
+@contextlib.contextmanager
+def read_back(ready: Iterator[Ready], index: VideoIndex,
+              new_frame: Callable[[], Any]) -> Iterator[Iterator[Item]]:
+    """The spooled frames newest first, stamped with their mirrored time, read back by a thread
+    of their own while x264 encodes the frame before.
+
+    Why a third thread: reading a frame back (a copy out of the page cache and the truncation
+    behind it) was ~3.5 % of the thread that runs x264, the thread the reversal's wall time is
+    (docs/media.md); here it overlaps the encoding. Two frames, reused for the whole reversal,
+    one being encoded, one being filled (libx264 copies its input: a frame is free again once
+    ``encode`` returned, i.e. when the caller asks for the next item).
+    """
+    free: queue.Queue[Any] = queue.Queue()
+    for _ in range(_FRAMES_READ_AHEAD):
+        free.put(new_frame())
+    items: queue.Queue[Item | BaseException | None] = queue.Queue()
+    stop = threading.Event()
+    end = index.end_pts
+
+    def produce() -> None:
+        try:
+            for piece, spool, audio_packets in ready:
+                for position in range(piece.stop - 1, piece.first - 1, -1):
+                    frame = free.get()
+                    if stop.is_set():
+                        return
+                    spool.pop(frame)
+                    # A true time mirror: frame i shows from end - t(i+1), so VFR stays VFR.
+                    frame.pts = end - index.next_pts(position)
+                    frame.time_base = index.time_base
+                    items.put((frame, [], 0))
+                items.put((None, audio_packets, piece.stop - piece.first))
+            items.put(None)
+        except BaseException as error:  # noqa: BLE001 - handed to the encoding side, raised there
+            items.put(error)
+
+    def consume() -> Iterator[Item]:
+        while True:
+            item = items.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            if item[0] is not None:
+                free.put(item[0])  # encoded: the reading thread may refill it
+
+    thread = threading.Thread(target=produce, name="vmkeeper-read-back", daemon=True)
+    thread.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        free.put(None)  # wakes the thread if it waits for a frame; it stops at its next one
+        thread.join()
+
+
 def reverse_file(job: ReverseJob, progress: Progress) -> ReverseStats:
     """Write ``job.output`` playing ``job.source`` backwards, verify it, and say what was done."""
     try:
@@ -141,19 +203,15 @@ def reverse_file(job: ReverseJob, progress: Progress) -> ReverseStats:
         return output.audio_until(index.seconds(end - index.pts[piece.first]))
 
     try:
-        with spooled_pieces(reader, pieces, spools, audio_of) as ready:
-            frame = spools[0].new_frame()
-            for piece, spool, audio_packets in ready:
-                for position in range(piece.stop - 1, piece.first - 1, -1):
-                    spool.pop(frame)
-                    # A true time mirror: frame i shows from end - t(i+1), so VFR stays VFR.
-                    frame.pts = end - index.next_pts(position)
-                    frame.time_base = index.time_base
+        with (spooled_pieces(reader, pieces, spools, audio_of) as ready,
+              read_back(ready, index, spools[0].new_frame) as items):
+            for frame, audio_packets, frames in items:
+                if frame is not None:
                     output.encode_video(frame)
+                    continue
                 output.mux(audio_packets)
-                done += piece.stop - piece.first
+                done += frames
                 progress(done, index.frames)
-            del frame
         output.close()
     except OSError as error:
         raise ReversalFailed(f"the frame spool in {directory} failed: {error.strerror}") from None
