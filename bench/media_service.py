@@ -88,8 +88,11 @@ class Sampler:
                     key = "supervising"
                 elif "reverse" in line and "worker" in line:
                     key = "worker"
-                    first, _last = self.workers.get(process.pid, (process.create_time(), 0.0))
-                    self.workers[process.pid] = (first, time.time())
+                    # First seen, not psutil's create_time: that is reckoned from the boot time
+                    # in whole seconds (/proc/stat btime), up to 1 s off time.time().
+                    now = time.time()
+                    first, _last = self.workers.get(process.pid, (now, now))
+                    self.workers[process.pid] = (first, now)
                 else:
                     continue
                 self.peaks[key] = max(self.peaks[key], process.memory_info().rss)
