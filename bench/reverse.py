@@ -6,14 +6,21 @@ still runs 3 threads); (c) ``vmkeeper media reverse … --json``, the whole comm
 child, the supervisor the CLI exec'd, the PyAV worker), input checks and output verification
 included; optionally (a) FFmpeg's whole-clip ``reverse,areverse`` (what took the VM down).
 
-Memory is sampled every 50 ms over the whole process tree: the sum of RSS (shared pages counted
-in every process) and of PSS (shared pages split). Content comes from ``media/clips.py``:
-``testsrc2`` (the easiest picture there is) beside footage-like content (fractal zoom, life,
-cellular automaton, scaled up with film grain), open-GOP H.264, HEVC, VP9, 60 fps, VFR and an
-odd size (whose baseline crops to even, as the reversal does: libx264 refuses odd 4:2:0). Each
-configuration runs ``--repeat`` times, (b) and (c) alternating, and keeps the fastest of each
-(the machine is shared: the minimum is the least disturbed run); each row ends with the
-1-minute load average before and after it. Clips are kept in ``--clips`` between runs.
+Time and memory come from separate runs. The timed runs (wall, CPU of the whole tree) have
+nothing watching them: reading every process's ``smaps`` every 50 ms is CPU taken from the
+measured on a 2-core machine, and more of it for a tree of two processes than for one. The
+memory run samples the whole process tree every 50 ms: the **tree's resident memory, each
+page once** (the physical frames the tree's processes map, from ``/proc/PID/pagemap``: root
+only; what the tree takes from the machine), beside the sum of RSS (a page two processes
+share, such as the interpreter the supervisor and the worker both run, counted in each) and of
+PSS (shared pages split, also with processes outside the tree). Content comes from
+``media/clips.py``: ``testsrc2`` (the easiest picture there is) beside footage-like content
+(fractal zoom, life, cellular automaton, scaled up with film grain), open-GOP H.264, HEVC,
+VP9, 60 fps, VFR and an odd size (whose baseline crops to even, as the reversal does: libx264
+refuses odd 4:2:0). Each configuration runs ``--repeat`` timed times, (b) and (c)
+alternating, and keeps the fastest of each (the minimum is the least disturbed run), then one
+memory run of each; each row ends with the 1-minute load average before and after it. Clips
+are kept in ``--clips`` between runs.
 
     nice -n -5 .venv/bin/python bench/reverse.py --kinds mandelbrot,life --sizes 720p,1080p \
         --durations 30,120
@@ -22,6 +29,7 @@ configuration runs ``--repeat`` times, (b) and (c) alternating, and keeps the fa
 from __future__ import annotations
 
 import argparse
+import array
 import os
 import resource
 import sys
@@ -63,27 +71,42 @@ EVEN_CROP = ["-vf", "crop=trunc(iw/2)*2:trunc(ih/2)*2"]
 class Run:
     seconds: float
     cpu: float  # user + system seconds of the whole tree (less noisy than wall time)
+
+
+@dataclass(frozen=True)
+class Memory:
+    pages: int  # peak of the tree's resident memory, each physical page once, bytes (0: not root)
     rss: int  # peak of the tree's summed RSS, bytes
     pss: int
 
 
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_PRESENT = 1 << 63
+_FRAME = (1 << 55) - 1
+
+
+def resident_frames(pid: int) -> set[int]:
+    """The physical page frames ``pid`` has resident (its maps looked up in its pagemap); empty
+    unless root, for whom alone the kernel fills the frame numbers in."""
+    frames: set[int] = set()
+    with (open(f"/proc/{pid}/maps", encoding="ascii", errors="replace") as maps,
+          open(f"/proc/{pid}/pagemap", "rb") as pagemap):
+        for line in maps:
+            low, high = (int(part, 16) for part in line.split(maxsplit=1)[0].split("-"))
+            if low >= 1 << 47:  # [vsyscall]: not in the pagemap
+                continue
+            pagemap.seek(low // _PAGE * 8)
+            entries = array.array("Q", pagemap.read((high - low) // _PAGE * 8))
+            frames.update(entry & _FRAME for entry in entries if entry & _PRESENT)
+    frames.discard(0)
+    return frames
+
+
 def measure(argv: list[str]) -> Run:
-    """Wall seconds and peak tree RSS / PSS of ``argv`` and all its children."""
+    """Wall seconds and CPU seconds of ``argv`` and all its children; nothing samples it."""
     started = time.monotonic()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    peak_rss = peak_pss = 0
     with proc.start(argv, timeout=3600, stdout=proc.DEVNULL, stderr=proc.PIPE) as running:
-        root = psutil.Process(running.pid)
-        while running.poll() is None:
-            rss = pss = 0
-            try:
-                for process in [root, *root.children(recursive=True)]:
-                    info = process.memory_full_info()
-                    rss, pss = rss + info.rss, pss + info.pss
-            except psutil.Error:
-                pass
-            peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
-            time.sleep(0.05)
         code = running.wait()
         if code != 0:
             err = running.stderr.read().decode(errors="replace") if running.stderr else ""
@@ -92,12 +115,36 @@ def measure(argv: list[str]) -> Run:
     # supervisor, each command by this process.
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return Run(time.monotonic() - started, cpu, peak_rss, peak_pss)
+    return Run(time.monotonic() - started, cpu)
+
+
+def measure_memory(argv: list[str]) -> Memory:
+    """Peak resident memory of ``argv``'s whole process tree, sampled every 50 ms."""
+    peak_pages = peak_rss = peak_pss = 0
+    with proc.start(argv, timeout=3600, stdout=proc.DEVNULL, stderr=proc.PIPE) as running:
+        root = psutil.Process(running.pid)
+        while running.poll() is None:
+            rss = pss = 0
+            frames: set[int] = set()
+            try:
+                for process in [root, *root.children(recursive=True)]:
+                    info = process.memory_full_info()
+                    rss, pss = rss + info.rss, pss + info.pss
+                    frames |= resident_frames(process.pid)
+            except (psutil.Error, OSError):  # a process gone between two reads
+                pass
+            peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+            peak_pages = max(peak_pages, len(frames) * _PAGE)
+            time.sleep(0.05)
+        code = running.wait()
+        if code != 0:
+            err = running.stderr.read().decode(errors="replace") if running.stderr else ""
+            raise SystemExit(f"{argv[0]} failed ({code}): {err[-500:]}")
+    return Memory(peak_pages, peak_rss, peak_pss)
 
 
 def fastest(runs: list[Run]) -> Run:
-    return Run(min(r.seconds for r in runs), min(r.cpu for r in runs),
-               min(r.rss for r in runs), min(r.pss for r in runs))
+    return Run(min(r.seconds for r in runs), min(r.cpu for r in runs))
 
 
 def mib(value: int) -> str:
@@ -126,10 +173,10 @@ def main() -> int:
     encoder = encoder_args(media.video_codec, media.preset, media.crf, media.audio_codec,
                            media.audio_bitrate)
     vmkeeper = str(Path(sys.executable).with_name("vmkeeper"))
-    print("| clip | (b) forward: peak RSS / PSS MiB, wall s, CPU s | (c) vmkeeper: the same "
-          "| (c)/(b) RSS | (c)/(b) PSS | (c)/(b) wall | (c)/(b) CPU | (c)−(b) wall s "
-          "| (a) whole-clip | load |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| clip | (b) forward: memory / RSS / PSS MiB, wall s, CPU s | (c) vmkeeper: the same "
+          "| (c)/(b) memory | (c)/(b) RSS | (c)/(b) PSS | (c)/(b) wall | (c)/(b) CPU "
+          "| (c)−(b) wall s | (a) whole-clip | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="bench-reverse-") as folder:
         work = Path(folder)
         for kind in args.kinds.split(","):
@@ -147,13 +194,14 @@ def row(label: str, clip: Clip, source: Path, work: Path, ffmpeg: str, vmkeeper:
         encoder: list[str], kind: str, args: argparse.Namespace) -> None:
     load_before = os.getloadavg()[0]
     forward = encoder + (EVEN_CROP if kind == "odd" else [])
+    b_argv = build_forward_transcode_argv(ffmpeg, source, work / "b.mp4", forward)
+    c_argv = [vmkeeper, "media", "reverse", str(source), str(work / "c.mp4"), "--json"]
     b_runs, c_runs = [], []
     for _ in range(args.repeat):
-        b_runs.append(measure(build_forward_transcode_argv(ffmpeg, source, work / "b.mp4",
-                                                           forward)))
-        c_runs.append(measure([vmkeeper, "media", "reverse", str(source), str(work / "c.mp4"),
-                               "--json"]))
+        b_runs.append(measure(b_argv))
+        c_runs.append(measure(c_argv))
     b, c = fastest(b_runs), fastest(c_runs)
+    b_mem, c_mem = measure_memory(b_argv), measure_memory(c_argv)
     a = "—"
     if args.whole_clip:
         width, height = clip.dimensions
@@ -162,11 +210,15 @@ def row(label: str, clip: Clip, source: Path, work: Path, ffmpeg: str, vmkeeper:
         if estimate / 2**20 > args.skip_a_over:
             a = f"skipped (~{estimate / 2**20:,.0f} MiB)"
         else:
-            run = measure(build_whole_clip_reverse_argv(ffmpeg, source, work / "a.mp4", forward))
-            a = f"{mib(run.rss)} / {mib(run.pss)}, {run.seconds:.1f}"
-    print(f"| {label} | {mib(b.rss)} / {mib(b.pss)}, {b.seconds:.2f}, {b.cpu:.2f} | "
-          f"{mib(c.rss)} / {mib(c.pss)}, {c.seconds:.2f}, {c.cpu:.2f} | {c.rss / b.rss:.2f} | "
-          f"{c.pss / b.pss:.2f} | {c.seconds / b.seconds:.2f} | {c.cpu / b.cpu:.2f} | "
+            a_argv = build_whole_clip_reverse_argv(ffmpeg, source, work / "a.mp4", forward)
+            run, memory = measure(a_argv), measure_memory(a_argv)
+            a = f"{mib(memory.rss)} / {mib(memory.pss)}, {run.seconds:.1f}"
+    pages = f"{c_mem.pages / b_mem.pages:.2f}" if b_mem.pages else "- (not root)"
+    print(f"| {label} | {mib(b_mem.pages)} / {mib(b_mem.rss)} / {mib(b_mem.pss)}, "
+          f"{b.seconds:.2f}, {b.cpu:.2f} | {mib(c_mem.pages)} / {mib(c_mem.rss)} / "
+          f"{mib(c_mem.pss)}, {c.seconds:.2f}, {c.cpu:.2f} | {pages} | "
+          f"{c_mem.rss / b_mem.rss:.2f} | {c_mem.pss / b_mem.pss:.2f} | "
+          f"{c.seconds / b.seconds:.2f} | {c.cpu / b.cpu:.2f} | "
           f"{c.seconds - b.seconds:+.2f} | {a} | "
           f"{load_before:.1f}–{os.getloadavg()[0]:.1f} |", flush=True)
     for name in ("a.mp4", "b.mp4", "c.mp4"):
