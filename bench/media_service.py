@@ -1,19 +1,23 @@
 """Benchmark the reverse-video service: jobs through a real `vmkeeper media serve`.
 
 Two phases against one service:
-1. throughput — every good key submitted several times at once (duplicates); the queue drains.
-   Baseline: one `vmkeeper media reverse` of the same clip run alone from the shell (median of
-   3), i.e. doing the jobs by hand one after another. ``throughput × baseline seconds`` is the
-   ratio: 1.0 means the service adds nothing per job over the lean CLI path. And the per-job
-   overhead in the same run, so under the same load: the reversal workers' lifetimes (sampled
-   every 50 ms) over the phase's wall time — 1.0 would be a worker running at every instant.
+1. throughput — every good key submitted several times at once (duplicates coalesce: one job
+   a key); the queue drains. The issue's figure, throughput vs 1 ÷ job seconds, is taken on
+   the service's own clock: done jobs ÷ (last job's end − first job's claim) × mean job seconds
+   (claim → settled): 1.0 means the queue loses nothing between jobs. Beside it what a job
+   costs beyond its reversal: the reversal workers' lifetimes (started when the kernel says,
+   ended when last seen by a 50 ms sampler) over that span, and the milliseconds per job
+   outside the worker (the supervisor's start, the service's checks, settling the job). And a
+   baseline from the shell: one `vmkeeper media reverse` of the same clip (median of 3),
+   i.e. doing the jobs by hand one after another; ``throughput × baseline seconds``.
 2. hostile — corrupt media, an empty file, path escapes, an over-long key, a body over the cap,
    a non-ASCII token: what each got, and the time the runner spent on them.
 
-Also printed: the issue's first formula (done jobs ÷ wall × median job seconds, over the whole
-mix — it counts the hostile jobs' run time against throughput, so it measures the mix as much
-as the overhead), job seconds, the RSS of the process that supervises each job (the service's
-child: ``jobchild`` before, ``media.supervisor`` after), the worker's peak, the service's RSS.
+Also printed: the first formula this bench printed (done jobs ÷ the wall time of both phases
+as this script saw it × median job seconds — it counts the hostile jobs' run time and this
+script's HTTP polling against throughput, so it measures the mix as much as the overhead), job
+seconds, the RSS of the process that supervises each job (the service's child: ``jobchild``
+before, ``media.supervisor`` after), the worker's peak, the service's RSS.
 
     .venv/bin/python bench/media_service.py [--videos 4] [--copies 5] [--seconds 4]
     PYTHONPATH=/tmp/old/src .venv/bin/python bench/media_service.py   # another tree's code
@@ -62,6 +66,7 @@ class Sampler:
 
     def __init__(self, pid: int) -> None:
         self.service = psutil.Process(pid)
+        self.offset = _create_time_offset()
         self.peaks = {"service": 0, "idle service": 0, "supervising": 0, "worker": 0}
         # pid -> (started, last seen): how long each reversal worker ran, seen every 50 ms
         self.workers: dict[int, tuple[float, float]] = {}
@@ -88,10 +93,11 @@ class Sampler:
                     key = "supervising"
                 elif "reverse" in line and "worker" in line:
                     key = "worker"
-                    # First seen, not psutil's create_time: that is reckoned from the boot time
-                    # in whole seconds (/proc/stat btime), up to 1 s off time.time().
+                    # Started when the kernel says (to a clock tick), ended when last seen:
+                    # up to one sample (50 ms) short, never long.
                     now = time.time()
-                    first, _last = self.workers.get(process.pid, (now, now))
+                    first, _last = self.workers.get(
+                        process.pid, (process.create_time() - self.offset, now))
                     self.workers[process.pid] = (first, now)
                 else:
                     continue
@@ -104,6 +110,17 @@ class Sampler:
     def __exit__(self, *_exc: object) -> None:
         self.stop.set()
         self.thread.join()
+
+
+def _create_time_offset() -> float:
+    """psutil's create_time minus time.time() for a process started now. create_time is
+    reckoned from the boot time in whole seconds (/proc/stat btime): off by a constant of up
+    to 1 s, which this measures (to a clock tick) so a worker's start can be placed in time."""
+    before = time.time()
+    with proc.start(["sleep", "5"], timeout=10) as child:
+        offset = psutil.Process(child.pid).create_time() - before
+        child.popen.kill()
+    return offset
 
 
 def _by_hand(clip: Path, folder: Path, config: Path) -> float:
@@ -213,6 +230,10 @@ def _print(args: argparse.Namespace, folder: Path, by_hand: float,
     done = [j for j in jobs if j["state"] == "done"]
     seconds = [j["seconds"] for j in done if j["seconds"]]
     one_job = statistics.median(seconds) if seconds else 0
+    # The service's own clock: from the first job's claim to the last one's end, so neither the
+    # HTTP submissions nor this script's polling for the end count against the queue.
+    span = (max(j["finished_at"] for j in done) - min(j["started_at"] for j in done)
+            if done else 0)
     everything = jobs + hostile
     mixed_done = [j for j in everything if j["state"] == "done"]
     waits = [j["started_at"] - j["created_at"] for j in jobs if j["started_at"]]
@@ -228,8 +249,13 @@ def _print(args: argparse.Namespace, folder: Path, by_hand: float,
         ("throughput vs the baseline", f"{len(done) / wall * by_hand:.2f}x"),
         ("the reversal alone (worker lifetime) p50", f"{statistics.median(reversing):.2f} s"
          if reversing else "-"),
-        ("throughput vs 1 ÷ reversal seconds", f"{sum(reversing) / wall:.2f}x"
-         if reversing else "-"),
+        ("the queue's span: first claim → last done (service clock)", f"{span:.2f} s"),
+        ("throughput vs 1 ÷ job seconds: done ÷ span × mean job s",
+         f"{len(done) / span * statistics.fmean(seconds):.2f}x" if seconds and span else "-"),
+        ("the reversal's share: workers' lifetimes ÷ span", f"{sum(reversing) / span:.2f}x"
+         if reversing and span else "-"),
+        ("per job outside the worker (span − lifetimes) ÷ jobs",
+         f"{(span - sum(reversing)) / len(done) * 1000:.0f} ms" if reversing and done else "-"),
         ("queue wait p50 / max", f"{statistics.median(waits):.1f} / {max(waits):.1f} s"
          if waits else "-"),
         ("hostile: HTTP 202 / 400", f"{statuses.count(202)} / {statuses.count(400)}"),
@@ -237,7 +263,7 @@ def _print(args: argparse.Namespace, folder: Path, by_hand: float,
             *(sum(j["state"] == s for j in hostile) for s in FINISHED))),
         ("hostile: runner seconds", f"{hostile_wall:.1f} s"),
         *[(f"hostile: {name}", f"HTTP {code}") for name, code in extra],
-        ("issue formula: all done ÷ wall × job s",
+        ("first formula: all done ÷ (wall + hostile) × p50 job s",
          f"{len(mixed_done) / (wall + hostile_wall) * one_job:.2f}x" if one_job else "-"),
         ("idle service RSS", _mib(peaks["idle service"])),
         ("service peak RSS", _mib(peaks["service"])),
