@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from vmkeeper.adapters.apache import Apache
+from vmkeeper.adapters.pm2 import Pm2
+
 DEFAULT_DIR = Path(".sandbox")
 DEFAULT_BASE_PORT = 10000
 ASSETS = Path(__file__).parent / "assets"
@@ -127,3 +130,13 @@ class Layout:
     @property
     def marker(self) -> Path:
         return self.dir / ".vmkeeper-sandbox"
+
+
+def pm2_for(layout: Layout) -> Pm2:
+    """The sandbox's own PM2 (its binary, its PM2_HOME)."""
+    return Pm2(bin=str(layout.pm2_bin), home=layout.pm2_home, timeout=60)
+
+
+def apache_for(layout: Layout, binary: str) -> Apache:
+    """The sandbox's own Apache (its config, its pid file)."""
+    return Apache(binary, layout.apache_config, layout.apache_pid)

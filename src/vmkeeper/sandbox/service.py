@@ -3,17 +3,13 @@
 Each step of ``up`` checks before it acts, so ``up`` on a running sandbox changes nothing; a
 failing step stops what this run started and raises SandboxError naming the step.
 
-Over 450 lines (542), not yet earned: the daemons outside PM2 already live in agent_proc.py; the
-Apache part (ensure_apache, ensure_proxy, ensure_apache_running, apache_for: ~75 lines) and the
-teardown (down, sandbox_processes: ~45) are the next two modules. Not split in the session that
-grew it: every slow test builds its sandbox through here, and the split wanted a full slow run
-of its own after it, which that session had no time left for.
+The parts around the steps live beside it: the daemons outside PM2 (agent_proc.py), Apache
+(apache.py), the teardown (teardown.py, re-exported here), where things live (layout.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shlex
 import shutil
@@ -24,21 +20,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
 from vmkeeper import proc
-from vmkeeper.adapters import apache as apache_adapter
-from vmkeeper.adapters import host, host_commands, http
+from vmkeeper.adapters import host_commands, http
 from vmkeeper.adapters.git import Git
 from vmkeeper.adapters.pm2 import Pm2, Pm2App
 from vmkeeper.atomic import write_atomic
 from vmkeeper.errors import SandboxError, VmkeeperError
 from vmkeeper.health.service import run_status
 from vmkeeper.progress import Phase, Progress, ProgressEvent, note, silent
-from vmkeeper.releases import activation, build, deploy, handover, store
+from vmkeeper.releases import activation, build, deploy, store
 from vmkeeper.releases.results import STEP_TITLES, STEPS
 from vmkeeper.sandbox import agent_proc
+from vmkeeper.sandbox.apache import ensure_apache, ensure_proxy
 from vmkeeper.sandbox.layout import ASSETS, PLANTED_SECRETS, Layout
+from vmkeeper.sandbox.layout import apache_for as apache_for
+from vmkeeper.sandbox.layout import pm2_for as pm2_for
+from vmkeeper.sandbox.teardown import down as down
+from vmkeeper.sandbox.teardown import sandbox_processes as sandbox_processes
 from vmkeeper.settings import Settings, load_settings
 
 
@@ -141,14 +139,6 @@ def sandbox_settings(layout: Layout) -> Settings:
     return load_settings(layout.config, env={}).settings
 
 
-def pm2_for(layout: Layout) -> Pm2:
-    return Pm2(bin=str(layout.pm2_bin), home=layout.pm2_home, timeout=60)
-
-
-def apache_for(layout: Layout, binary: str) -> apache_adapter.Apache:
-    return apache_adapter.Apache(binary, layout.apache_config, layout.apache_pid)
-
-
 class _Up:
     """One run of ``sandbox up``: its steps and what it started (to undo on failure)."""
 
@@ -238,28 +228,6 @@ def check_node(required_major: int = 20) -> str:
             f"install Node {required_major}."
         )
     return version
-
-
-def ensure_apache(progress: Progress) -> str:
-    binary = apache_adapter.find_binary()
-    if binary:
-        return binary
-    if os.geteuid() != 0:
-        raise SandboxError(
-            "Apache 2.4 is not installed and this is not root: run "
-            "`sudo apt-get install apache2` (Debian/Ubuntu), then `vmkeeper sandbox up` again."
-        )
-    note(progress, "Apache is missing: apt-get install apache2 (as root)")
-    apt_env = {"DEBIAN_FRONTEND": "noninteractive"}
-    proc.run(["apt-get", "update", "-q"], timeout=600, env=apt_env)
-    proc.run(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "apache2"],
-        timeout=900, env=apt_env,
-    )
-    binary = apache_adapter.find_binary()
-    if not binary:
-        raise SandboxError("apt-get installed apache2 but no apache2 binary was found.")
-    return binary
 
 
 def ensure_pm2(layout: Layout) -> None:
@@ -412,46 +380,6 @@ def _online(apps: Mapping[str, Pm2App], name: str) -> bool:
     return app is not None and app.online
 
 
-def _no_graceful(argv: proc.Argv, *, timeout: float, **_kw: object) -> proc.Result:
-    """Apache starts right after the include is written; nothing to reload yet."""
-    return proc.Result(tuple(str(a) for a in argv), 0, "", "", 0.0)
-
-
-def ensure_proxy(layout: Layout, settings: Settings, apache_binary: str) -> None:
-    """Apache of ``layout`` running with the zero-downtime switch's include (``settings``'
-    frontend_include and map, written first: a running Apache reloads, a new one reads them)."""
-    apache = apache_for(layout, apache_binary)
-    handover.ensure_include(
-        settings, runner=proc.run if apache.pid() is not None else _no_graceful)
-    ensure_apache_running(layout, apache)
-
-
-def ensure_apache_running(layout: Layout, apache: apache_adapter.Apache) -> None:
-    for folder in ("run", "logs"):
-        (layout.apache_root / folder).mkdir(parents=True, exist_ok=True)
-    routes = [
-        apache_adapter.ProxyRoute("/api", layout.ports.backend),
-        apache_adapter.ProxyRoute("/", layout.ports.frontend),
-    ]
-    # The sandbox's Apache carries the VM snippet: deploys switch without downtime.
-    config = apache_adapter.render_config(
-        root=layout.apache_root, port=layout.ports.proxy, routes=routes,
-        frontend_include=layout.apache_frontend_include,
-    )
-    changed = not layout.apache_config.exists() or layout.apache_config.read_text() != config
-    layout.apache_config.write_text(config)
-    if apache.pid() is not None and not changed:
-        return
-    apache.configtest()
-    if apache.pid() is not None:
-        apache.stop()
-    apache.start()
-    if apache.pid() is None:
-        raise SandboxError(
-            f"Apache did not start: see {layout.apache_error_log}."
-        )
-
-
 def wait_for_site(settings: Settings, timeout: float = 60) -> None:
     """The site through Apache and the API answer as the runbook's health says, or raise."""
     ready = http.wait_until_answering({
@@ -488,52 +416,6 @@ def status(layout: Layout, steps: list[str] | None = None) -> SandboxStatus:
         active_release=report.active_release,
         steps=steps or [],
     )
-
-
-def down(layout: Layout, progress: Progress = silent) -> list[int]:
-    """Stop PM2 (daemon and apps) and Apache; kill anything of the sandbox left behind.
-
-    Returns the pids that had to be killed after the orderly stop (normally none).
-    """
-    if not layout.marker.exists() and not layout.config.exists():
-        raise SandboxError(f"No sandbox in {layout.dir}: nothing to take down.")
-    if agent_proc.stop(layout, "watch"):
-        note(progress, "stop the watcher")
-    if agent_proc.stop(layout):
-        note(progress, "stop the agent")
-    if layout.pm2_bin.exists():
-        note(progress, "pm2 kill")
-        pm2_for(layout).kill()
-    binary = apache_adapter.find_binary() or "apache2"
-    note(progress, "stop Apache")
-    apache_for(layout, binary).stop()
-    return host.kill_processes(sandbox_processes(layout))
-
-
-# A person's shell or editor standing in the sandbox folder is not the sandbox's.
-_NEVER_KILL = {"bash", "sh", "zsh", "fish", "dash", "tmux", "vim", "nano", "less", "python",
-               "python3", "pytest", "git"}
-
-
-def sandbox_processes(layout: Layout) -> list[psutil.Process]:
-    """Processes that belong to the sandbox: run from inside its folder or with its PM2_HOME."""
-    root = str(layout.dir)
-    mine = os.getpid()
-    found = []
-    for process in psutil.process_iter(["pid", "cwd", "cmdline", "environ"]):
-        if process.info["pid"] == mine:
-            continue
-        cmdline = " ".join(process.info.get("cmdline") or [])
-        cwd = process.info.get("cwd") or ""
-        environ = process.info.get("environ") or {}
-        name = (process.info.get("cmdline") or [""])[0].rsplit("/", 1)[-1]
-        if (
-            (cwd.startswith(root + os.sep) and name not in _NEVER_KILL)
-            or root + os.sep in cmdline
-            or environ.get("PM2_HOME") == str(layout.pm2_home)
-        ):
-            found.append(process)
-    return found
 
 
 def base_port_of(directory: Path) -> int:
