@@ -12,6 +12,7 @@ import pytest
 
 from tests.fakes.world import FakeVm
 from tests.support.clock import FakeClock
+from vmkeeper import telemetry
 from vmkeeper.adapters import host
 from vmkeeper.errors import SettingsError
 from vmkeeper.gather import Got
@@ -32,13 +33,14 @@ class Counted:
         self.heavy = 0
         self.looks = 0
         self.used_pct = 50
+        self.fill = 10  # points the disk fills at each heavy gathering
 
     def __call__(self, carried: Facts | None) -> tuple[Facts, HealthReport]:
         self.looks += 1
         facts = self.world.facts()
         if carried is None:
             self.heavy += 1
-            self.used_pct += 10
+            self.used_pct += self.fill
             disk = host.FsUsage(Path("/"), "/", 100, 100 - self.used_pct, 1000, 900, 1)
             facts = dataclasses.replace(facts, filesystems=Got([disk]))
         else:
@@ -144,3 +146,25 @@ def test_an_outage_looks_in_full_once_per_cycle(tmp_path: Path) -> None:
         looker()
         looks.append((counted.looks - before[0], counted.heavy - before[1]))
     assert looks == [(2, 1), (1, 1), (1, 1)]  # a cheap look, then in full; then in full only
+
+
+def test_the_collector_hears_of_a_change_at_once_and_of_a_steady_vm_at_its_own_period(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    world, counted, looker, clock = _healthy(tmp_path, interval_s=5, heavy_every=100)
+    counted.fill = 0  # the same disk each look: only the outage changes what is seen
+    pushed: list[str] = []
+    monkeypatch.setattr(telemetry, "export_soon",
+                        lambda: pushed.append(looker.last.verdict if looker.last else ""))
+    for _ in range(4):  # a steady VM: the first look is pushed, the next three wait their turn
+        looker()
+        clock.advance(5)
+    assert len(pushed) == 1
+    world.pm2_state.apps.clear()  # every app gone
+    for _ in range(3):
+        looker()
+        clock.advance(5)
+    assert len(pushed) == 2 and pushed[1] != pushed[0]  # the outage, at once and once
+    world.run_frontend(world.release("bbbbbbb"))  # a person brought it back
+    world.run_other_apps()
+    looker()
+    assert len(pushed) == 3 and pushed[2] == pushed[0]  # and the recovery

@@ -71,6 +71,7 @@ class Looker:
         self.facts: gathering.Facts | None = None
         self.since_heavy = 0  # cycles since the heavy facts were last gathered
         self.heavy_at = 0.0
+        self.exported: tuple[str, str] | None = None  # (status, verdict) last pushed at once
 
     def heavy_due(self, now: float) -> bool:
         """Due by count or by time; and while the chain stays broken (an outage's cycles look
@@ -98,7 +99,12 @@ class Looker:
         self.since_heavy += 1
         self.facts, self.last = facts, report
         write_textfile(self.settings, report, now, heavy_at=self.heavy_at)
-        telemetry.export_soon()  # this cycle's metrics to the collector, in the background
+        if (report.status.value, report.verdict) != self.exported:
+            # A change reaches the collector within its cycle (in the background); a steady
+            # VM's figures go out at the exporter's own period (telemetry.metric_interval_s),
+            # not at every cycle: each export is a collection and a protobuf of every family.
+            telemetry.export_soon()
+            self.exported = (report.status.value, report.verdict)
         plan = plan_recovery(diagnose(report.checks, report.supervisor), self.tools)
         look = Look(healthy=not chain_broken(report), actionable=not plan.refused,
                     maintenance=in_maintenance(self.settings, now))
