@@ -47,8 +47,12 @@ WORKER_MODULE = "vmkeeper.media.worker"
 
 # PyAV's decoder and x264 run with one thread each, but glibc would still give every thread
 # that ever mallocs its own arena (64 MiB of address space, pages kept after free): two arenas
-# bound that, at no cost for a single-threaded worker.
-WORKER_ENV = {"MALLOC_ARENA_MAX": "2"}
+# bound that, at no cost for a single-threaded worker. A fixed mmap threshold keeps every
+# block of 128 KiB or more (frames, packets) out of the heap: glibc's default raises the
+# threshold to the largest block freed, after which frame-sized blocks come from the heap and
+# its holes stay resident (measured: 720p 120 s, the tree's peak 144 → 142 MiB; CPU unchanged
+# within the run-to-run noise).
+WORKER_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}
 _POLL_S = 0.2
 
 
