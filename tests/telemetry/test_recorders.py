@@ -12,14 +12,17 @@ from tests.fakes.world import FakeVm
 from tests.media_service.fakes import REJECTED, scripted_queue
 from tests.media_service.helpers import settings_for
 from tests.support import otlp
+from tests.support.clock import FakeClock
 from tests.support.waiting import wait_for
 from vmkeeper import telemetry
+from vmkeeper.health.facts import Facts
+from vmkeeper.health.model import HealthReport
 from vmkeeper.health.service import run_health
 from vmkeeper.settings import Settings
 from vmkeeper.telemetry import record
 from vmkeeper.watch.loop import Alert
 from vmkeeper.watch.pressure import Pressure
-from vmkeeper.watch.service import _counted
+from vmkeeper.watch.service import Looker, _counted
 from vmkeeper.watch.store import Incident, Store
 from vmkeeper.watch.textfile import write_textfile
 
@@ -160,3 +163,28 @@ def test_a_silent_collector_never_holds_up_a_cycle_and_exports_do_not_pile_up() 
         assert handle._exporting.locked() and threading.active_count() - threads <= 1
     finally:
         servers.close()
+
+
+def test_the_watcher_renders_the_textfile_families_at_the_exporters_period(
+        tmp_path: Path) -> None:
+    vm = FakeVm.at(tmp_path)
+    vm.run_other_apps()
+    prom = tmp_path / "vmkeeper.prom"
+    settings = _on(vm.settings.model_copy(update={"watch": vm.settings.watch.model_copy(
+        update={"textfile": prom, "interval_s": 5})}))
+    clock = FakeClock()
+
+    def look(_carried: Facts | None) -> tuple[Facts, HealthReport]:
+        return vm.facts(), run_health(settings, remember=False, pm2=vm.pm2)
+
+    looker = Looker(settings, look, clock)
+    looker()
+    record.incidents_open(3)  # a family that appears after the first render
+    clock.advance(5)
+    looker()  # a steady cycle: health's figures anew, the families carried
+    assert "vmkeeper_incidents_open" not in prom.read_text()
+    assert _series(prom.read_text(), "vmkeeper_health_last_run_timestamp_seconds") == {
+        "": clock()}
+    clock.advance(settings.telemetry.metric_interval_s)
+    looker()  # the exporter's period has passed: rendered anew
+    assert _series(prom.read_text(), "vmkeeper_incidents_open") == {"": 3}

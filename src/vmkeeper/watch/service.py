@@ -72,6 +72,9 @@ class Looker:
         self.since_heavy = 0  # cycles since the heavy facts were last gathered
         self.heavy_at = 0.0
         self.exported: tuple[str, str] | None = None  # (status, verdict) last pushed at once
+        # The telemetry families carried in the textfile, and when they were rendered.
+        self.families: str | None = None
+        self.families_at = 0.0
 
     def heavy_due(self, now: float) -> bool:
         """Due by count or by time; and while the chain stays broken (an outage's cycles look
@@ -98,8 +101,14 @@ class Looker:
             self._warn_pressure()
         self.since_heavy += 1
         self.facts, self.last = facts, report
-        write_textfile(self.settings, report, now, heavy_at=self.heavy_at)
-        if (report.status.value, report.verdict) != self.exported:
+        changed = (report.status.value, report.verdict) != self.exported
+        # The telemetry families in the textfile, like the export, follow the exporter's period
+        # or a change; health's own figures and every check's last success are this cycle's.
+        if changed or now - self.families_at >= self.settings.telemetry.metric_interval_s:
+            self.families, self.families_at = None, now
+        self.families = write_textfile(self.settings, report, now, heavy_at=self.heavy_at,
+                                       families=self.families)
+        if changed:
             # A change reaches the collector within its cycle (in the background); a steady
             # VM's figures go out at the exporter's own period (telemetry.metric_interval_s),
             # not at every cycle: each export is a collection and a protobuf of every family.

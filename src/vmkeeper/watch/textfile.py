@@ -18,13 +18,15 @@ def _label(value: str) -> str:
 
 
 def write_textfile(settings: Settings, report: HealthReport, now: float, *,
-                   heavy_at: float | None = None) -> None:
+                   heavy_at: float | None = None, families: str | None = None) -> str:
     """``heavy_at``: when the heavy checks were last gathered (None: this cycle). Before now,
-    they were judged on carried facts and did not pass now (their last success stays)."""
+    they were judged on carried facts and did not pass now (their last success stays).
+    ``families``: the telemetry families' text to carry (the watcher renders them anew only
+    at the exporter's period or on a change); None renders them now. Returns that text."""
     carried = heavy_at is not None and heavy_at < now
     path = settings.watch.textfile
     if path is None:
-        return
+        return families or ""
     memory = settings.state_dir / "watch" / "last_success.json"
     try:
         last: dict[str, float] = json.loads(memory.read_text())
@@ -44,9 +46,11 @@ def write_textfile(settings: Settings, report: HealthReport, now: float, *,
               f"vmkeeper_watch_heavy_last_run_timestamp_seconds {heavy_at or now:.3f}"]
     health = prometheus_text(report, now)
     # The telemetry families too (issue 15), less those health's own text already has.
-    families = telemetry.prometheus_text(_families_in(health))
+    if families is None:
+        families = telemetry.prometheus_text(_families_in(health))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, health + "\n".join(lines) + "\n" + families, mode=0o644)
+    return families
 
 
 def _families_in(text: str) -> frozenset[str]:
