@@ -112,4 +112,10 @@ def _die_with_parent() -> None:
 
 if __name__ == "__main__":
     _die_with_parent()
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Past this point there is nothing left to write: skip the interpreter's teardown (PyAV's
+    # and FFmpeg's objects freed one by one, ~15 ms a job, measured), which the supervisor and
+    # the job queue would otherwise wait for.
+    os._exit(code)
