@@ -59,8 +59,10 @@ class Output:
             self.container.mux(packet)
 
     def audio_until(self, seconds: float) -> list[Any]:
-        """Encode the reversed audio up to ``seconds`` of output; the packets, to be muxed
-        after the video before that time, so the file stays interleaved.
+        """Encode the reversed audio up to ``seconds`` of output; the packets, muxed before
+        the piece's video of that time (the muxer interleaves by timestamp either way, and
+        buffers what comes early until the other stream catches up: a piece of sound, ~32 KB
+        for 2 s, rather than a piece of video packets, which at 720p60 were 6.7 MiB).
 
         Called from the decoding thread, one piece ahead (``reverse.spooled_pieces``): the
         audio encoder is that thread's alone, the muxer the encoding thread's."""

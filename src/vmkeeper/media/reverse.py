@@ -53,12 +53,72 @@ _FRAMES_READ_AHEAD = 2  # frames read back ahead of x264: one being encoded, one
 
 
 class _Stopped(Exception):
-    """The encoding side gave up: the decoding thread stops at its next frame."""
+    """The consuming side gave up: the producing thread stops at its next step."""
+
+
+_END = object()  # the producer is done
+Take = Callable[[], Any]  # a free resource (a spool, a frame) for the producer; waits for one
 
 
 @contextlib.contextmanager
+def run_ahead(name: str, resources: list[Any],
+              produce: Callable[[Take, Callable[[Any], None], threading.Event], None],
+              released: Callable[[Any], Any]) -> Iterator[Iterator[Any]]:
+    """Items made by ``produce(take, put, stop)`` in a thread of its own, ahead of the caller,
+    each from one of ``resources`` taken with ``take()``; once the caller is done with an item
+    (it asks for the next), ``released(item)`` (a resource, or None) is free again.
+
+    The one producer/consumer shape of the reversal (the decoding thread filling spools, the
+    reading thread filling frames). An exception in the thread is raised at the caller; when
+    the caller leaves, ``stop`` is set, a producer waiting in ``take()`` or checking ``stop``
+    stops, and the thread is joined.
+    """
+    free: queue.Queue[Any] = queue.Queue()
+    for each in resources:
+        free.put(each)
+    out: queue.Queue[Any] = queue.Queue()
+    stop = threading.Event()
+
+    def take() -> Any:
+        got = free.get()
+        if stop.is_set():
+            raise _Stopped
+        return got
+
+    def run() -> None:
+        try:
+            produce(take, out.put, stop)
+            out.put(_END)
+        except _Stopped:
+            return
+        except BaseException as error:  # noqa: BLE001 - handed to the caller, raised there
+            out.put(error)
+
+    def consume() -> Iterator[Any]:
+        while True:
+            item = out.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            again = released(item)
+            if again is not None:
+                free.put(again)  # the caller is done with it: the producer may refill it
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        free.put(None)  # wakes the producer if it waits for a resource
+        thread.join()
+
+
 def spooled_pieces(reader: VideoReader, pieces: list[Piece], spools: list[Spool],
-                   after: Callable[[Piece], list[Any]]) -> Iterator[Iterator[Ready]]:
+                   after: Callable[[Piece], list[Any]]
+                   ) -> contextlib.AbstractContextManager[Iterator[Ready]]:
     """Pieces from the last, each fully spooled, decoded in a thread one piece ahead; with each,
     what ``after(piece)`` returned in that thread once the piece was spooled (its audio).
 
@@ -67,111 +127,51 @@ def spooled_pieces(reader: VideoReader, pieces: list[Piece], spools: list[Spool]
     measured by overlaps its decoder and its audio encoder with x264. Decoding piece k-1 into
     the second spool, and encoding its audio, while piece k's video is encoded does the same
     (PyAV releases the GIL in avcodec calls); each codec is still single-threaded, and the
-    extra memory is a second spool's page cache, not frames. The thread that runs x264 is the
-    one the whole reversal waits for: it does nothing else but read frames back and mux.
+    extra memory is a second spool's page cache, not frames.
     """
-    free: queue.Queue[Spool] = queue.Queue()
-    for spool in spools:
-        free.put(spool)
-    ready: queue.Queue[Ready | BaseException | None] = queue.Queue()
-    stop = threading.Event()
+    def produce(take: Take, put: Callable[[Ready], None], stop: threading.Event) -> None:
+        for piece in reversed(pieces):
+            spool = take()
 
-    def produce() -> None:
-        try:
-            for piece in reversed(pieces):
-                spool = free.get()
+            def sink(frame: Any, spool: Spool = spool) -> None:
                 if stop.is_set():
-                    return
+                    raise _Stopped
+                spool.write(frame)
 
-                def sink(frame: Any, spool: Spool = spool) -> None:
-                    if stop.is_set():
-                        raise _Stopped
-                    spool.write(frame)
+            reader.read(piece, sink)
+            put((piece, spool, after(piece)))
 
-                reader.read(piece, sink)
-                ready.put((piece, spool, after(piece)))
-            ready.put(None)
-        except _Stopped:
-            return
-        except BaseException as error:  # noqa: BLE001 - handed to the encoding side, raised there
-            ready.put(error)
-
-    def consume() -> Iterator[Ready]:
-        while True:
-            item = ready.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-            free.put(item[1])  # drained by the caller: the decoder may refill it
-
-    thread = threading.Thread(target=produce, name="vmkeeper-decode", daemon=True)
-    thread.start()
-    try:
-        yield consume()
-    finally:
-        stop.set()
-        for spool in spools:
-            free.put(spool)  # wakes the thread if it waits for a spool
-        thread.join()
+    return run_ahead("vmkeeper-decode", list(spools), produce, lambda ready: ready[1])
 
 
-@contextlib.contextmanager
 def read_back(ready: Iterator[Ready], index: VideoIndex,
-              new_frame: Callable[[], Any]) -> Iterator[Iterator[Item]]:
+              new_frame: Callable[[], Any]) -> contextlib.AbstractContextManager[Iterator[Item]]:
     """The spooled frames newest first, stamped with their mirrored time, read back by a thread
     of their own while x264 encodes the frame before.
 
     Why a third thread: reading a frame back (a copy out of the page cache and the truncation
     behind it) was ~3.5 % of the thread that runs x264, the thread the reversal's wall time is
-    (docs/media.md); here it overlaps the encoding. Two frames, reused for the whole reversal,
-    one being encoded, one being filled (libx264 copies its input: a frame is free again once
-    ``encode`` returned, i.e. when the caller asks for the next item).
+    (docs/media.md); here it overlaps the encoding, and the thread running x264 does nothing
+    but encode and mux. Two frames, reused for the whole reversal, one being encoded, one being
+    filled (libx264 copies its input: a frame is free again once ``encode`` returned, i.e.
+    when the caller asks for the next item).
     """
-    free: queue.Queue[Any] = queue.Queue()
-    for _ in range(_FRAMES_READ_AHEAD):
-        free.put(new_frame())
-    items: queue.Queue[Item | BaseException | None] = queue.Queue()
-    stop = threading.Event()
     end = index.end_pts
 
-    def produce() -> None:
-        try:
-            for piece, spool, audio_packets in ready:
-                for position in range(piece.stop - 1, piece.first - 1, -1):
-                    frame = free.get()
-                    if stop.is_set():
-                        return
-                    spool.pop(frame)
-                    # A true time mirror: frame i shows from end - t(i+1), so VFR stays VFR.
-                    frame.pts = end - index.next_pts(position)
-                    frame.time_base = index.time_base
-                    items.put((frame, [], 0))
-                items.put((None, audio_packets, piece.stop - piece.first))
-            items.put(None)
-        except BaseException as error:  # noqa: BLE001 - handed to the encoding side, raised there
-            items.put(error)
+    def produce(take: Take, put: Callable[[Item], None], _stop: threading.Event) -> None:
+        for piece, spool, audio_packets in ready:
+            put((None, audio_packets, 0))  # the piece's sound first (Output.audio_until)
+            for position in range(piece.stop - 1, piece.first - 1, -1):
+                frame = take()
+                spool.pop(frame)
+                # A true time mirror: frame i shows from end - t(i+1), so VFR stays VFR.
+                frame.pts = end - index.next_pts(position)
+                frame.time_base = index.time_base
+                put((frame, [], 0))
+            put((None, [], piece.stop - piece.first))
 
-    def consume() -> Iterator[Item]:
-        while True:
-            item = items.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-            if item[0] is not None:
-                free.put(item[0])  # encoded: the reading thread may refill it
-
-    thread = threading.Thread(target=produce, name="vmkeeper-read-back", daemon=True)
-    thread.start()
-    try:
-        yield consume()
-    finally:
-        stop.set()
-        free.put(None)  # wakes the thread if it waits for a frame; it stops at its next one
-        thread.join()
+    frames = [new_frame() for _ in range(_FRAMES_READ_AHEAD)]
+    return run_ahead("vmkeeper-read-back", frames, produce, lambda item: item[0])
 
 
 def reverse_file(job: ReverseJob, progress: Progress) -> ReverseStats:
