@@ -27,7 +27,7 @@ def watch(
     from vmkeeper.watch.service import build_watcher
 
     settings = state(ctx).settings
-    telemetry.start(settings, "vmkeeper-watch")  # exports each cycle; never in the way
+    telemetry.start(settings, "vmkeeper-watch")  # on a change, else at its period; never in the way
     watcher = build_watcher(settings)
     if not once:
         watcher.run()
