@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.config import JsonDict
 
 from vmkeeper.tokens import check_token
@@ -23,6 +23,16 @@ SECRET_ENTRIES: JsonDict = {"secret_entries": True}  # a table whose values may 
 
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def _strong(token: str) -> str:
+    check_token(token)
+    return token
+
+
+# A bearer token or shared secret: refused when guessable (vmkeeper.tokens); mark the field
+# SECRET too, so it never reaches output.
+Token = Annotated[str, AfterValidator(_strong)]
 
 
 class _Section(BaseModel):
@@ -137,7 +147,7 @@ class MediaSettings(_Section):
     # Beyond this many queued jobs a submit is refused (HTTP 429): at 4 s a clip, 100 is
     # ~7 minutes of work, and each queued row is a promise the VM has to keep.
     max_queued: int = Field(100, ge=1)
-    token: str | None = Field(None, json_schema_extra=SECRET)
+    token: Token | None = Field(None, json_schema_extra=SECRET)
     # Where the CLI, the dashboard and the sandbox's backend reach the media job API. Unset:
     # the agent's /v1/media (one service on the VM); `media serve` (the standalone alias) is
     # http://127.0.0.1:<apps.media.port>.
@@ -147,13 +157,6 @@ class MediaSettings(_Section):
     crf: int = Field(23, ge=0, le=51)
     audio_codec: str = "aac"
     audio_bitrate: str = "128k"
-
-    @field_validator("token")
-    @classmethod
-    def _guessable_token(cls, token: str | None) -> str | None:
-        if token is not None:
-            check_token(token)
-        return token
 
 
 class HealthSettings(_Section):
@@ -228,16 +231,9 @@ class AgentSettings(_Section):
     host: str = "127.0.0.1"  # a non-loopback host is refused unless tls_cert and tls_key are set
     tls_cert: Path | None = None
     tls_key: Path | None = None
-    webhook_secret: str | None = Field(None, json_schema_extra=SECRET)
+    webhook_secret: Token | None = Field(None, json_schema_extra=SECRET)
     branch: str = "main"  # the branch whose pushes deploy
     poll_s: float = Field(0, ge=0)  # > 0: `git ls-remote` every poll_s seconds (no webhook)
-
-    @field_validator("webhook_secret")
-    @classmethod
-    def _guessable_secret(cls, secret: str | None) -> str | None:
-        if secret is not None:
-            check_token(secret)
-        return secret
 
 
 class WatchSettings(_Section):
