@@ -31,7 +31,7 @@ class ProgressEvent:
     """
 
     _FIELDS = ("message", "phase", "step", "index", "seconds", "done", "total")  # in order
-    __slots__ = ("done", "index", "message", "phase", "seconds", "step", "total")
+    __slots__ = _FIELDS
     message: str
     phase: Phase
     step: str | None

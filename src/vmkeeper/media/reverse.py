@@ -45,9 +45,9 @@ from vmkeeper.media.spool import Spool, check_spool_space, spool_directory
 __all__ = ["ReversalFailed", "reverse_file"]
 
 Progress = Callable[[int, int], None]
-Ready = tuple[Piece, Spool, list[Any]]  # a spooled piece and the audio packets that follow it
-# What the encoding thread gets: a video frame to encode, or at a piece's end (frame None) the
-# audio packets to mux after it and the number of frames the piece had.
+Ready = tuple[Piece, Spool, list[Any]]  # a spooled piece and its audio packets
+# What the encoding thread gets: a video frame to encode; or (frame None) at a piece's start its
+# audio packets to mux, at its end the number of frames it had.
 Item = tuple[Any, list[Any], int]
 _FRAMES_READ_AHEAD = 2  # frames read back ahead of x264: one being encoded, one ready
 

@@ -104,10 +104,11 @@ class Looker:
         changed = (report.status.value, report.verdict) != self.exported
         # The telemetry families in the textfile, like the export, follow the exporter's period
         # or a change; health's own figures and every check's last success are this cycle's.
-        if changed or now - self.families_at >= self.settings.telemetry.metric_interval_s:
-            self.families, self.families_at = None, now
+        render = changed or now - self.families_at >= self.settings.telemetry.metric_interval_s
+        if render:
+            self.families_at = now
         self.families = write_textfile(self.settings, report, now, heavy_at=self.heavy_at,
-                                       families=self.families)
+                                       families=None if render else self.families)
         if changed:
             # A change reaches the collector within its cycle (in the background); a steady
             # VM's figures go out at the exporter's own period (telemetry.metric_interval_s),
