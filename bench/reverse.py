@@ -102,15 +102,20 @@ def resident_frames(pid: int) -> set[int]:
     return frames
 
 
+def _succeeded(running: proc.Running, argv: list[str]) -> None:
+    """Wait for ``running``; a failed command ends the benchmark with its stderr's tail."""
+    code = running.wait()
+    if code != 0:
+        err = running.stderr.read().decode(errors="replace") if running.stderr else ""
+        raise SystemExit(f"{argv[0]} failed ({code}): {err[-500:]}")
+
+
 def measure(argv: list[str]) -> Run:
     """Wall seconds and CPU seconds of ``argv`` and all its children; nothing samples it."""
     started = time.monotonic()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with proc.start(argv, timeout=3600, stdout=proc.DEVNULL, stderr=proc.PIPE) as running:
-        code = running.wait()
-        if code != 0:
-            err = running.stderr.read().decode(errors="replace") if running.stderr else ""
-            raise SystemExit(f"{argv[0]} failed ({code}): {err[-500:]}")
+        _succeeded(running, argv)
     # Descendants count once waited for: the probe child by the CLI, the worker by the
     # supervisor, each command by this process.
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -136,10 +141,7 @@ def measure_memory(argv: list[str]) -> Memory:
             peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
             peak_pages = max(peak_pages, len(frames) * _PAGE)
             time.sleep(0.05)
-        code = running.wait()
-        if code != 0:
-            err = running.stderr.read().decode(errors="replace") if running.stderr else ""
-            raise SystemExit(f"{argv[0]} failed ({code}): {err[-500:]}")
+        _succeeded(running, argv)
     return Memory(peak_pages, peak_rss, peak_pss)
 
 

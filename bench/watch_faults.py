@@ -115,9 +115,9 @@ class Bench:
             _until(lambda: all(i["state"] != "open" for i in self.incidents()), 120)
             # The store says "resolved" a moment before the alert is posted: wait for the
             # receiver to have one alert per incident opened and per incident ended.
-            opened = len(self.incidents()) - before
-            ended = sum(i["state"] != "open" for i in self.incidents()[before:])
-            _until(lambda: len(alerts) - sent >= opened + ended, 10)
+            new = self.incidents()[before:]
+            ended = sum(i["state"] != "open" for i in new)
+            _until(lambda: len(alerts) - sent >= len(new) + ended, 10)
         return name, detect, to_answer, len(alerts) - sent
 
     def faults(self) -> list[tuple[str, Callable[[], None], tuple[str, int]]]:
