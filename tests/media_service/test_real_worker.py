@@ -8,6 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.media_service.fakes import CALM
 from tests.support.processes import Spawned
 from vmkeeper.media.breaker import BreakerState
 from vmkeeper.media.isolation import Mechanism, detect
@@ -36,8 +37,16 @@ def _queue(settings: Settings, clock: FakeClock | None = None,
            mechanisms: tuple[Mechanism, ...] = tuple(Mechanism)) -> tuple[MediaQueue, Records]:
     records = Records()
     isolation = detect(settings.media.worker_memory_limit_mb * 1024 * 1024, allowed=mechanisms)
-    return open_queue(settings, clock=clock or FakeClock(), isolation=isolation,
-                      log=records), records
+    return _calm(open_queue(settings, clock=clock or FakeClock(), isolation=isolation,
+                            log=records)), records
+
+
+def _calm(queue: MediaQueue) -> MediaQueue:
+    """The host's real memory pressure must not decide these tests (test_admission does): the
+    memory-limit test drives a worker into its limit on purpose, and the host's PSI stays high
+    for seconds after, so the next test's job was refused for it (CI, 2026-12-02)."""
+    queue.pressure = lambda: CALM
+    return queue
 
 
 def test_a_reversal_runs_in_a_worker_and_reports_sizes_and_peak_memory(
@@ -104,8 +113,8 @@ def test_a_hung_supervisor_and_an_escaped_grandchild_are_killed_at_the_deadline(
     for mechanism in (Mechanism.CGROUP_V1, Mechanism.RLIMIT_AS):
         isolation = detect(1 << 30, allowed=(mechanism,))
         executor = IsolatedExecutor(settings.media, isolation, command=hang, kill_margin_s=0)
-        queue = open_queue(settings, clock=FakeClock(), isolation=isolation, executor=executor,
-                           log=Records())
+        queue = _calm(open_queue(settings, clock=FakeClock(), isolation=isolation,
+                                 executor=executor, log=Records()))
         queue.submit("clip.mp4", force=True)
         job = queue.runner.run_once()
         assert job is not None and job.reason == Reason.TIMEOUT, job
