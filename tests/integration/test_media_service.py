@@ -36,6 +36,9 @@ def _config(tmp: Path, port: int, **media: Any) -> Path:
     lines = [f'state_dir = "{tmp / "state"}"', "[apps.media]", f"port = {port}", "[media]",
              f'storage_root = "{tmp / "uploads"}"', f'token = "{TOKEN}"']
     lines += [f"{key} = {json.dumps(value)}" for key, value in media.items()]
+    # The host's real memory pressure must not decide these tests (tests/media_service/
+    # test_admission.py does): a memory-limit test before them leaves PSI high for seconds.
+    lines += ["[watch]", "memory_pressure_warn_pct = 100", "memory_available_warn_pct = 0"]
     path = tmp / "vmkeeper.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
