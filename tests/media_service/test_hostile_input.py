@@ -115,11 +115,20 @@ def test_cached_answers_keep_one_row_per_key(setup) -> None:  # type: ignore[no-
     client, queue, _ = setup
     client.post("/reverse", json={"key": "clip.mp4"}, headers=AUTH)
     queue.runner.run_once()
+    ids = set()
     for _ in range(20):
         answer = client.post("/reverse", json={"key": "./clip.mp4"}, headers=AUTH)
         assert answer.status_code == 200 and answer.json()["cached"] is True
+        ids.add(answer.json()["id"])
     counts = queue.store.counts()
     assert counts[JobState.DONE] == 2, counts  # the run, and the latest cached answer
+    # One id for every cached answer: each asker can still look its job up (it used to be
+    # deleted by the next answer — a 404 for the asker, a 500 for a concurrent one).
+    assert len(ids) == 1
+    cached = client.get(f"/jobs/{ids.pop()}", headers=AUTH)
+    assert cached.status_code == 200 and cached.json()["state"] == "done"
+    newest = client.get("/jobs", headers=AUTH).json()["jobs"][0]
+    assert newest["cached"] is True  # refreshed answers are the newest row
 
 
 def test_a_source_swapped_for_a_symlink_after_submit_is_rejected_not_a_failure(

@@ -90,8 +90,10 @@ def test_a_job_over_the_memory_limit_fails_alone_with_memory_limit(
 
 
 def test_a_timeout_leaves_no_ffmpeg_process(tmp_path: Path, spawned: Spawned) -> None:
-    settings = settings_for(tmp_path, reverse_timeout_ms=2500)
-    make_video(tmp_path / "uploads" / "long.mp4", seconds=30, size="640x360", rate=30)
+    # 7.5 s of reversal on this 2-core VM against a 2 s deadline (a 360p clip once took 2.4 s,
+    # within the 2.5 s it was given: the test failed when the reversal got faster).
+    settings = settings_for(tmp_path, reverse_timeout_ms=2000)
+    make_video(tmp_path / "uploads" / "long.mp4", seconds=30, size="1280x720", rate=30)
     queue, _ = _queue(settings)
     queue.submit("long.mp4")
     job = queue.runner.run_once()

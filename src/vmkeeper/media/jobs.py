@@ -215,26 +215,33 @@ class JobStore:
             job_id = uuid.uuid4().hex[:16]
             db.execute("INSERT INTO jobs (id, key, state, created_at) VALUES (?, ?, 'queued', ?)",
                        (job_id, key, self._clock()))
-        job = self.get(job_id)
-        assert job is not None
-        return Submitted(job, created=True)
+            return Submitted(self._inserted(job_id), created=True)
 
     def record_cached(self, key: str, output: str, details: dict[str, Any]) -> Job:
         """A finished job for an output that is already up to date: nothing runs.
 
-        It replaces the key's previous cached answer: one row per key, however often it is asked.
+        It replaces the key's previous cached answer — one row per key, however often it is
+        asked — under the same id, so every asker's id stays answerable (concurrent askers used
+        to get a 500 when the next one deleted the row before it was read back, and the earlier
+        ids a 404), and as the newest row (a new ``seq``).
         """
         now = self._clock()
-        job_id = uuid.uuid4().hex[:16]
         with self._transaction() as db:
+            previous = db.execute("SELECT id FROM jobs WHERE key = ? AND cached = 1 "
+                                  "ORDER BY seq DESC LIMIT 1", (key,)).fetchone()
+            job_id = previous["id"] if previous else uuid.uuid4().hex[:16]
             db.execute("DELETE FROM jobs WHERE key = ? AND cached = 1", (key,))
             db.execute(
                 "INSERT INTO jobs (id, key, state, created_at, started_at, finished_at, output, "
                 "cached, details) VALUES (?, ?, 'done', ?, ?, ?, ?, 1, ?)",
                 (job_id, key, now, now, now, output, json.dumps(details)),
             )
+            return self._inserted(job_id)
+
+    def _inserted(self, job_id: str) -> Job:
+        """The row just written, read in the same transaction (no other writer in between)."""
         job = self.get(job_id)
-        assert job is not None
+        assert job is not None, job_id
         return job
 
     def claim_next(self) -> Job | None:
