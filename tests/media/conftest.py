@@ -55,5 +55,5 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
         tiny=make_clip(d / "tiny.mp4", Clip(seconds=0.5)),
         audio_only=make_audio(d / "audio_only.m4a", seconds=2),
         # Seconds of work on any machine, while its probe takes a fraction of one.
-        slow=make_clip(d / "slow.mp4", Clip(size="1280x720", seconds=10, gop=60)),
+        slow=make_clip(d / "slow.mp4", Clip(size="1280x720", seconds=20, gop=60)),
     )
