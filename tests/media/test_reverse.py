@@ -184,7 +184,7 @@ def test_reverse_timeout_kills_the_worker_and_leaves_nothing(clips: Clips, tmp_p
     private = tmp_path / "tmp"
     private.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(private))
-    settings = MediaSettings(reverse_timeout_ms=1500)  # past the probe, well within the reversal (~5 s here)
+    settings = MediaSettings(reverse_timeout_ms=1500)  # past the probe; the reversal takes ~5 s
     dst = tmp_path / "out" / "reversed.mp4"
     dst.parent.mkdir()  # `media reverse` never creates DST's folder
     result = run(settings, clips.slow, dst, deadline=None)
