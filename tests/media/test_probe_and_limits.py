@@ -9,6 +9,7 @@ import pytest
 
 from tests.media.conftest import FFMPEG, Clips
 from tests.media.helpers import run
+from tests.support.processes import Spawned
 from vmkeeper.cli.main import main
 from vmkeeper.errors import MediaRejected
 from vmkeeper.media import service
@@ -111,9 +112,12 @@ def test_reverse_refuses_inputs_over_a_limit(clips: Clips, tmp_path: Path,
 
 
 def test_reverse_cli_json_and_exit_codes(clips: Clips, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+                                         capsys: pytest.CaptureFixture[str],
+                                         spawned: Spawned) -> None:
     dst = tmp_path / "out.mp4"
+    # In-process (no exec): the CLI's warm worker probes and reverses, supervised from here.
     assert main(["media", "reverse", str(clips.tiny), str(dst), "--json"]) == 0
+    assert spawned.left() == []
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is True and data["output"] == str(dst) and data["error"] is None
     assert data["input"]["video"]["width"] == 160 and data["seconds"] > 0
@@ -121,3 +125,4 @@ def test_reverse_cli_json_and_exit_codes(clips: Clips, tmp_path: Path,
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is False and "no video stream" in data["error"]
     assert main(["media", "reverse", str(clips.tiny), str(tmp_path / "out.avi")]) == 2
+    assert spawned.left() == []  # refused after the probe, or before it: its worker stopped

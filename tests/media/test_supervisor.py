@@ -58,14 +58,17 @@ def _processes_mentioning(text: str) -> list[psutil.Process]:
 
 
 def _reversing(parent: psutil.Process) -> bool:
-    """Whether ``parent``'s reversal worker (not its probe child) is running."""
-    for process in parent.children():
-        try:
-            if process.cmdline()[3:5] == [WORKER, "reverse"]:
-                return True
-        except psutil.Error:
-            continue
-    return False
+    """Whether ``parent`` (the CLI, exec'd into the supervisor) has a worker reversing: the
+    worker the CLI started to probe (``serve``) once the supervisor sent it the job (its
+    stderr is then the job's worker.log, which the supervisor makes after its signal handlers)."""
+    try:
+        if "vmkeeper.media.supervisor" not in parent.cmdline():
+            return False
+        return any(process.cmdline()[3:5] == [WORKER, "serve"]
+                   and any(f.path.endswith("/worker.log") for f in process.open_files())
+                   for process in parent.children())
+    except psutil.Error:
+        return False
 
 
 def _shape(value: Any) -> Any:
@@ -117,6 +120,26 @@ def test_cli_human_output_and_exit_codes(clips: Clips, tmp_path: Path) -> None:
     stdout, stderr = refused.communicate(timeout=120)
     assert refused.returncode == 1 and stdout == ""
     assert "error:" in stderr and "no video stream" in stderr
+    assert _processes_mentioning(str(tmp_path / "no.mp4")) == []  # its probing worker stopped
+
+
+def test_a_failed_or_timed_out_probe_in_the_cli_stops_its_worker(clips: Clips,
+                                                                 tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"not a video, " * 1000)
+    child = _start(tmp_path, str(garbage), str(tmp_path / "garbage-out.mp4"), "--json")
+    stdout, stderr = child.communicate(timeout=120)
+    assert child.returncode == 1, stderr
+    result = json.loads(stdout)
+    assert result["rejected"] is True and "is not readable media" in result["error"], result
+    assert _processes_mentioning(str(tmp_path / "garbage-out.mp4")) == []
+    slow = _start(tmp_path, str(clips.tiny), str(tmp_path / "slow-out.mp4"), "--json",
+                  FFPROBE_TIMEOUT_MS="1")
+    stdout, stderr = slow.communicate(timeout=120)
+    assert slow.returncode == 1, stderr
+    result = json.loads(stdout)
+    assert result["rejected"] is False and "FFPROBE_TIMEOUT_MS" in result["error"], result
+    assert _processes_mentioning(str(tmp_path / "slow-out.mp4")) == []
 
 
 def test_cli_timeout_leaves_no_process_no_partial_no_temp_dir(long_clip: Path,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -179,16 +179,21 @@ def parse_probe_json(text: str, file: Path, size_bytes: int) -> MediaInfo:
     )
 
 
-def probe(file: Path, *, ffprobe_path: str | None, timeout_s: float) -> MediaInfo:
+def probe(file: Path, *, ffprobe_path: str | None, timeout_s: float,
+          ask: Callable[[Path, float], proc.Result] | None = None) -> MediaInfo:
     """Probe ``file`` in a child process killed after ``timeout_s`` (FFPROBE_TIMEOUT_MS).
 
-    Raises MediaRejected when the file is not media or is truncated, MediaError when the
-    prober times out or cannot run.
+    ``ask`` is a PyAV prober already running (``media/warm.py``), used instead of starting one
+    unless FFPROBE_PATH asks for ffprobe. Raises MediaRejected when the file is not media or is
+    truncated, MediaError when the prober times out or cannot run.
     """
     size = file.stat().st_size
     argv = build_probe_argv(file, ffprobe_path)
     try:
-        result = proc.run(argv, timeout=timeout_s, check=False)
+        if ask is not None and not ffprobe_path:
+            result = ask(file, timeout_s)
+        else:
+            result = proc.run(argv, timeout=timeout_s, check=False)
     except CommandTimeout:
         raise MediaError(
             f"Probing {file} took longer than {timeout_s:g} s (media.ffprobe_timeout_ms, "

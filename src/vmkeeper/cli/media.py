@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -14,6 +15,7 @@ from vmkeeper.cli import media_jobs
 from vmkeeper.cli.common import JsonOption, emit, progress_printer, state
 from vmkeeper.media import service, supervisor
 from vmkeeper.media.probe import probe_media
+from vmkeeper.media.warm import warm_worker
 from vmkeeper.progress import ProgressEvent
 
 app = typer.Typer(help="Probe and reverse videos inside the runbook's limits.",
@@ -68,16 +70,22 @@ def reverse_cmd(ctx: typer.Context, src: Path, dst: Path, as_json: bool = JsonOp
     # VMKEEPER_LOG_FORMAT=json asks for records; a person reading the output gets lines.
     record = as_json or logs.json_format()
     log = supervisor.JsonLog() if record else None
-    prepared = service.prepare(state(ctx).settings.media, src, dst, progress, log=log)
-    if isinstance(prepared, service.ReverseResult):
-        outcome = prepared
-    else:
-        plan = prepared._replace(as_json=as_json, log_record=record)
-        if _owns_process():
-            # Could not exec: supervise from here, the same code.
-            with contextlib.suppress(OSError):
-                supervisor.exec_supervisor(plan)
-        outcome = supervisor.supervise(plan, progress, log)
+    started = time.monotonic()
+    # The worker starts first (media/warm.py): PyAV loads while the settings do; it probes SRC
+    # once the checks passed and reverses it for the supervisor. Stopped on any way out of
+    # this block that is not the exec.
+    with warm_worker(src, dst) as warm:
+        prepared = service.prepare(state(ctx).settings.media, src, dst, progress, log=log,
+                                   started=started, warm=warm)
+        if isinstance(prepared, service.ReverseResult):
+            outcome = prepared
+        else:
+            plan = prepared._replace(as_json=as_json, log_record=record)
+            if _owns_process():
+                # Could not exec: supervise from here, the same code.
+                with contextlib.suppress(OSError):
+                    supervisor.exec_supervisor(plan)
+            outcome = supervisor.supervise(plan, progress, log)
     if supervisor.report(outcome, as_json) != 0:
         raise typer.Exit(1)
 

@@ -117,6 +117,15 @@ class Confine(NamedTuple):
     rlimit_as_bytes: int | None = None
 
 
+class KeptWorker(NamedTuple):
+    """A worker already running for this reversal (``media/warm.py``: it probed the source):
+    its pid and the inheritable ends of its stdin and stdout, which the supervisor then owns."""
+
+    pid: int
+    stdin_fd: int
+    stdout_fd: int
+
+
 class SupervisedReversal(NamedTuple):
     """Everything the supervisor needs once the checks passed: the CLI hands it over at exec.
 
@@ -140,6 +149,7 @@ class SupervisedReversal(NamedTuple):
     as_json: bool = False
     log_record: bool = False  # write the JSON log record on stderr (--json, LOG_FORMAT=json)
     confine: Confine = Confine()
+    kept: KeptWorker | None = None  # the CLI's warm worker; None: the supervisor starts one
 
     def worker_job(self, temp_dir: str, output: str) -> ReverseJob:
         return ReverseJob(source=self.source, output=output, container=self.container,
@@ -154,4 +164,5 @@ class SupervisedReversal(NamedTuple):
         data = json.loads(text)
         data["encoder"] = EncoderSpec(**data["encoder"])
         data["confine"] = Confine(**data.get("confine") or {})
+        data["kept"] = KeptWorker(**data["kept"]) if data.get("kept") else None
         return cls(**data)

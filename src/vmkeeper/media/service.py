@@ -28,6 +28,7 @@ from vmkeeper.media.job import CONTAINERS, EncoderSpec, ReverseResult, Supervise
 from vmkeeper.media.limits import MediaLimits, check_file, check_media
 from vmkeeper.media.probe import probe_media
 from vmkeeper.media.supervisor import Log
+from vmkeeper.media.warm import WarmWorker
 from vmkeeper.progress import Phase, Progress, ProgressEvent, silent
 from vmkeeper.settings import MediaSettings
 
@@ -84,14 +85,16 @@ def prepare(
     *,
     log: Log | None = None,
     started: float | None = None,
+    warm: WarmWorker | None = None,
 ) -> ReverseResult | SupervisedReversal:
     """Check ``source`` (size, probe, limits) and compute the job; nothing is started yet.
 
     Returns a refused or failed ReverseResult (logged to ``log`` if given), or the plan for
     :func:`vmkeeper.media.supervisor.supervise`. ``deadline`` (a :func:`time.monotonic`
     instant, default ``started`` + reverse_timeout_ms) is the reversal's one deadline: the
-    probe's and the worker's. Raises UsageError for a destination of unknown type, in a
-    missing folder, or that is the source.
+    probe's and the worker's. ``warm``: a worker already started (``media/warm.py``), which
+    probes and, in the plan, reverses. Raises UsageError for a destination of unknown type, in
+    a missing folder, or that is the source.
     """
     started = started or time.monotonic()
     deadline = deadline or started + media.reverse_timeout_ms / 1000
@@ -103,7 +106,8 @@ def prepare(
         limits = MediaLimits.from_settings(media)
         record["input_size_bytes"] = check_file(source, limits)
         progress(ProgressEvent(f"probing {source}", Phase.STARTED, step="probe"))
-        info = probe_media(media, source, timeout_s=max(deadline - time.monotonic(), 0.001))
+        info = probe_media(media, source, timeout_s=max(deadline - time.monotonic(), 0.001),
+                           ask=warm.probe if warm is not None else None)
         record["input"] = asdict(info)
         check_media(info, limits)
     except (MediaRejected, MediaError, CommandNotFound) as error:
@@ -120,6 +124,7 @@ def prepare(
         timeout_ms=media.reverse_timeout_ms,
         record=record,
         input=record["input"],
+        kept=warm.hand_over() if warm is not None else None,
     )
 
 

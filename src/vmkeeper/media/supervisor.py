@@ -39,7 +39,14 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, Protocol
 
 from vmkeeper import telemetry
-from vmkeeper.media.job import Confine, ReverseJob, ReverseResult, ReverseStats, SupervisedReversal
+from vmkeeper.media.job import (
+    Confine,
+    KeptWorker,
+    ReverseJob,
+    ReverseResult,
+    ReverseStats,
+    SupervisedReversal,
+)
 from vmkeeper.progress import Phase, Progress, ProgressEvent, silent
 
 MODULE = "vmkeeper.media.supervisor"
@@ -111,10 +118,20 @@ class Worker:
     own session (its own group, killed whole on the deadline and on any way out of the wait).
     """
 
-    def __init__(self, argv: list[str], env: dict[str, str], stderr_fd: int) -> None:
+    def __init__(self, pid: int, stdout: int) -> None:
+        self.pid = pid
+        self.stdout = stdout
+        self.code: int | None = None
+        try:  # a file descriptor that becomes readable when the worker exits (Linux >= 5.3)
+            self.pidfd: int | None = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            self.pidfd = None
+
+    @classmethod
+    def spawn(cls, argv: list[str], env: dict[str, str], stderr_fd: int) -> Worker:
         read, write = os.pipe()  # both close-on-exec; dup2 onto 1 makes the child's inheritable
         try:
-            self.pid = os.posix_spawn(argv[0], argv, env, setsid=True, file_actions=[
+            pid = os.posix_spawn(argv[0], argv, env, setsid=True, file_actions=[
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                 (os.POSIX_SPAWN_DUP2, write, 1),
                 (os.POSIX_SPAWN_DUP2, stderr_fd, 2),
@@ -124,12 +141,23 @@ class Worker:
             raise
         finally:
             os.close(write)
-        self.stdout = read
-        self.code: int | None = None
-        try:  # a file descriptor that becomes readable when the worker exits (Linux >= 5.3)
-            self.pidfd: int | None = os.pidfd_open(self.pid)
-        except (AttributeError, OSError):
-            self.pidfd = None
+        return cls(pid, read)
+
+    @classmethod
+    def adopt(cls, kept: KeptWorker, request: dict[str, Any]) -> Worker:
+        """The CLI's warm worker (our child since before the exec), sent ``request``."""
+        os.set_inheritable(kept.stdin_fd, False)
+        os.set_inheritable(kept.stdout_fd, False)
+        worker = cls(kept.pid, kept.stdout_fd)
+        try:
+            line = (json.dumps(request) + "\n").encode()
+            while line:
+                line = line[os.write(kept.stdin_fd, line):]
+        except OSError:
+            pass  # it has exited: its exit code and log say why
+        finally:
+            os.close(kept.stdin_fd)
+        return worker
 
     def poll(self) -> int | None:
         """The exit code (negative: the signal) once the worker has exited, else None."""
@@ -207,11 +235,15 @@ def run_worker(plan: SupervisedReversal, job: ReverseJob,
 
 def _run_worker(plan: SupervisedReversal, job: ReverseJob,
                 progress: Progress) -> tuple[ReverseStats, int]:
-    argv = [sys.executable, "-P", "-m", WORKER_MODULE, "reverse", job.to_json()]
     log_path = os.path.join(job.temp_dir, "worker.log")
     with open(log_path, "wb") as worker_log:
-        child = Worker(argv, {**os.environ, **WORKER_ENV, **telemetry.child_env()},
-                       worker_log.fileno())
+        if plan.kept is not None:
+            child = Worker.adopt(plan.kept, {"type": "reverse", "job": json.loads(job.to_json()),
+                                             "log": log_path, "env": dict(telemetry.child_env())})
+        else:
+            argv = [sys.executable, "-P", "-m", WORKER_MODULE, "reverse", job.to_json()]
+            child = Worker.spawn(argv, {**os.environ, **WORKER_ENV, **telemetry.child_env()},
+                                 worker_log.fileno())
     try:
         answer, peak_tree = _follow(child, plan.deadline, progress)
         code = child.wait(plan.deadline)

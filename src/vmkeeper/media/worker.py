@@ -8,6 +8,13 @@ run here, in a child the parent can kill whole on FFPROBE_TIMEOUT_MS / FFMPEG_RE
 The supervisor runs it as ``python -P -m vmkeeper.media.worker``, the probe as a script
 (``adapters/ffmpeg.py``); either way it imports only PyAV and the modules it runs (importing the
 ``vmkeeper`` package runs nothing: the worker's memory counts in the reversal's tree).
+
+``serve`` is the worker `media reverse` starts before it needs it (``media/warm.py``): it loads
+PyAV while the CLI loads its settings, then answers requests on stdin, one JSON line each —
+``{"type": "probe", "path": P}`` (the probe's line, as ``probe P`` prints it; it keeps serving),
+then ``{"type": "reverse", "job": JOB, "log": FILE, "env": {...}}`` (its stderr goes to FILE, the
+environment gains ``env``, and it reverses as ``reverse JOB`` does, then exits); at EOF it exits.
+One interpreter and one PyAV load for the probe and the reversal, instead of one each.
 """
 
 from __future__ import annotations
@@ -82,12 +89,36 @@ def _traced_reverse(job_json: str) -> int:
         telemetry.shutdown()
 
 
+def _serve() -> int:
+    import av  # noqa: F401 - loaded now, while the CLI that started this loads its settings
+
+    while line := sys.stdin.readline():
+        try:
+            request = json.loads(line)
+        except json.JSONDecodeError:
+            _say({"type": "error", "message": "unreadable request"})
+            return 2
+        if request.get("type") == "probe":
+            _probe(str(request["path"]))
+            sys.stdout.flush()
+        elif request.get("type") == "reverse":
+            log = os.open(str(request["log"]), os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+            os.dup2(log, 2)
+            os.close(log)
+            os.environ.update({str(k): str(v) for k, v in (request.get("env") or {}).items()})
+            return _traced_reverse(json.dumps(request["job"]))
+    return 0
+
+
 def main(argv: Sequence[str]) -> int:
     if len(argv) == 2 and argv[0] == "probe":
         return _probe(argv[1])
     if len(argv) == 2 and argv[0] == "reverse":
         return _traced_reverse(argv[1])
-    sys.stderr.write("usage: python -m vmkeeper.media.worker probe FILE | reverse JOB_JSON\n")
+    if argv and argv[0] == "serve":  # serve [SRC DST]: they only name the job in `ps`
+        return _serve()
+    sys.stderr.write("usage: python -m vmkeeper.media.worker probe FILE | reverse JOB_JSON "
+                     "| serve [SRC DST]\n")
     return 2
 
 
