@@ -65,7 +65,7 @@ class WarmWorker:
         stdout = self.running.stdout
         assert stdout is not None
         fd = stdout.fileno()
-        answer = b""
+        answer = bytearray()  # grows in place: a huge line (hostile tags) stays linear
         deadline = started + timeout_s
         while not answer.endswith(b"\n"):
             left = deadline - time.monotonic()
@@ -80,7 +80,7 @@ class WarmWorker:
         return proc.Result(_argv(path), 1 if _is_error(text) else 0, text, "",
                            time.monotonic() - started)
 
-    def _ended(self, path: Path, answer: bytes, started: float) -> proc.Result:
+    def _ended(self, path: Path, answer: bytes | bytearray, started: float) -> proc.Result:
         try:
             code = self.running.popen.wait(timeout=5)
         except subprocess.TimeoutExpired:
