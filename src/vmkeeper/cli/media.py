@@ -6,17 +6,18 @@ import contextlib
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
-from vmkeeper import logs
 from vmkeeper.cli import media_jobs
 from vmkeeper.cli.common import JsonOption, emit, progress_printer, state
-from vmkeeper.media import service, supervisor
-from vmkeeper.media.probe import probe_media
-from vmkeeper.media.warm import warm_worker
-from vmkeeper.progress import ProgressEvent
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from vmkeeper.media.warm import WarmWorker
+    from vmkeeper.progress import ProgressEvent
 
 app = typer.Typer(help="Probe and reverse videos inside the runbook's limits.",
                   no_args_is_help=True)
@@ -25,6 +26,8 @@ app = typer.Typer(help="Probe and reverse videos inside the runbook's limits.",
 @app.command("probe")
 def probe_cmd(ctx: typer.Context, file: Path, as_json: bool = JsonOption) -> None:
     """Print a video's container, duration, size, video and audio streams."""
+    from vmkeeper.media.probe import probe_media
+
     info = probe_media(state(ctx).settings.media, file)
 
     def human(console: Console) -> None:
@@ -61,6 +64,22 @@ def reverse_cmd(ctx: typer.Context, src: Path, dst: Path, as_json: bool = JsonOp
     # Once the job is known this process becomes the stdlib-only supervisor (os.execv: same
     # PID, same stdout/stderr), which prints the result and exits as this command would: the
     # process waiting during the reversal is ~15 MiB RSS instead of the CLI's ~49 MiB.
+    started = time.monotonic()
+    # The worker starts first (media/warm.py), before this module imports the settings and the
+    # checks (pydantic, ~0.09 s), so PyAV (~0.08 s) loads meanwhile; it probes SRC once the
+    # file checks passed and reverses it for the supervisor. Stopped on any way out of the
+    # block below that is not the exec.
+    from vmkeeper.media.warm import warm_worker
+
+    with warm_worker(src, dst) as warm:
+        _reverse(ctx, src, dst, as_json, started, warm)
+
+
+def _reverse(ctx: typer.Context, src: Path, dst: Path, as_json: bool, started: float,
+             warm: WarmWorker | None) -> None:
+    from vmkeeper import logs
+    from vmkeeper.media import service, supervisor
+
     printer = progress_printer(as_json)
 
     def progress(event: ProgressEvent) -> None:
@@ -70,22 +89,17 @@ def reverse_cmd(ctx: typer.Context, src: Path, dst: Path, as_json: bool = JsonOp
     # VMKEEPER_LOG_FORMAT=json asks for records; a person reading the output gets lines.
     record = as_json or logs.json_format()
     log = supervisor.JsonLog() if record else None
-    started = time.monotonic()
-    # The worker starts first (media/warm.py): PyAV loads while the settings do; it probes SRC
-    # once the checks passed and reverses it for the supervisor. Stopped on any way out of
-    # this block that is not the exec.
-    with warm_worker(src, dst) as warm:
-        prepared = service.prepare(state(ctx).settings.media, src, dst, progress, log=log,
-                                   started=started, warm=warm)
-        if isinstance(prepared, service.ReverseResult):
-            outcome = prepared
-        else:
-            plan = prepared._replace(as_json=as_json, log_record=record)
-            if _owns_process():
-                # Could not exec: supervise from here, the same code.
-                with contextlib.suppress(OSError):
-                    supervisor.exec_supervisor(plan)
-            outcome = supervisor.supervise(plan, progress, log)
+    prepared = service.prepare(state(ctx).settings.media, src, dst, progress, log=log,
+                               started=started, warm=warm)
+    if isinstance(prepared, service.ReverseResult):
+        outcome = prepared
+    else:
+        plan = prepared._replace(as_json=as_json, log_record=record)
+        if _owns_process():
+            # Could not exec: supervise from here, the same code.
+            with contextlib.suppress(OSError):
+                supervisor.exec_supervisor(plan)
+        outcome = supervisor.supervise(plan, progress, log)
     if supervisor.report(outcome, as_json) != 0:
         raise typer.Exit(1)
 
