@@ -212,7 +212,7 @@ def test_the_spool_round_trips_padded_lines_of_a_tall_rotated_frame(tmp_path: Pa
     import av
     import av.filter
 
-    from vmkeeper.media.spool import Spool
+    from vmkeeper.media.spool import CacheShare, Spool
 
     graph = av.filter.Graph()
     source = graph.add_buffer(width=1920, height=1080, format="yuv420p", time_base=1 / 30)
@@ -227,7 +227,7 @@ def test_the_spool_round_trips_padded_lines_of_a_tall_rotated_frame(tmp_path: Pa
     graph.push(frame)
     turned = graph.pull()
     assert turned.planes[0].line_size != turned.width  # the padded case
-    spool = Spool(str(tmp_path), turned.width, turned.height, 0)
+    spool = Spool(str(tmp_path), turned.width, turned.height, CacheShare(0))
     try:
         spool.write(turned)
         back = spool.pop(spool.new_frame())

@@ -40,7 +40,7 @@ from vmkeeper.media.frames import (
 from vmkeeper.media.job import ReverseJob, ReverseStats
 from vmkeeper.media.output import Output, measure_output, verify
 from vmkeeper.media.pcm import decode_audio_to_pcm
-from vmkeeper.media.spool import Spool, check_spool_space, spool_directory
+from vmkeeper.media.spool import CacheShare, Spool, check_spool_space, spool_directory
 
 __all__ = ["ReversalFailed", "reverse_file"]
 
@@ -188,14 +188,14 @@ def reverse_file(job: ReverseJob, progress: Progress) -> ReverseStats:
     frames_per_piece = max(1, job.frame_budget_bytes // converter.frame_bytes)
     pieces = plan_pieces(index, frames_per_piece)
     directory = spool_directory(job.temp_dir, job.output)
-    # Two spools (one filling, one draining): room for the two longest pieces, and half the
-    # page-cache budget each, so the budget still caps the cache of everything spooled.
+    # Two spools (one filling, one draining): room on disk for the two longest pieces; the
+    # page-cache budget is theirs together (spool.CacheShare), so it caps everything spooled.
     longest = sorted((p.stop - p.first for p in pieces), reverse=True)[:2]
     check_spool_space(directory, sum(longest) * converter.frame_bytes)
     rate = reader.stream.average_rate or reader.stream.base_rate
     output = Output(job, reader, audio, rate)
-    spools = [Spool(directory, converter.width, converter.height, job.frame_budget_bytes // 2)
-              for _ in range(2)]
+    share = CacheShare(job.frame_budget_bytes)
+    spools = [Spool(directory, converter.width, converter.height, share) for _ in range(2)]
     done = 0
     end = index.end_pts
 
