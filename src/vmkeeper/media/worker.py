@@ -101,6 +101,9 @@ def _serve() -> int:
         if request.get("type") == "probe":
             _probe(str(request["path"]))
             sys.stdout.flush()
+            # While the CLI checks the answer and becomes the supervisor (~0.04 s), load what
+            # the reversal runs (~0.014 s), off the reversal's own time.
+            import vmkeeper.media.reverse  # noqa: F401
         elif request.get("type") == "reverse":
             log = os.open(str(request["log"]), os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
             os.dup2(log, 2)
