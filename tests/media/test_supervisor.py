@@ -123,6 +123,20 @@ def test_cli_human_output_and_exit_codes(clips: Clips, tmp_path: Path) -> None:
     assert _processes_mentioning(str(tmp_path / "no.mp4")) == []  # its probing worker stopped
 
 
+def test_an_unusable_temp_folder_is_one_sentence_and_leaves_nothing(clips: Clips,
+                                                                    tmp_path: Path) -> None:
+    dst = tmp_path / "out" / "reversed.mp4"
+    dst.parent.mkdir()
+    child = _start(tmp_path, str(clips.tiny), str(dst), "--json",
+                   TMPDIR=str(tmp_path / "missing"))
+    stdout, stderr = child.communicate(timeout=120)
+    assert child.returncode == 1, stderr
+    result = json.loads(stdout)
+    assert result["ok"] is False and str(tmp_path / "missing") in result["error"], result
+    assert "Traceback" not in stderr
+    assert _processes_mentioning(str(dst.parent)) == [] and os.listdir(dst.parent) == []
+
+
 def test_a_failed_or_timed_out_probe_in_the_cli_stops_its_worker(clips: Clips,
                                                                  tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.mp4"

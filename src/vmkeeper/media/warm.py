@@ -132,14 +132,14 @@ def warm_worker(source: Path, destination: Path) -> Iterator[WarmWorker | None]:
     None if it could not start (the reversal then starts its own, as before).
     """
     with contextlib.ExitStack() as stack:
-        # Its stderr until it reverses: read for the reason of a failed probe.
-        stderr = stack.enter_context(tempfile.TemporaryFile())
         try:
+            # Its stderr until it reverses: read for the reason of a failed probe.
+            stderr = stack.enter_context(tempfile.TemporaryFile())
             running = stack.enter_context(proc.start(
                 [sys.executable, "-P", "-m", WORKER_MODULE, "serve", str(source), str(destination)],
                 timeout=_UNBOUNDED_S, env=WORKER_ENV, stdin=proc.PIPE, stdout=proc.PIPE,
                 stderr=stderr))
-        except CommandNotFound:
+        except (CommandNotFound, OSError):  # no temp folder, no process slot: as before, then
             yield None
             return
         yield WarmWorker(running, stderr)
