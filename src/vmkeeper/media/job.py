@@ -29,6 +29,11 @@ def plain(value: Any) -> Any:
     return value
 
 
+def request_line(message: dict[str, Any]) -> bytes:
+    """One request to a ``worker serve`` (``media/worker.py``) as the line it reads on stdin."""
+    return (json.dumps(message) + "\n").encode()
+
+
 class EncoderSpec(NamedTuple):
     video_codec: str = "libx264"
     preset: str = "veryfast"

@@ -55,9 +55,9 @@ class CacheShare:
     A spool being written may hold what the others do not hold at that moment: alone (the
     first piece, the only piece of a short clip) it has the whole budget; beside one being read
     back, the rest, which grows as that one is read (each frame read is truncated away). It
-    used to be half each, always: a 1 s 1080p clip (93 MB of frames) then wrote 45 MB of
-    frames to the disk and read them back with 48 MiB of the budget unused (0.26 s of its
-    1.9 s here).
+    used to be half each, always: a 1 s 1080p clip (89 MiB of frames) then wrote 41 MiB of
+    them to the disk and read them back while 48 MiB of the budget stayed unused (0.26 s of
+    its 1.9 s here).
     """
 
     def __init__(self, total_bytes: int) -> None:

@@ -46,6 +46,7 @@ from vmkeeper.media.job import (
     ReverseResult,
     ReverseStats,
     SupervisedReversal,
+    request_line,
 )
 from vmkeeper.progress import Phase, Progress, ProgressEvent, silent
 
@@ -150,7 +151,7 @@ class Worker:
         os.set_inheritable(kept.stdout_fd, False)
         worker = cls(kept.pid, kept.stdout_fd)
         try:
-            line = (json.dumps(request) + "\n").encode()
+            line = request_line(request)
             while line:
                 line = line[os.write(kept.stdin_fd, line):]
         except OSError:
@@ -238,7 +239,7 @@ def _run_worker(plan: SupervisedReversal, job: ReverseJob,
     log_path = os.path.join(job.temp_dir, "worker.log")
     with open(log_path, "wb") as worker_log:
         if plan.kept is not None:
-            child = Worker.adopt(plan.kept, {"type": "reverse", "job": json.loads(job.to_json()),
+            child = Worker.adopt(plan.kept, {"type": "reverse", "job": job.to_json(),
                                              "log": log_path, "env": dict(telemetry.child_env())})
         else:
             argv = [sys.executable, "-P", "-m", WORKER_MODULE, "reverse", job.to_json()]

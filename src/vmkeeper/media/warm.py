@@ -20,17 +20,16 @@ import contextlib
 import json
 import os
 import select
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from vmkeeper import proc
 from vmkeeper.errors import CommandNotFound, CommandTimeout
-from vmkeeper.media.job import KeptWorker
+from vmkeeper.media.job import KeptWorker, request_line
 from vmkeeper.media.supervisor import WORKER_ENV, WORKER_MODULE
 
 _TAIL_BYTES = 4096
@@ -46,7 +45,6 @@ class WarmWorker:
     def __init__(self, running: proc.Running, stderr: IO[bytes]) -> None:
         self.running = running
         self.stderr = stderr
-        self.handed_over = False
 
     def _send(self, line: bytes) -> None:
         stdin = self.running.stdin
@@ -59,9 +57,9 @@ class WarmWorker:
         killed) when no answer came within ``timeout_s``."""
         started = time.monotonic()
         try:
-            self._send(_request({"type": "probe", "path": str(path)}))
+            self._send(request_line({"type": "probe", "path": str(path)}))
         except OSError:  # it died before it was asked: its exit and stderr say why
-            return self._ended(path, b"", started)
+            return self._ended(b"", started)
         stdout = self.running.stdout
         assert stdout is not None
         fd = stdout.fileno()
@@ -74,19 +72,16 @@ class WarmWorker:
                 raise CommandTimeout(f"the probe of {path} timed out and was killed.")
             chunk = os.read(fd, 65536)  # unbuffered: nothing past this line is read
             if not chunk:  # it exited without an answer (a crash inside FFmpeg)
-                return self._ended(path, answer, started)
+                return self._ended(answer, started)
             answer += chunk
         text = answer.decode(errors="replace")
-        return proc.Result(_argv(path), 1 if _is_error(text) else 0, text, "",
+        return proc.Result(tuple(self.running.argv), 1 if _is_error(text) else 0, text, "",
                            time.monotonic() - started)
 
-    def _ended(self, path: Path, answer: bytes | bytearray, started: float) -> proc.Result:
-        try:
-            code = self.running.popen.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.running.kill()
-            code = -9
-        return proc.Result(_argv(path), code or 1, answer.decode(errors="replace"), self._tail(),
+    def _ended(self, answer: bytes | bytearray, started: float) -> proc.Result:
+        self.running.kill()  # reaps it: its own exit code if it had exited, else -9
+        return proc.Result(tuple(self.running.argv), self.running.popen.returncode or 1,
+                           answer.decode(errors="replace"), self._tail(),
                            time.monotonic() - started)
 
     def _tail(self) -> str:
@@ -105,16 +100,7 @@ class WarmWorker:
         ends = [os.dup(stdin.fileno()), os.dup(stdout.fileno())]
         for fd in ends:
             os.set_inheritable(fd, True)
-        self.handed_over = True
         return KeptWorker(self.running.pid, ends[0], ends[1])
-
-
-def _argv(path: Path) -> tuple[str, ...]:
-    return (sys.executable, "-P", "-m", WORKER_MODULE, "serve", "probe", str(path))
-
-
-def _request(message: dict[str, Any]) -> bytes:
-    return (json.dumps(message) + "\n").encode()
 
 
 def _is_error(text: str) -> bool:

@@ -12,8 +12,9 @@ The supervisor runs it as ``python -P -m vmkeeper.media.worker``, the probe as a
 ``serve`` is the worker `media reverse` starts before it needs it (``media/warm.py``): it loads
 PyAV while the CLI loads its settings, then answers requests on stdin, one JSON line each —
 ``{"type": "probe", "path": P}`` (the probe's line, as ``probe P`` prints it; it keeps serving),
-then ``{"type": "reverse", "job": JOB, "log": FILE, "env": {...}}`` (its stderr goes to FILE, the
-environment gains ``env``, and it reverses as ``reverse JOB`` does, then exits); at EOF it exits.
+then ``{"type": "reverse", "job": JOB_JSON, "log": FILE, "env": {...}}`` (its stderr goes to
+FILE, the environment gains ``env``, and it reverses as ``reverse JOB_JSON`` does, then exits);
+at EOF it exits.
 One interpreter and one PyAV load for the probe and the reversal, instead of one each.
 """
 
@@ -109,7 +110,7 @@ def _serve() -> int:
             os.dup2(log, 2)
             os.close(log)
             os.environ.update({str(k): str(v) for k, v in (request.get("env") or {}).items()})
-            return _traced_reverse(json.dumps(request["job"]))
+            return _traced_reverse(str(request["job"]))  # the job's JSON, as `reverse` takes it
     return 0
 
 
