@@ -238,3 +238,32 @@ def test_the_spool_round_trips_padded_lines_of_a_tall_rotated_frame(tmp_path: Pa
         for row in range(rows):
             assert a[row * ours.line_size:][:width] == b[row * theirs.line_size:][:width]
     assert os.listdir(tmp_path) == []  # O_TMPFILE: the spool never had a name
+
+
+@pytest.mark.parametrize(("name", "budget_mb", "opens"), [("tiny", 96, 2), ("basic", 1, 3)])
+def test_the_index_and_the_first_piece_share_one_open_of_the_source(
+        clips: Clips, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str,
+        budget_mb: int, opens: int) -> None:
+    # Each open costs a decode (FFmpeg finds the streams' parameters: ~15-30 ms at 1080p), on
+    # the path before the first frame can be encoded: the index, the converter's frame and
+    # the first piece share one, the sound has its own; the other pieces one more, opened
+    # while x264 encodes the first.
+    from vmkeeper.media.job import ReverseJob
+    from vmkeeper.media.reverse import reverse_file
+
+    source = str(getattr(clips, name))
+    opened: list[str] = []
+    real_open = av.open
+
+    def counting_open(file: object, *args: object, **kwargs: object) -> object:
+        if str(file) == source:
+            opened.append(source)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(av, "open", counting_open)
+    job = ReverseJob(source=source, output=str(tmp_path / "out.mp4"), container="mp4",
+                     temp_dir=str(tmp_path), frame_budget_bytes=budget_mb * 2**20)
+    stats = reverse_file(job, lambda _done, _total: None)
+    assert (stats.pieces == 1) == (opens == 2), stats
+    assert len(opened) == opens
+    assert stats.output_frames == stats.frames

@@ -59,8 +59,8 @@ def _processes_mentioning(text: str) -> list[psutil.Process]:
 
 def _reversing(parent: psutil.Process) -> bool:
     """Whether ``parent`` (the CLI, exec'd into the supervisor) has a worker reversing: the
-    worker the CLI started to probe (``serve``) once the supervisor sent it the job (its
-    stderr is then the job's worker.log, which the supervisor makes after its signal handlers)."""
+    worker the CLI started to probe (``serve``) once it has the job (its stderr is then the
+    job's worker.log) and the CLI has become the supervisor."""
     try:
         if "vmkeeper.media.supervisor" not in parent.cmdline():
             return False
@@ -217,6 +217,42 @@ def test_sigterm_to_the_supervisor_kills_the_worker_and_cleans_up(long_clip: Pat
     assert _processes_mentioning(str(dst.parent)) == []
     assert not dst.exists() and os.listdir(dst.parent) == []
     assert os.listdir(tmp_path / "tmp") == []
+
+
+# The real CLI, with a SIGTERM sent to itself the moment the worker has its job and before the
+# exec: the window in which no handler of the supervisor exists yet.
+_SIGTERM_AT_HAND_OVER = """
+import os, signal, sys
+from vmkeeper.media import supervisor
+launch = supervisor.launch
+def launch_then_sigterm(*args, **kwargs):
+    launched = launch(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGTERM)
+    return launched
+supervisor.launch = launch_then_sigterm
+from vmkeeper.cli.main import run
+run()
+"""
+
+
+def test_a_sigterm_between_the_hand_over_and_the_exec_waits_for_the_clean_up(
+        long_clip: Path, tmp_path: Path) -> None:
+    # The CLI hands the worker its job, then execs the supervisor: a SIGTERM in between is
+    # held (blocked across the exec) until the supervisor can kill the worker and remove the
+    # folders; unblocked, it would end the CLI on the spot and leave both behind.
+    dst = tmp_path / "out" / "reversed.mp4"
+    dst.parent.mkdir()
+    private = tmp_path / "tmp"
+    private.mkdir()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SIGTERM_AT_HAND_OVER, "media", "reverse", str(long_clip),
+         str(dst), "--json"], cwd=tmp_path, text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, env={**os.environ, "TMPDIR": str(private)})
+    _stdout, stderr = child.communicate(timeout=120)
+    assert child.returncode == 128 + 15, stderr
+    assert _processes_mentioning(str(dst.parent)) == []
+    assert not dst.exists() and os.listdir(dst.parent) == []
+    assert os.listdir(private) == []
 
 
 def test_sigkill_of_the_supervisor_takes_the_worker_with_it(long_clip: Path,

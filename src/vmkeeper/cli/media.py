@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 from pathlib import Path
@@ -61,9 +60,10 @@ def _owns_process() -> bool:
 def reverse_cmd(ctx: typer.Context, src: Path, dst: Path, as_json: bool = JsonOption) -> None:
     """Write DST playing SRC backwards, sound included, in bounded memory."""
     # Settings, checks and probe need the CLI's libraries; waiting for the worker does not.
-    # Once the job is known this process becomes the stdlib-only supervisor (os.execv: same
-    # PID, same stdout/stderr), which prints the result and exits as this command would: the
-    # process waiting during the reversal is ~15 MiB RSS instead of the CLI's ~49 MiB.
+    # Once the job is known and handed to the worker, this process becomes the stdlib-only
+    # supervisor (os.execv: same PID, same stdout/stderr), which prints the result and exits as
+    # this command would: the process waiting during the reversal is ~12 MiB RSS instead of
+    # the CLI's ~49 MiB.
     started = time.monotonic()
     # The worker starts first (media/warm.py), before this module imports the settings and the
     # checks (pydantic, ~0.09 s), so PyAV (~0.08 s) loads meanwhile; it probes SRC once the
@@ -95,11 +95,10 @@ def _reverse(ctx: typer.Context, src: Path, dst: Path, as_json: bool, started: f
         outcome = prepared
     else:
         plan = prepared._replace(as_json=as_json, log_record=record)
-        if _owns_process():
-            # Could not exec: supervise from here, the same code.
-            with contextlib.suppress(OSError):
-                supervisor.exec_supervisor(plan)
-        outcome = supervisor.supervise(plan, progress, log)
+        if _owns_process():  # returns only if the launch failed, or exec did (then supervised)
+            outcome = supervisor.exec_supervisor(plan, progress, log)
+        else:
+            outcome = supervisor.supervise(plan, progress, log)
     if supervisor.report(outcome, as_json) != 0:
         raise typer.Exit(1)
 

@@ -131,6 +131,21 @@ class KeptWorker(NamedTuple):
     stdout_fd: int
 
 
+class Launched(NamedTuple):
+    """A worker already handed this reversal's job, and what was made for it: the CLI does this
+    before its exec, so the worker reverses while the supervisor's interpreter starts. The
+    supervisor then owns all of it: the worker (its pid, the inheritable end of its stdout),
+    the private temp folder, the private folder beside DST with the partial output in it, and
+    the worker's log."""
+
+    pid: int
+    stdout_fd: int
+    temp_dir: str
+    private: str
+    partial: str
+    log_path: str
+
+
 class SupervisedReversal(NamedTuple):
     """Everything the supervisor needs once the checks passed: the CLI hands it over at exec.
 
@@ -155,6 +170,7 @@ class SupervisedReversal(NamedTuple):
     log_record: bool = False  # write the JSON log record on stderr (--json, LOG_FORMAT=json)
     confine: Confine = Confine()
     kept: KeptWorker | None = None  # the CLI's warm worker; None: the supervisor starts one
+    launched: Launched | None = None  # the job already handed to a worker (by the CLI)
 
     def worker_job(self, temp_dir: str, output: str) -> ReverseJob:
         return ReverseJob(source=self.source, output=output, container=self.container,
@@ -170,4 +186,5 @@ class SupervisedReversal(NamedTuple):
         data["encoder"] = EncoderSpec(**data["encoder"])
         data["confine"] = Confine(**data.get("confine") or {})
         data["kept"] = KeptWorker(**data["kept"]) if data.get("kept") else None
+        data["launched"] = Launched(**data["launched"]) if data.get("launched") else None
         return cls(**data)

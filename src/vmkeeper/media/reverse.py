@@ -50,6 +50,7 @@ Ready = tuple[Piece, Spool, list[Any]]  # a spooled piece and its audio packets
 # audio packets to mux, at its end the number of frames it had.
 Item = tuple[Any, list[Any], int]
 _FRAMES_READ_AHEAD = 2  # frames read back ahead of x264: one being encoded, one ready
+_FILL_THREADS = 2  # frame threads of the fill (spooled_pieces): the other core idles meanwhile
 
 
 class _Stopped(Exception):
@@ -116,8 +117,8 @@ def run_ahead(name: str, resources: list[Any],
         thread.join()
 
 
-def spooled_pieces(reader: VideoReader, pieces: list[Piece], spools: list[Spool],
-                   after: Callable[[Piece], list[Any]]
+def spooled_pieces(fill: VideoReader, rest: Callable[[], VideoReader], pieces: list[Piece],
+                   spools: list[Spool], after: Callable[[Piece], list[Any]]
                    ) -> contextlib.AbstractContextManager[Iterator[Ready]]:
     """Pieces from the last, each fully spooled, decoded in a thread one piece ahead; with each,
     what ``after(piece)`` returned in that thread once the piece was spooled (its audio).
@@ -128,9 +129,16 @@ def spooled_pieces(reader: VideoReader, pieces: list[Piece], spools: list[Spool]
     the second spool, and encoding its audio, while piece k's video is encoded does the same
     (PyAV releases the GIL in avcodec calls); each codec is still single-threaded, and the
     extra memory is a second spool's page cache, not frames.
+
+    The first piece (the video's last) is decoded by ``fill``, then closed: nothing can be
+    encoded before that piece is whole (its last frame is the output's first), and FFmpeg's
+    forward transcode has no such wait, so while the encoder idles ``fill`` may use frame
+    threads; at no time do more threads run than while encoding (this one and x264's). The
+    other pieces are read by ``rest()``, a one-thread reader opened here once the fill is
+    done, while x264 encodes it (a sub-second clip is one piece: it never opens one).
     """
     def produce(take: Take, put: Callable[[Ready], None], stop: threading.Event) -> None:
-        for piece in reversed(pieces):
+        for number, piece in enumerate(reversed(pieces)):
             spool = take()
 
             def sink(frame: Any, spool: Spool = spool) -> None:
@@ -138,7 +146,11 @@ def spooled_pieces(reader: VideoReader, pieces: list[Piece], spools: list[Spool]
                     raise _Stopped
                 spool.write(frame)
 
-            reader.read(piece, sink)
+            if number == 0:
+                fill.read(piece, sink)
+                fill.close()  # its threads' frames go before x264's come
+            else:
+                rest().read(piece, sink)
             put((piece, spool, after(piece)))
 
     return run_ahead("vmkeeper-decode", list(spools), produce, lambda ready: ready[1])
@@ -176,15 +188,33 @@ def read_back(ready: Iterator[Ready], index: VideoIndex,
 
 def reverse_file(job: ReverseJob, progress: Progress) -> ReverseStats:
     """Write ``job.output`` playing ``job.source`` backwards, verify it, and say what was done."""
+    # One open of the source for the index, the frame the converter is made from and the fill
+    # (an open is ~15 ms at 1080p: FFmpeg decodes frames to find the streams' parameters).
     try:
-        index = index_video(job.source)
+        source = av.open(job.source)
     except av.error.FFmpegError as error:
         raise ReversalFailed(f"FFmpeg cannot read the video ({error.strerror})") from None
+    readers: list[VideoReader] = []
+    try:
+        try:
+            index = index_video(source)
+        except av.error.FFmpegError as error:
+            raise ReversalFailed(f"FFmpeg cannot read the video ({error.strerror})") from None
+        readers.append(VideoReader(source, index, threads=_FILL_THREADS))
+        return _reverse(job, index, readers, progress)
+    finally:
+        source.close()
+        for reader in readers:
+            reader.close()
+
+
+def _reverse(job: ReverseJob, index: VideoIndex, readers: list[VideoReader],
+             progress: Progress) -> ReverseStats:
     start_s = index.seconds(index.pts[0])
     span_s = index.seconds(index.end_pts - index.pts[0])
     audio = decode_audio_to_pcm(job.source, Path(job.temp_dir) / "audio.f32", start_s, span_s)
-    reader = VideoReader(job.source, index)
-    converter = reader.converter
+    fill = readers[0]
+    converter = fill.converter
     frames_per_piece = max(1, job.frame_budget_bytes // converter.frame_bytes)
     pieces = plan_pieces(index, frames_per_piece)
     directory = spool_directory(job.temp_dir, job.output)
@@ -192,8 +222,8 @@ def reverse_file(job: ReverseJob, progress: Progress) -> ReverseStats:
     # page-cache budget is theirs together (spool.CacheShare), so it caps everything spooled.
     longest = sorted((p.stop - p.first for p in pieces), reverse=True)[:2]
     check_spool_space(directory, sum(longest) * converter.frame_bytes)
-    rate = reader.stream.average_rate or reader.stream.base_rate
-    output = Output(job, reader, audio, rate)
+    rate = fill.stream.average_rate or fill.stream.base_rate
+    output = Output(job, fill, audio, rate)
     share = CacheShare(job.frame_budget_bytes)
     spools = [Spool(directory, converter.width, converter.height, share) for _ in range(2)]
     done = 0
@@ -202,8 +232,13 @@ def reverse_file(job: ReverseJob, progress: Progress) -> ReverseStats:
     def audio_of(piece: Piece) -> list[Any]:  # in the decoding thread
         return output.audio_until(index.seconds(end - index.pts[piece.first]))
 
+    def rest() -> VideoReader:  # in the decoding thread
+        if len(readers) == 1:
+            readers.append(VideoReader(av.open(job.source), index, converter=converter))
+        return readers[1]
+
     try:
-        with (spooled_pieces(reader, pieces, spools, audio_of) as ready,
+        with (spooled_pieces(fill, rest, pieces, spools, audio_of) as ready,
               read_back(ready, index, spools[0].new_frame) as items):
             for frame, audio_packets, frames in items:
                 if frame is not None:
@@ -218,7 +253,6 @@ def reverse_file(job: ReverseJob, progress: Progress) -> ReverseStats:
     finally:
         for spool in spools:
             spool.close()
-        reader.close()
     audio_frame = 1024 if job.encoder.audio_codec not in ("pcm_s16le", "pcm_f32le") else 0
     facts = measure_output(job.output)
     verify(index, audio, facts, audio_frame)
@@ -226,7 +260,7 @@ def reverse_file(job: ReverseJob, progress: Progress) -> ReverseStats:
         frames=index.frames,
         pieces=len(pieces),
         frames_per_piece=frames_per_piece,
-        frames_decoded=reader.decoded,
+        frames_decoded=sum(reader.decoded for reader in readers),
         video_duration_s=span_s,
         audio_samples=audio.samples if audio else 0,
         output_frames=facts.frames,

@@ -1,8 +1,9 @@
 """Run one checked reversal: the worker in its own process group, the deadline, rename, log, result.
 
 The one supervisor of a reversal, whoever asked for it. ``vmkeeper media reverse`` does what
-needs its libraries first (settings, input checks, probe, the job), then replaces itself with
-``python -P -m vmkeeper.media.supervisor JOB_JSON``; the job service starts the same command,
+needs its libraries first (settings, input checks, probe, the job), hands the worker its job
+(:func:`launch`), then replaces itself with ``python -P -m vmkeeper.media.supervisor JOB_JSON``,
+which follows that worker (:func:`exec_supervisor`); the job service starts the same command,
 under the job's memory limit, for each job; :func:`vmkeeper.media.service.reverse` (the tests)
 runs :func:`supervise` in-process. The process that waits for the worker while it runs is then
 a bare interpreter (~15 MiB RSS), not the CLI with typer, rich, pydantic, structlog and httpx
@@ -42,7 +43,7 @@ from vmkeeper import telemetry
 from vmkeeper.media.job import (
     Confine,
     KeptWorker,
-    ReverseJob,
+    Launched,
     ReverseResult,
     ReverseStats,
     SupervisedReversal,
@@ -62,6 +63,9 @@ WORKER_MODULE = "vmkeeper.media.worker"
 # within the run-to-run noise).
 WORKER_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}
 _POLL_S = 0.2
+# What would end the CLI between handing the job to the worker and the supervisor's handlers:
+# deferred across the exec (exec_supervisor).
+DEFERRED_SIGNALS = frozenset({signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
 
 
 class Log(Protocol):
@@ -111,7 +115,7 @@ def _progress_event(message: dict[str, Any]) -> ProgressEvent:
 
 
 class Worker:
-    """The worker process: ``posix_spawn`` in its own session, stdout a pipe, stdin /dev/null.
+    """The worker process, in its own session, its stdout a pipe to us.
 
     Only :mod:`vmkeeper.proc` starts processes elsewhere, but proc imports psutil (and the
     package), and ``subprocess`` ~1.4 MiB of modules: the point of this process is to hold
@@ -127,38 +131,6 @@ class Worker:
             self.pidfd: int | None = os.pidfd_open(self.pid)
         except (AttributeError, OSError):
             self.pidfd = None
-
-    @classmethod
-    def spawn(cls, argv: list[str], env: dict[str, str], stderr_fd: int) -> Worker:
-        read, write = os.pipe()  # both close-on-exec; dup2 onto 1 makes the child's inheritable
-        try:
-            pid = os.posix_spawn(argv[0], argv, env, setsid=True, file_actions=[
-                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_DUP2, write, 1),
-                (os.POSIX_SPAWN_DUP2, stderr_fd, 2),
-            ])
-        except BaseException:
-            os.close(read)
-            raise
-        finally:
-            os.close(write)
-        return cls(pid, read)
-
-    @classmethod
-    def adopt(cls, kept: KeptWorker, request: dict[str, Any]) -> Worker:
-        """The CLI's warm worker (our child since before the exec), sent ``request``."""
-        os.set_inheritable(kept.stdin_fd, False)
-        os.set_inheritable(kept.stdout_fd, False)
-        worker = cls(kept.pid, kept.stdout_fd)
-        try:
-            line = request_line(request)
-            while line:
-                line = line[os.write(kept.stdin_fd, line):]
-        except OSError:
-            pass  # it has exited: its exit code and log say why
-        finally:
-            os.close(kept.stdin_fd)
-        return worker
 
     def poll(self) -> int | None:
         """The exit code (negative: the signal) once the worker has exited, else None."""
@@ -186,6 +158,41 @@ class Worker:
             if fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(fd)
+
+
+def _spawn(argv: list[str], env: dict[str, str], stderr_fd: int) -> tuple[int, int]:
+    """``posix_spawn`` in a new session, stdin /dev/null, stdout a pipe: (pid, read end).
+
+    The child's signal mask is emptied: the CLI starts a worker with SIGTERM and SIGINT
+    blocked (:func:`exec_supervisor`), and the worker must still die of an operator's ``kill``.
+    """
+    read, write = os.pipe()  # both close-on-exec; dup2 onto 1 makes the child's inheritable
+    try:
+        pid = os.posix_spawn(argv[0], argv, env, setsid=True, setsigmask=(), file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, write, 1),
+            (os.POSIX_SPAWN_DUP2, stderr_fd, 2),
+        ])
+    except BaseException:
+        os.close(read)
+        raise
+    finally:
+        os.close(write)
+    return pid, read
+
+
+def _send_job(kept: KeptWorker, request: dict[str, Any]) -> tuple[int, int]:
+    """The CLI's warm worker (our child since before the exec) sent ``request``: (pid, the read
+    end of its stdout); its stdin is closed, it reads nothing more."""
+    try:
+        line = request_line(request)
+        while line:
+            line = line[os.write(kept.stdin_fd, line):]
+    except OSError:
+        pass  # it has exited: its exit code and log say why
+    finally:
+        os.close(kept.stdin_fd)
+    return kept.pid, kept.stdout_fd
 
 
 def _follow(child: Worker, deadline: float,
@@ -226,25 +233,9 @@ def _tail(text: str, lines: int) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def run_worker(plan: SupervisedReversal, job: ReverseJob,
-               progress: Progress) -> tuple[ReverseStats, int]:
-    """Run the PyAV worker on ``job`` until it answers; its group is killed on the way out.
-    A span when telemetry is on; the worker's own span is its child (TRACEPARENT)."""
-    with telemetry.span("media job", **{"vmkeeper.media.source": str(plan.source)}):
-        return _run_worker(plan, job, progress)
-
-
-def _run_worker(plan: SupervisedReversal, job: ReverseJob,
-                progress: Progress) -> tuple[ReverseStats, int]:
-    log_path = os.path.join(job.temp_dir, "worker.log")
-    with open(log_path, "wb") as worker_log:
-        if plan.kept is not None:
-            child = Worker.adopt(plan.kept, {"type": "reverse", "job": job.to_json(),
-                                             "log": log_path, "env": dict(telemetry.child_env())})
-        else:
-            argv = [sys.executable, "-P", "-m", WORKER_MODULE, "reverse", job.to_json()]
-            child = Worker.spawn(argv, {**os.environ, **WORKER_ENV, **telemetry.child_env()},
-                                 worker_log.fileno())
+def _wait_for(plan: SupervisedReversal, child: Worker, log_path: str,
+              progress: Progress) -> tuple[ReverseStats, int]:
+    """Follow the worker until it answers and exits; Failed unless it verified its output."""
     try:
         answer, peak_tree = _follow(child, plan.deadline, progress)
         code = child.wait(plan.deadline)
@@ -254,12 +245,6 @@ def _run_worker(plan: SupervisedReversal, job: ReverseJob,
             "(media.reverse_timeout_ms, FFMPEG_REVERSE_TIMEOUT_MS) and was stopped; "
             "nothing was written."
         ) from None
-    finally:
-        if child.poll() is None:
-            _kill_group(child.pid)
-            with contextlib.suppress(TimeoutError):
-                child.wait(time.monotonic() + 10)
-        child.close()
     answer = answer or {}
     if code != 0 or answer.get("type") != "result":
         with open(log_path, encoding="utf-8", errors="replace") as text:
@@ -316,22 +301,63 @@ def _private_output(destination: str) -> tuple[str, str]:
     return private, partial
 
 
-def _reverse(plan: SupervisedReversal, progress: Progress) -> tuple[ReverseStats, int]:
+def launch(plan: SupervisedReversal, progress: Progress = silent) -> Launched:
+    """Make the private folders and hand the job to the worker: ``plan.kept``, else a new one
+    (with the environment's trace context: its span is then a child of the current one).
+
+    Failed, with nothing left behind, when a folder, the log or the worker cannot be made.
+    """
     temp_dir = private = None
     try:
         temp_dir = private_folder(_temp_root(), "vmkeeper-reverse-")
         private, partial = _private_output(plan.destination)
         progress(ProgressEvent(f"reversing {plan.record['source']} into {plan.destination}",
                                Phase.STARTED, step="reverse"))
-        stats, peak_tree = run_worker(plan, plan.worker_job(temp_dir, partial), progress)
-        # rename(2) replaces a symlink at DST with the file; it never writes through it.
-        os.replace(partial, plan.destination)
-        return stats, peak_tree
-    except OSError as error:
-        raise Failed(f"Reversing {plan.source} failed: {error}") from None
-    finally:
+        job = plan.worker_job(temp_dir, partial).to_json()
+        log_path = os.path.join(temp_dir, "worker.log")
+        with open(log_path, "wb") as worker_log:  # the worker's stderr: the failure's reason
+            if plan.kept is not None:
+                pid, stdout = _send_job(plan.kept, {"type": "reverse", "job": job,
+                                                    "log": log_path,
+                                                    "env": dict(telemetry.child_env())})
+            else:
+                argv = [sys.executable, "-P", "-m", WORKER_MODULE, "reverse", job]
+                pid, stdout = _spawn(argv, {**os.environ, **WORKER_ENV, **telemetry.child_env()},
+                                     worker_log.fileno())
+        return Launched(pid, stdout, temp_dir, private, partial, log_path)
+    except BaseException as error:
         for folder in (private, temp_dir):
             if folder:
+                remove_folder(folder)
+        if isinstance(error, OSError):
+            raise Failed(f"Reversing {plan.source} failed: {error}") from None
+        raise
+
+
+def _reverse(plan: SupervisedReversal, progress: Progress) -> tuple[ReverseStats, int]:
+    # A span when telemetry is on; the worker's own span is its child (TRACEPARENT).
+    with telemetry.span("media job", **{"vmkeeper.media.source": str(plan.source)}):
+        launched = plan.launched or launch(plan, progress)
+        os.set_inheritable(launched.stdout_fd, False)  # inheritable only across the CLI's exec
+        child = Worker(launched.pid, launched.stdout_fd)
+        try:
+            if plan.launched is not None:
+                # Launched by exec_supervisor, which deferred these: one that came meanwhile
+                # is delivered now, inside the block that kills the worker and cleans up.
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, DEFERRED_SIGNALS)
+            stats, peak_tree = _wait_for(plan, child, launched.log_path, progress)
+            # rename(2) replaces a symlink at DST with the file; it never writes through it.
+            os.replace(launched.partial, plan.destination)
+            return stats, peak_tree
+        except OSError as error:
+            raise Failed(f"Reversing {plan.source} failed: {error}") from None
+        finally:
+            if child.poll() is None:
+                _kill_group(child.pid)
+                with contextlib.suppress(TimeoutError):
+                    child.wait(time.monotonic() + 10)
+            child.close()
+            for folder in (launched.private, launched.temp_dir):
                 remove_folder(folder)
 
 
@@ -341,11 +367,7 @@ def supervise(plan: SupervisedReversal, progress: Progress = silent,
     try:
         stats, peak_tree = _reverse(plan, progress)
     except Failed as error:
-        seconds = time.monotonic() - plan.started
-        if log is not None:
-            log.warning("media.reverse", ok=False, rejected=False, error=str(error),
-                        seconds=round(seconds, 3), **plan.record)
-        return ReverseResult(False, None, plan.input, seconds, str(error))
+        return _failure(plan, error, log)
     seconds = time.monotonic() - plan.started
     size = os.stat(plan.destination).st_size
     peak = max(peak_tree, stats.worker_peak_rss_bytes)
@@ -356,6 +378,14 @@ def supervise(plan: SupervisedReversal, progress: Progress = silent,
                  worker_peak_rss_bytes=stats.worker_peak_rss_bytes, **plan.record)
     return ReverseResult(True, plan.destination, plan.input, seconds, None, stats=stats,
                          output_size_bytes=size, peak_memory_bytes=peak)
+
+
+def _failure(plan: SupervisedReversal, error: Failed, log: Log | None) -> ReverseResult:
+    seconds = time.monotonic() - plan.started
+    if log is not None:
+        log.warning("media.reverse", ok=False, rejected=False, error=str(error),
+                    seconds=round(seconds, 3), **plan.record)
+    return ReverseResult(False, None, plan.input, seconds, str(error))
 
 
 def _styled(text: str, code: str, stream: Any) -> str:
@@ -391,12 +421,35 @@ def command(plan: SupervisedReversal) -> list[str]:
     return [sys.executable, "-P", "-m", MODULE, plan.to_json()]
 
 
-def exec_supervisor(plan: SupervisedReversal) -> NoReturn:
-    """Replace this process (the CLI) with the supervisor; OSError if exec fails."""
+def exec_supervisor(plan: SupervisedReversal, progress: Progress = silent,
+                    log: Log | None = None) -> ReverseResult:
+    """Hand the worker its job, then replace this process (the CLI) with the supervisor, which
+    follows the worker, prints the result and exits as the CLI would.
+
+    The job goes first so the worker reverses while the supervisor's interpreter starts
+    (~0.05 s of a sub-second clip's time). From then until the supervisor's handlers can kill
+    the worker and remove the folders, SIGTERM, SIGHUP and SIGINT wait, blocked: the signal
+    mask survives ``execve``, and the supervisor unblocks them inside that clean-up
+    (:func:`_reverse`). Returns, without exec, the result of a launch that failed, or of the
+    reversal supervised here if exec itself failed.
+    """
+    assert plan.confine == Confine(), "a confined reversal starts its worker after confining"
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, DEFERRED_SIGNALS)
+    try:
+        launched = launch(plan, progress)
+    except BaseException as error:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        if isinstance(error, Failed):
+            return _failure(plan, error, log)
+        raise
+    os.set_inheritable(launched.stdout_fd, True)
+    plan = plan._replace(kept=None, launched=launched)
     sys.stdout.flush()
     sys.stderr.flush()
     argv = command(plan)
-    os.execv(argv[0], argv)
+    with contextlib.suppress(OSError):
+        os.execv(argv[0], argv)
+    return supervise(plan, progress, log)  # unblocks the signals in its clean-up
 
 
 def confine(limits: Confine) -> None:

@@ -4,8 +4,9 @@ A reversal used to start two interpreters that each load PyAV: the probe child, 
 Now the CLI starts one worker (``python -P -m vmkeeper.media.worker serve SRC DST``; SRC and
 DST only name the job in ``ps``) before it loads its settings, so PyAV loads while pydantic
 does; :func:`vmkeeper.media.service.prepare` asks it for the probe after the file checks
-(nothing reads SRC before them); and the plan hands it to the supervisor across ``os.execv``
-(:class:`vmkeeper.media.job.KeptWorker`: its pid and two pipe ends), which sends it the job. A
+(nothing reads SRC before them); and the plan hands it (:class:`vmkeeper.media.job.KeptWorker`:
+its pid and two pipe ends) to :func:`vmkeeper.media.supervisor.exec_supervisor`, which sends it
+the job and passes it on to the supervisor across ``os.execv``. A
 refused input, a probe timeout or any way out of the CLI stops it (``proc.start``'s block);
 it is in its own session, and asked for the parent-death signal, as every worker is. Measured
 (0.5 s of 720p, fastest of seven): 0.72 → 0.63 s of wall time, 0.62 → 0.53 s of user CPU.
