@@ -1,3 +1,3 @@
-from vmkeeper.cli.main import run
+from vmkeeper.cli.entry import run
 
 run()

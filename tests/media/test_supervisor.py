@@ -22,10 +22,10 @@ from tests.media.conftest import Clips
 from tests.media.helpers import run
 from tests.support.waiting import wait_for
 from vmkeeper.jsonable import to_jsonable
+from vmkeeper.media.child import WORKER_MODULE as WORKER
 from vmkeeper.media.clips import Clip, make_clip
 from vmkeeper.media.job import ReverseStats
 from vmkeeper.media.service import ReverseResult
-from vmkeeper.media.supervisor import WORKER_MODULE as WORKER
 from vmkeeper.settings import MediaSettings
 
 pytestmark = pytest.mark.slow
@@ -121,6 +121,19 @@ def test_cli_human_output_and_exit_codes(clips: Clips, tmp_path: Path) -> None:
     assert refused.returncode == 1 and stdout == ""
     assert "error:" in stderr and "no video stream" in stderr
     assert _processes_mentioning(str(tmp_path / "no.mp4")) == []  # its probing worker stopped
+
+
+def test_a_usage_error_after_the_early_start_leaves_no_worker(clips: Clips,
+                                                             tmp_path: Path) -> None:
+    # The program's entry starts the worker for `media reverse SRC DST` before typer parses
+    # the line; typer then refuses the unknown option, and the entry stops the worker.
+    dst = tmp_path / "early" / "out.mp4"
+    dst.parent.mkdir()
+    child = _start(tmp_path, str(clips.tiny), str(dst), "--no-such-option")
+    _stdout, stderr = child.communicate(timeout=120)
+    assert child.returncode == 2 and "--no-such-option" in stderr, stderr
+    assert _processes_mentioning(str(dst.parent)) == []
+    assert os.listdir(dst.parent) == []
 
 
 def test_an_unusable_temp_folder_is_one_sentence_and_leaves_nothing(clips: Clips,

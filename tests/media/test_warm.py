@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,13 +13,47 @@ from vmkeeper.media import warm
 
 
 def test_no_temp_file_means_no_warm_worker(monkeypatch: pytest.MonkeyPatch,
-                                           tmp_path: Path) -> None:
-    def refuse() -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+                                           tmp_path: Path, spawned: Spawned) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "missing"))  # no file for its stderr
     with warm.warm_worker(tmp_path / "a.mp4", tmp_path / "b.mp4") as worker:
         assert worker is None  # the reversal then starts its own worker, as before
+    assert spawned.left() == []
+
+
+def test_the_entry_starts_it_and_the_command_takes_it(tmp_path: Path, spawned: Spawned) -> None:
+    src, dst = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    warm.start_early(["--config", "x.toml", "media", "reverse", str(src), "--json", str(dst)])
+    early = spawned.left()
+    assert len(early) == 1  # started before the CLI is imported
+    with warm.warm_worker(src, dst) as worker:
+        assert worker is not None and worker.child.pid == early[0].pid  # the same process
+        warm.discard_early()  # the entry's finally: nothing left to stop, the command has it
+        assert worker.child.poll() is None
+    assert spawned.left() == []
+
+
+def test_an_early_worker_for_other_names_is_stopped_not_used(tmp_path: Path,
+                                                             spawned: Spawned) -> None:
+    warm.start_early(["media", "reverse", str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4")])
+    (early,) = spawned.left()
+    with warm.warm_worker(tmp_path / "other.mp4", tmp_path / "b.mp4") as worker:
+        assert worker is not None and worker.child.pid != early.pid
+        assert not early.is_running() or early.status() == "zombie"
+    assert spawned.left() == []
+    warm.start_early(["media", "reverse", str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4")])
+    assert len(spawned.left()) == 1
+    warm.discard_early()  # a command that never took it (an error before `media reverse` ran)
+    assert spawned.left() == []
+
+
+@pytest.mark.parametrize("argv", [["media", "reverse", "a.mp4"], ["media", "reverse", "--help"],
+                                  ["media", "probe", "a.mp4"], ["media", "reverse", "a", "b", "c"],
+                                  ["deploy"], []])
+def test_no_early_worker_unless_it_is_media_reverse_src_dst(argv: list[str],
+                                                            spawned: Spawned) -> None:
+    warm.start_early(argv)
+    assert spawned.left() == []
+    warm.discard_early()
 
 
 def test_it_answers_a_probe_then_is_handed_over_or_stopped(tmp_path: Path,
@@ -32,7 +65,7 @@ def test_it_answers_a_probe_then_is_handed_over_or_stopped(tmp_path: Path,
         answer = worker.probe(garbage, timeout_s=30)
         assert answer.returncode == 1 and '"type": "error"' in answer.stdout
         kept = worker.hand_over()
-        assert kept is not None and kept.pid == worker.running.pid
+        assert kept is not None and kept.pid == worker.child.pid
         for fd in (kept.stdin_fd, kept.stdout_fd):
             assert os.get_inheritable(fd)  # they survive the exec into the supervisor
             os.close(fd)
@@ -44,6 +77,6 @@ def test_a_probe_past_its_timeout_kills_the_worker(tmp_path: Path, spawned: Spaw
         assert worker is not None
         with pytest.raises(CommandTimeout):
             worker.probe(tmp_path / "a.mp4", timeout_s=0.001)
-        assert worker.running.poll() is not None
+        assert worker.child.poll() is not None
         assert worker.hand_over() is None
     assert spawned.left() == []

@@ -48,11 +48,12 @@ def probe_cmd(ctx: typer.Context, file: Path, as_json: bool = JsonOption) -> Non
 
 def _owns_process() -> bool:
     """True when this process is the `vmkeeper` program, not main() called by a host (tests)."""
+    from vmkeeper.cli import entry as cli_entry
     from vmkeeper.cli import main as cli_main
 
     entry = sys.modules.get("__main__")
     spec = getattr(entry, "__spec__", None)
-    return getattr(entry, "run", None) is cli_main.run and (
+    return getattr(entry, "run", None) in (cli_entry.run, cli_main.run) and (
         spec is None or spec.name == "vmkeeper.__main__")
 
 
@@ -65,10 +66,10 @@ def reverse_cmd(ctx: typer.Context, src: Path, dst: Path, as_json: bool = JsonOp
     # this command would: the process waiting during the reversal is ~12 MiB RSS instead of
     # the CLI's ~49 MiB.
     started = time.monotonic()
-    # The worker starts first (media/warm.py), before this module imports the settings and the
-    # checks (pydantic, ~0.09 s), so PyAV (~0.08 s) loads meanwhile; it probes SRC once the
-    # file checks passed and reverses it for the supervisor. Stopped on any way out of the
-    # block below that is not the exec.
+    # The worker started first (media/warm.py: the program's entry started it for this SRC and
+    # DST before the CLI's imports, else it starts here, before the settings and the checks),
+    # so PyAV loads meanwhile; it probes SRC once the file checks passed and reverses it for
+    # the supervisor. Stopped on any way out of the block below that is not the exec.
     from vmkeeper.media.warm import warm_worker
 
     with warm_worker(src, dst) as warm:

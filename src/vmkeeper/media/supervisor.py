@@ -17,13 +17,14 @@ replaces a symlink at DST, never writes through it) only once the worker verifie
 count, duration, audio length); the private folders are removed whatever happens; one JSON log
 record per reversal on stderr when asked for.
 
-Imports: the standard library, :mod:`vmkeeper.media.job` and :mod:`vmkeeper.progress` only
-(importing the package runs nothing) — and of the standard library not ``subprocess``,
-``tempfile``, ``shutil`` or ``selectors``: with what they import (threading, locale, random,
-bz2, lzma…) they were 2.5 MiB of this process's 14.6 MiB RSS, in a tree that must stay within
-1.1x of a forward transcode's memory (issue 18). The worker is started with ``posix_spawn``
-and waited for through a pidfd; the private folders are made and removed here (a few lines
-each: what ``mkdtemp`` and ``rmtree(ignore_errors=True)`` do for folders only we write in).
+Imports: the standard library, :mod:`vmkeeper.media.job`, :mod:`vmkeeper.media.child` and
+:mod:`vmkeeper.progress` only (importing the package runs nothing) — and of the standard
+library not ``subprocess``, ``tempfile``, ``shutil`` or ``selectors``: with what they import
+(threading, locale, random, bz2, lzma…) they were 2.5 MiB of this process's 14.6 MiB RSS, in a
+tree that must stay within 1.1x of a forward transcode's memory (issue 18). The worker is
+started with ``posix_spawn`` and waited for through a pidfd (``media/child.py``); the private
+folders are made and removed here (a few lines each: what ``mkdtemp`` and
+``rmtree(ignore_errors=True)`` do for folders only we write in).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, Protocol
 
 from vmkeeper import telemetry
+from vmkeeper.media.child import WORKER_ENV, Child, spawn, worker_argv
 from vmkeeper.media.job import (
     Confine,
     KeptWorker,
@@ -52,16 +54,6 @@ from vmkeeper.media.job import (
 from vmkeeper.progress import Phase, Progress, ProgressEvent, silent
 
 MODULE = "vmkeeper.media.supervisor"
-WORKER_MODULE = "vmkeeper.media.worker"
-
-# PyAV's decoder and x264 run with one thread each, but glibc would still give every thread
-# that ever mallocs its own arena (64 MiB of address space, pages kept after free): two arenas
-# bound that, at no cost for a single-threaded worker. A fixed mmap threshold keeps every
-# block of 128 KiB or more (frames, packets) out of the heap: glibc's default raises the
-# threshold to the largest block freed, after which frame-sized blocks come from the heap and
-# its holes stay resident (measured: 720p 120 s, the tree's peak 144 → 142 MiB; CPU unchanged
-# within the run-to-run noise).
-WORKER_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}
 _POLL_S = 0.2
 # What would end the CLI between handing the job to the worker and the supervisor's handlers:
 # deferred across the exec (exec_supervisor).
@@ -103,82 +95,10 @@ def rss(pid: int) -> int:
         return 0
 
 
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
 def _progress_event(message: dict[str, Any]) -> ProgressEvent:
     done, total = int(message["done"]), int(message["total"])
     return ProgressEvent(f"reversed {done} of {total} frames ({100 * done // max(total, 1)}%)",
                          Phase.COUNT, step="reverse", done=done, total=total)
-
-
-class Worker:
-    """The worker process, in its own session, its stdout a pipe to us.
-
-    Only :mod:`vmkeeper.proc` starts processes elsewhere, but proc imports psutil (and the
-    package), and ``subprocess`` ~1.4 MiB of modules: the point of this process is to hold
-    none of that while the worker runs. The semantics are proc's: argv only, the child in its
-    own session (its own group, killed whole on the deadline and on any way out of the wait).
-    """
-
-    def __init__(self, pid: int, stdout: int) -> None:
-        self.pid = pid
-        self.stdout = stdout
-        self.code: int | None = None
-        try:  # a file descriptor that becomes readable when the worker exits (Linux >= 5.3)
-            self.pidfd: int | None = os.pidfd_open(self.pid)
-        except (AttributeError, OSError):
-            self.pidfd = None
-
-    def poll(self) -> int | None:
-        """The exit code (negative: the signal) once the worker has exited, else None."""
-        if self.code is None:
-            with contextlib.suppress(ChildProcessError):
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-                if pid:
-                    self.code = os.waitstatus_to_exitcode(status)
-        return self.code
-
-    def wait(self, deadline: float) -> int:
-        """The exit code; TimeoutError when ``deadline`` (monotonic) passes first."""
-        while (code := self.poll()) is None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            if self.pidfd is not None:
-                select.select([self.pidfd], [], [], left)
-            else:
-                time.sleep(min(0.05, left))
-        return code
-
-    def close(self) -> None:
-        for fd in (self.stdout, self.pidfd):
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-
-
-def _spawn(argv: list[str], env: dict[str, str], stderr_fd: int) -> tuple[int, int]:
-    """``posix_spawn`` in a new session, stdin /dev/null, stdout a pipe: (pid, read end).
-
-    The child's signal mask is emptied: the CLI starts a worker with SIGTERM and SIGINT
-    blocked (:func:`exec_supervisor`), and the worker must still die of an operator's ``kill``.
-    """
-    read, write = os.pipe()  # both close-on-exec; dup2 onto 1 makes the child's inheritable
-    try:
-        pid = os.posix_spawn(argv[0], argv, env, setsid=True, setsigmask=(), file_actions=[
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_DUP2, write, 1),
-            (os.POSIX_SPAWN_DUP2, stderr_fd, 2),
-        ])
-    except BaseException:
-        os.close(read)
-        raise
-    finally:
-        os.close(write)
-    return pid, read
 
 
 def _send_job(kept: KeptWorker, request: dict[str, Any]) -> tuple[int, int]:
@@ -195,7 +115,7 @@ def _send_job(kept: KeptWorker, request: dict[str, Any]) -> tuple[int, int]:
     return kept.pid, kept.stdout_fd
 
 
-def _follow(child: Worker, deadline: float,
+def _follow(child: Child, deadline: float,
             progress: Progress) -> tuple[dict[str, Any] | None, int]:
     """Read the worker's JSON lines until EOF; TimeoutError when the deadline passes."""
     answer: dict[str, Any] | None = None
@@ -233,7 +153,7 @@ def _tail(text: str, lines: int) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def _wait_for(plan: SupervisedReversal, child: Worker, log_path: str,
+def _wait_for(plan: SupervisedReversal, child: Child, log_path: str,
               progress: Progress) -> tuple[ReverseStats, int]:
     """Follow the worker until it answers and exits; Failed unless it verified its output."""
     try:
@@ -321,9 +241,10 @@ def launch(plan: SupervisedReversal, progress: Progress = silent) -> Launched:
                                                     "log": log_path,
                                                     "env": dict(telemetry.child_env())})
             else:
-                argv = [sys.executable, "-P", "-m", WORKER_MODULE, "reverse", job]
-                pid, stdout = _spawn(argv, {**os.environ, **WORKER_ENV, **telemetry.child_env()},
-                                     worker_log.fileno())
+                started = spawn(worker_argv("reverse", job),
+                                {**os.environ, **WORKER_ENV, **telemetry.child_env()},
+                                stderr_fd=worker_log.fileno())
+                pid, stdout = started.pid, started.stdout
         return Launched(pid, stdout, temp_dir, private, partial, log_path)
     except BaseException as error:
         for folder in (private, temp_dir):
@@ -339,7 +260,7 @@ def _reverse(plan: SupervisedReversal, progress: Progress) -> tuple[ReverseStats
     with telemetry.span("media job", **{"vmkeeper.media.source": str(plan.source)}):
         launched = plan.launched or launch(plan, progress)
         os.set_inheritable(launched.stdout_fd, False)  # inheritable only across the CLI's exec
-        child = Worker(launched.pid, launched.stdout_fd)
+        child = Child(launched.pid, launched.stdout_fd)
         try:
             if plan.launched is not None:
                 # Launched by exec_supervisor, which deferred these: one that came meanwhile
@@ -352,10 +273,7 @@ def _reverse(plan: SupervisedReversal, progress: Progress) -> tuple[ReverseStats
         except OSError as error:
             raise Failed(f"Reversing {plan.source} failed: {error}") from None
         finally:
-            if child.poll() is None:
-                _kill_group(child.pid)
-                with contextlib.suppress(TimeoutError):
-                    child.wait(time.monotonic() + 10)
+            child.kill()
             child.close()
             for folder in (launched.private, launched.temp_dir):
                 remove_folder(folder)

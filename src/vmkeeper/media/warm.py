@@ -2,86 +2,91 @@
 
 A reversal used to start two interpreters that each load PyAV: the probe child, then the worker.
 Now the CLI starts one worker (``python -P -m vmkeeper.media.worker serve SRC DST``; SRC and
-DST only name the job in ``ps``) before it loads its settings, so PyAV loads while pydantic
-does; :func:`vmkeeper.media.service.prepare` asks it for the probe after the file checks
-(nothing reads SRC before them); and the plan hands it (:class:`vmkeeper.media.job.KeptWorker`:
-its pid and two pipe ends) to :func:`vmkeeper.media.supervisor.exec_supervisor`, which sends it
-the job and passes it on to the supervisor across ``os.execv``. A
-refused input, a probe timeout or any way out of the CLI stops it (``proc.start``'s block);
-it is in its own session, and asked for the parent-death signal, as every worker is. Measured
-(0.5 s of 720p, fastest of seven): 0.72 → 0.63 s of wall time, 0.62 → 0.53 s of user CPU.
+DST only name the job in ``ps``) before anything else: the ``vmkeeper`` program's entry
+(``cli/entry.py``) calls :func:`start_early` before it imports the CLI, so PyAV loads while
+typer, rich and pydantic do. :func:`vmkeeper.media.service.prepare` asks it for the probe after
+the file checks (nothing reads SRC before them); and the plan hands it
+(:class:`vmkeeper.media.job.KeptWorker`: its pid and two pipe ends) to
+:func:`vmkeeper.media.supervisor.exec_supervisor`, which sends it the job and passes it on to
+the supervisor across ``os.execv``. A refused input, a probe timeout or any way out of the CLI
+stops it (:func:`warm_worker`'s block; an early worker the command never took, the entry's
+``finally``); it is in its own session, and asked for the parent-death signal, as every worker
+is. Measured (0.5 s of 720p, fastest of seven): 0.72 → 0.63 s of wall time, 0.62 → 0.53 s of
+user CPU when it started in the command; started by the entry: docs/media.md.
 
 Only the CLI does this: the job service prepares the next job while one runs
 (``runner.Lookahead``) and its supervisor starts the worker under the job's memory limit.
+
+The top of this module is the standard library and ``media/child.py`` only: the entry imports
+it before anything else.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import select
-import sys
-import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from vmkeeper import proc
-from vmkeeper.errors import CommandNotFound, CommandTimeout
+from vmkeeper.media.child import WORKER_ENV, Child, spawn, worker_argv
 from vmkeeper.media.job import KeptWorker, request_line
-from vmkeeper.media.supervisor import WORKER_ENV, WORKER_MODULE
+
+if TYPE_CHECKING:
+    from vmkeeper import proc
 
 _TAIL_BYTES = 4096
-# proc.start's deadline serves Running.wait, which nothing here calls: the probe has its own
-# timeout (FFPROBE_TIMEOUT_MS), the supervisor the reversal's deadline, and leaving the block
-# kills the worker.
-_UNBOUNDED_S = 24 * 3600.0
 
 
 class WarmWorker:
     """A started ``worker serve``: :meth:`probe` once, then :meth:`hand_over` to the supervisor."""
 
-    def __init__(self, running: proc.Running, stderr: IO[bytes]) -> None:
-        self.running = running
+    def __init__(self, child: Child, stderr: IO[bytes], argv: list[str]) -> None:
+        self.child = child
         self.stderr = stderr
+        self.argv = argv
 
     def _send(self, line: bytes) -> None:
-        stdin = self.running.stdin
-        assert stdin is not None
-        stdin.write(line)
-        stdin.flush()
+        assert self.child.stdin is not None
+        while line:
+            line = line[os.write(self.child.stdin, line):]
 
     def probe(self, path: Path, timeout_s: float) -> proc.Result:
         """The probe's output as the probe child's would be; CommandTimeout (the worker is
         killed) when no answer came within ``timeout_s``."""
+        from vmkeeper import proc
+        from vmkeeper.errors import CommandTimeout
+
         started = time.monotonic()
         try:
             self._send(request_line({"type": "probe", "path": str(path)}))
         except OSError:  # it died before it was asked: its exit and stderr say why
             return self._ended(b"", started)
-        stdout = self.running.stdout
-        assert stdout is not None
-        fd = stdout.fileno()
+        fd = self.child.stdout
         answer = bytearray()  # grows in place: a huge line (hostile tags) stays linear
         deadline = started + timeout_s
         while not answer.endswith(b"\n"):
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
-                self.running.kill()
+                self.child.kill()
                 raise CommandTimeout(f"the probe of {path} timed out and was killed.")
             chunk = os.read(fd, 65536)  # unbuffered: nothing past this line is read
             if not chunk:  # it exited without an answer (a crash inside FFmpeg)
                 return self._ended(answer, started)
             answer += chunk
         text = answer.decode(errors="replace")
-        return proc.Result(tuple(self.running.argv), 1 if _is_error(text) else 0, text, "",
+        return proc.Result(tuple(self.argv), 1 if _is_error(text) else 0, text, "",
                            time.monotonic() - started)
 
     def _ended(self, answer: bytes | bytearray, started: float) -> proc.Result:
-        self.running.kill()  # reaps it: its own exit code if it had exited, else -9
-        return proc.Result(tuple(self.running.argv), self.running.popen.returncode or 1,
+        from vmkeeper import proc
+
+        self.child.kill()  # reaps it: its own exit code if it had exited, else -9
+        return proc.Result(tuple(self.argv), self.child.code or 1,
                            answer.decode(errors="replace"), self._tail(),
                            time.monotonic() - started)
 
@@ -95,13 +100,18 @@ class WarmWorker:
     def hand_over(self) -> KeptWorker | None:
         """Its pid and inheritable copies of its pipe ends, for the supervisor (which closes
         them); None once it has exited."""
-        stdin, stdout = self.running.stdin, self.running.stdout
-        if self.running.poll() is not None or stdin is None or stdout is None:
+        stdin = self.child.stdin
+        if self.child.poll() is not None or stdin is None:
             return None
-        ends = [os.dup(stdin.fileno()), os.dup(stdout.fileno())]
+        ends = [os.dup(stdin), os.dup(self.child.stdout)]
         for fd in ends:
             os.set_inheritable(fd, True)
-        return KeptWorker(self.running.pid, ends[0], ends[1])
+        return KeptWorker(self.child.pid, ends[0], ends[1])
+
+    def stop(self) -> None:
+        self.child.kill()
+        self.child.close()
+        self.stderr.close()
 
 
 def _is_error(text: str) -> bool:
@@ -112,21 +122,88 @@ def _is_error(text: str) -> bool:
     return not isinstance(message, dict) or message.get("type") == "error"
 
 
+def _anonymous_file() -> IO[bytes]:
+    """A file with no name in the temp folder, for the worker's stderr until it reverses."""
+    folder = os.environ.get("TMPDIR") or "/tmp"  # tempfile.gettempdir()'s first choices
+    try:
+        return os.fdopen(os.open(folder, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600), "w+b")
+    except OSError as error:
+        if error.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            raise
+        import tempfile  # a filesystem (or kernel) without O_TMPFILE: what tempfile does there
+
+        return tempfile.TemporaryFile(dir=folder)
+
+
+def _start(source: str, destination: str) -> WarmWorker | None:
+    """A ``worker serve`` started now; None if it cannot be (no temp file, no process)."""
+    try:
+        stderr = _anonymous_file()
+    except OSError:
+        return None
+    argv = worker_argv("serve", source, destination)
+    try:
+        child = spawn(argv, {**os.environ, **WORKER_ENV}, stderr_fd=stderr.fileno(),
+                      stdin_pipe=True)
+    except OSError:
+        stderr.close()
+        return None
+    return WarmWorker(child, stderr, argv)
+
+
+_early: tuple[tuple[str, str], WarmWorker] | None = None
+
+
+def start_early(argv: Sequence[str]) -> None:
+    """Start the worker now if ``argv`` (the program's arguments) looks like ``media reverse
+    SRC DST``; :func:`warm_worker` takes it if the CLI parses the same SRC and DST, and
+    :func:`discard_early` stops it otherwise. A wrong guess costs a worker's start, no more."""
+    global _early
+    args = list(argv)
+    for at in range(len(args) - 1):
+        if args[at:at + 2] == ["media", "reverse"]:
+            rest = args[at + 2:]
+            operands = [arg for arg in rest if not arg.startswith("-")]
+            if len(operands) != 2 or "--help" in rest or "--" in rest:
+                return
+            worker = _start(operands[0], operands[1])
+            if worker is not None:
+                _early = ((operands[0], operands[1]), worker)
+            return
+
+
+def discard_early() -> None:
+    """Stop the early worker unless the command took it."""
+    global _early
+    if _early is not None:
+        _early[1].stop()
+        _early = None
+
+
+def _take_early(source: str, destination: str) -> WarmWorker | None:
+    global _early
+    if _early is None:
+        return None
+    names, worker = _early
+    _early = None
+    if names == (source, destination) and worker.child.poll() is None:
+        return worker
+    worker.stop()
+    return None
+
+
 @contextlib.contextmanager
 def warm_worker(source: Path, destination: Path) -> Iterator[WarmWorker | None]:
-    """A worker started now, stopped when the block exits unless the process exec'd first.
+    """A worker started now (or by the entry, for these SRC and DST), stopped when the block
+    exits unless the process exec'd first.
 
     None if it could not start (the reversal then starts its own, as before).
     """
-    with contextlib.ExitStack() as stack:
-        try:
-            # Its stderr until it reverses: read for the reason of a failed probe.
-            stderr = stack.enter_context(tempfile.TemporaryFile())
-            running = stack.enter_context(proc.start(
-                [sys.executable, "-P", "-m", WORKER_MODULE, "serve", str(source), str(destination)],
-                timeout=_UNBOUNDED_S, env=WORKER_ENV, stdin=proc.PIPE, stdout=proc.PIPE,
-                stderr=stderr))
-        except (CommandNotFound, OSError):  # no temp folder, no process slot: as before, then
-            yield None
-            return
-        yield WarmWorker(running, stderr)
+    worker = _take_early(str(source), str(destination)) or _start(str(source), str(destination))
+    if worker is None:
+        yield None
+        return
+    try:
+        yield worker
+    finally:
+        worker.stop()

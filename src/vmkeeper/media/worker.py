@@ -91,7 +91,12 @@ def _traced_reverse(job_json: str) -> int:
 
 
 def _serve() -> int:
-    import av  # noqa: F401 - loaded now, while the CLI that started this loads its settings
+    # Loaded now, while the CLI that started this loads its own modules and settings: PyAV
+    # (~0.1-0.2 s) and what the reversal runs (~0.02-0.04 s). The program's entry starts this
+    # worker first (media/warm.py), so it then waits for the CLI's probe request.
+    import av  # noqa: F401
+
+    import vmkeeper.media.reverse  # noqa: F401
 
     while line := sys.stdin.readline():
         try:
@@ -102,9 +107,6 @@ def _serve() -> int:
         if request.get("type") == "probe":
             _probe(str(request["path"]))
             sys.stdout.flush()
-            # While the CLI checks the answer and becomes the supervisor (~0.04 s), load what
-            # the reversal runs (~0.014 s), off the reversal's own time.
-            import vmkeeper.media.reverse  # noqa: F401
         elif request.get("type") == "reverse":
             log = os.open(str(request["log"]), os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
             os.dup2(log, 2)
