@@ -267,3 +267,18 @@ def test_the_index_and_the_first_piece_share_one_open_of_the_source(
     assert (stats.pieces == 1) == (opens == 2), stats
     assert len(opened) == opens
     assert stats.output_frames == stats.frames
+
+
+def test_frames_unlike_what_the_stream_declares_are_refused_not_reversed(
+        clips: Clips, tmp_path: Path) -> None:
+    # The converter is made for the shape the stream declares and the probe's rotation (no
+    # frame decoded for it); a piece whose first frame disagrees is refused in one sentence.
+    from vmkeeper.media.frames import ReversalFailed
+    from vmkeeper.media.job import ReverseJob
+    from vmkeeper.media.reverse import reverse_file
+
+    job = ReverseJob(source=str(clips.tiny), output=str(tmp_path / "out.mp4"), container="mp4",
+                     temp_dir=str(tmp_path), frame_budget_bytes=96 * 2**20, rotation=90)
+    with pytest.raises(ReversalFailed, match=r"frame 0 is 160x120 yuv420p, rotated 0°, not "
+                                             r"160x120 yuv420p, rotated 90°"):
+        reverse_file(job, lambda _done, _total: None)

@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from vmkeeper.cli.common import JsonOption, emit, state
 from vmkeeper.errors import VmkeeperError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from vmkeeper.agent.client import MediaClient
 
 
@@ -98,6 +98,8 @@ def jobs(
     found = _client(state(ctx).settings).jobs(state_filter, limit)
 
     def human(console: Console) -> None:
+        from rich.table import Table  # rich only when a table is printed (media reverse's start)
+
         table = Table(box=None, pad_edge=False)
         # The id is what `GET /jobs/{id}` takes: never cut it; the key may wrap instead.
         table.add_column("id", no_wrap=True, min_width=16)

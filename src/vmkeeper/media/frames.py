@@ -113,6 +113,32 @@ def plan_pieces(index: VideoIndex, frames_per_piece: int) -> list[Piece]:
     return pieces
 
 
+class Shape(NamedTuple):
+    """What a decoded frame is: its size, pixel format, and rotation (degrees clockwise)."""
+
+    width: int
+    height: int
+    pix_fmt: str
+    rotation: int
+
+    @classmethod
+    def of(cls, frame: Any) -> Shape:
+        return cls(frame.width, frame.height, frame.format.name,
+                   round(-(frame.rotation or 0)) % 360)  # clockwise, as autorotate
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height} {self.pix_fmt}, rotated {self.rotation}°"
+
+
+def _declared(stream: Any, rotation: int | None) -> Shape | None:
+    """The frames' shape as the stream's parameters and the probe's rotation declare it (no
+    decoding); None when one of them is unknown."""
+    context = stream.codec_context
+    if rotation is None or not context.width or not context.height or context.format is None:
+        return None
+    return Shape(context.width, context.height, context.format.name, rotation)
+
+
 class Converter:
     """Rotation, even size and yuv420p, explicit and identical for every piece.
 
@@ -122,27 +148,29 @@ class Converter:
     through untouched, without a filter graph (no push/pull, no copy per frame).
     """
 
-    def __init__(self, first: Any, time_base: Fraction) -> None:
-        self.rotation = round(-(first.rotation or 0)) % 360  # clockwise, as autorotate
+    def __init__(self, shape: Shape, time_base: Fraction) -> None:
+        self.shape = shape
+        self.rotation = shape.rotation
         steps: list[tuple[str, str]] = {
             90: [("transpose", "clock")],
             180: [("hflip", ""), ("vflip", "")],
             270: [("transpose", "cclock")],
         }.get(self.rotation, [])
-        width, height = first.width, first.height
+        width, height = shape.width, shape.height
         if self.rotation in (90, 270):
             width, height = height, width
         self.width, self.height = width - width % 2, height - height % 2
         if (width, height) != (self.width, self.height):
             steps.append(("crop", f"{self.width}:{self.height}:0:0"))
         self.graph: Any = None
-        if steps or first.format.name != "yuv420p":
-            self.graph = self._graph(first, time_base, [*steps, ("format", "yuv420p")])
+        if steps or shape.pix_fmt != "yuv420p":
+            self.graph = self._graph(shape, time_base, [*steps, ("format", "yuv420p")])
 
     @staticmethod
-    def _graph(first: Any, time_base: Fraction, steps: list[tuple[str, str]]) -> Any:
+    def _graph(shape: Shape, time_base: Fraction, steps: list[tuple[str, str]]) -> Any:
         graph = av.filter.Graph()
-        node = graph.add_buffer(width=first.width, height=first.height, format=first.format.name,
+        node = graph.add_buffer(width=shape.width, height=shape.height,
+                                format=av.VideoFormat(shape.pix_fmt),
                                 time_base=time_base)
         for name, args in steps:
             nxt = graph.add(name, args) if args else graph.add(name)
@@ -188,10 +216,12 @@ def _seek(container: Any, stream: Any, timestamp: int) -> None:
 class VideoReader:
     """Decodes pieces of ``container`` (an open source, which it closes): one thread (the
     runbook's ``-threads 1``) unless ``threads`` asks for frame threads; ``converter``: one
-    already made for this source, else one made from a frame decoded here."""
+    already made for this source, else one made for the shape the stream declares with the
+    probe's ``rotation`` (each piece's first frame is checked against it), else for the shape
+    of a frame decoded here (~30 ms at 1080p with frame threads: they answer late)."""
 
     def __init__(self, container: Any, index: VideoIndex, *, threads: int = 1,
-                 converter: Converter | None = None) -> None:
+                 converter: Converter | None = None, rotation: int | None = None) -> None:
         self.container = container
         self.stream = container.streams.video[0]
         if threads > 1:  # set before the decoder opens (at its first packet)
@@ -202,10 +232,13 @@ class VideoReader:
         self.index = index
         self.decoded = 0
         if converter is None:
-            # Any frame tells the size, format and rotation: the first keyframe's (the index
-            # pass may have left the container at its end).
-            _seek(container, self.stream, index.keyframe_seek[0])
-            converter = Converter(next(_decoded(container, self.stream)), index.time_base)
+            shape = _declared(self.stream, rotation)
+            if shape is None:
+                # Any frame tells the size, format and rotation: the first keyframe's (the
+                # index pass may have left the container at its end).
+                _seek(container, self.stream, index.keyframe_seek[0])
+                shape = Shape.of(next(_decoded(container, self.stream)))
+            converter = Converter(shape, index.time_base)
         self.converter = converter
 
     def close(self) -> None:
@@ -238,6 +271,12 @@ class VideoReader:
                     continue
                 if stop is not None and frame.pts >= stop:
                     break
+                if not kept and Shape.of(frame) != self.converter.shape:
+                    raise ReversalFailed(
+                        f"frame {piece.first} is {Shape.of(frame)}, not "
+                        f"{self.converter.shape} as the video stream declares: a size, pixel "
+                        "format or rotation that changes cannot be reversed; re-encode the "
+                        "video to one size first")
                 sink(self.converter.convert(frame))
                 kept += 1
             if landed_late:

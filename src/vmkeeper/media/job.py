@@ -49,6 +49,7 @@ class ReverseJob(NamedTuple):
     temp_dir: str  # private; the parent removes it whatever happens
     frame_budget_bytes: int  # page cache a piece's spool may hold; sizes merged pieces
     encoder: EncoderSpec = EncoderSpec()
+    rotation: int | None = None  # the probe's (degrees clockwise); None: decode a frame for it
 
     def to_json(self) -> str:
         return json.dumps(plain(self))
@@ -173,9 +174,12 @@ class SupervisedReversal(NamedTuple):
     launched: Launched | None = None  # the job already handed to a worker (by the CLI)
 
     def worker_job(self, temp_dir: str, output: str) -> ReverseJob:
+        video = (self.input or {}).get("video") or {}
+        rotation = video.get("rotation")
         return ReverseJob(source=self.source, output=output, container=self.container,
                           temp_dir=temp_dir, frame_budget_bytes=self.frame_budget_bytes,
-                          encoder=self.encoder)
+                          encoder=self.encoder,
+                          rotation=rotation if isinstance(rotation, int) else None)
 
     def to_json(self) -> str:
         return json.dumps(plain(self))

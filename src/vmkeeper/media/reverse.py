@@ -200,7 +200,7 @@ def reverse_file(job: ReverseJob, progress: Progress) -> ReverseStats:
             index = index_video(source)
         except av.error.FFmpegError as error:
             raise ReversalFailed(f"FFmpeg cannot read the video ({error.strerror})") from None
-        readers.append(VideoReader(source, index, threads=_FILL_THREADS))
+        readers.append(VideoReader(source, index, threads=_FILL_THREADS, rotation=job.rotation))
         return _reverse(job, index, readers, progress)
     finally:
         source.close()
