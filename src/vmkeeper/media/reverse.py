@@ -188,8 +188,8 @@ def read_back(ready: Iterator[Ready], index: VideoIndex,
 
 def reverse_file(job: ReverseJob, progress: Progress) -> ReverseStats:
     """Write ``job.output`` playing ``job.source`` backwards, verify it, and say what was done."""
-    # One open of the source for the index, the frame the converter is made from and the fill
-    # (an open is ~15 ms at 1080p: FFmpeg decodes frames to find the streams' parameters).
+    # One open of the source for the index and the fill (an open is ~20-30 ms at 1080p on this
+    # VM kind: FFmpeg decodes frames to find the streams' parameters).
     try:
         source = av.open(job.source)
     except av.error.FFmpegError as error:

@@ -228,6 +228,7 @@ def launch(plan: SupervisedReversal, progress: Progress = silent) -> Launched:
     Failed, with nothing left behind, when a folder, the log or the worker cannot be made.
     """
     temp_dir = private = None
+    sent = False
     try:
         temp_dir = private_folder(_temp_root(), "vmkeeper-reverse-")
         private, partial = _private_output(plan.destination)
@@ -237,6 +238,7 @@ def launch(plan: SupervisedReversal, progress: Progress = silent) -> Launched:
         log_path = os.path.join(temp_dir, "worker.log")
         with open(log_path, "wb") as worker_log:  # the worker's stderr: the failure's reason
             if plan.kept is not None:
+                sent = True  # _send_job closes its stdin whatever happens
                 pid, stdout = _send_job(plan.kept, {"type": "reverse", "job": job,
                                                     "log": log_path,
                                                     "env": dict(telemetry.child_env())})
@@ -250,6 +252,10 @@ def launch(plan: SupervisedReversal, progress: Progress = silent) -> Launched:
         for folder in (private, temp_dir):
             if folder:
                 remove_folder(folder)
+        if plan.kept is not None and not sent:  # the worker itself: its owner stops it
+            for fd in (plan.kept.stdin_fd, plan.kept.stdout_fd):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         if isinstance(error, OSError):
             raise Failed(f"Reversing {plan.source} failed: {error}") from None
         raise
