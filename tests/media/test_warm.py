@@ -22,7 +22,8 @@ def test_no_temp_file_means_no_warm_worker(monkeypatch: pytest.MonkeyPatch,
 
 def test_the_entry_starts_it_and_the_command_takes_it(tmp_path: Path, spawned: Spawned) -> None:
     src, dst = tmp_path / "a.mp4", tmp_path / "b.mp4"
-    warm.start_early(["--config", "x.toml", "media", "reverse", str(src), "--json", str(dst)])
+    warm.start_early(["--config", "x.toml", "media", "reverse", f"{tmp_path}/./a.mp4", "--json",
+                      str(dst)])
     early = spawned.left()
     assert len(early) == 1  # started before the CLI is imported
     with warm.warm_worker(src, dst) as worker:

@@ -166,9 +166,11 @@ def start_early(argv: Sequence[str]) -> None:
             operands = [arg for arg in rest if not arg.startswith("-")]
             if len(operands) != 2 or "--help" in rest or "--" in rest:
                 return
-            worker = _start(operands[0], operands[1])
+            # Spelled as the command will see them (typer's Path: "./a.mp4" is "a.mp4").
+            source, destination = (str(Path(operand)) for operand in operands)
+            worker = _start(source, destination)
             if worker is not None:
-                _early = ((operands[0], operands[1]), worker)
+                _early = ((source, destination), worker)
             return
 
 
