@@ -125,14 +125,16 @@ def _is_error(text: str) -> bool:
 def _anonymous_file() -> IO[bytes]:
     """A file with no name in the temp folder, for the worker's stderr until it reverses."""
     folder = os.environ.get("TMPDIR") or "/tmp"  # tempfile.gettempdir()'s first choices
+    nameless = getattr(os, "O_TMPFILE", 0)  # Linux only
     try:
-        return os.fdopen(os.open(folder, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600), "w+b")
+        if nameless:
+            return os.fdopen(os.open(folder, nameless | os.O_RDWR | os.O_CLOEXEC, 0o600), "w+b")
     except OSError as error:
         if error.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
             raise
-        import tempfile  # a filesystem (or kernel) without O_TMPFILE: what tempfile does there
+    import tempfile  # a filesystem (or kernel) without O_TMPFILE: what tempfile does there
 
-        return tempfile.TemporaryFile(dir=folder)
+    return tempfile.TemporaryFile(dir=folder)
 
 
 def _start(source: str, destination: str) -> WarmWorker | None:
