@@ -31,6 +31,17 @@ WORKER_MODULE = "vmkeeper.media.worker"
 WORKER_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
+def temp_root() -> str:
+    """The temp folder, as ``tempfile.gettempdir()`` first chooses it (without importing it)."""
+    return os.environ.get("TMPDIR") or "/tmp"
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (a request line to a worker's stdin pipe)."""
+    while data:
+        data = data[os.write(fd, data):]
+
+
 def worker_argv(*args: str) -> list[str]:
     """The worker as a program: ``-P`` keeps the working folder off ``sys.path``."""
     return [sys.executable, "-P", "-m", WORKER_MODULE, *args]

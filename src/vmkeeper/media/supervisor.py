@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, Protocol
 
 from vmkeeper import telemetry
-from vmkeeper.media.child import WORKER_ENV, Child, spawn, worker_argv
+from vmkeeper.media.child import WORKER_ENV, Child, spawn, temp_root, worker_argv, write_all
 from vmkeeper.media.job import (
     Confine,
     KeptWorker,
@@ -105,9 +105,7 @@ def _send_job(kept: KeptWorker, request: dict[str, Any]) -> tuple[int, int]:
     """The CLI's warm worker (our child since before the exec) sent ``request``: (pid, the read
     end of its stdout); its stdin is closed, it reads nothing more."""
     try:
-        line = request_line(request)
-        while line:
-            line = line[os.write(kept.stdin_fd, line):]
+        write_all(kept.stdin_fd, request_line(request))
     except OSError:
         pass  # it has exited: its exit code and log say why
     finally:
@@ -205,10 +203,6 @@ def remove_folder(path: str) -> None:
         os.rmdir(path)
 
 
-def _temp_root() -> str:
-    return os.environ.get("TMPDIR") or "/tmp"  # tempfile.gettempdir()'s first choices
-
-
 def _private_output(destination: str) -> tuple[str, str]:
     """A folder only we can enter, beside DST (one filesystem: the rename is atomic), and the
     partial output in it, created exclusively: nothing planted there can be written through."""
@@ -230,7 +224,7 @@ def launch(plan: SupervisedReversal, progress: Progress = silent) -> Launched:
     temp_dir = private = None
     sent = False
     try:
-        temp_dir = private_folder(_temp_root(), "vmkeeper-reverse-")
+        temp_dir = private_folder(temp_root(), "vmkeeper-reverse-")
         private, partial = _private_output(plan.destination)
         progress(ProgressEvent(f"reversing {plan.record['source']} into {plan.destination}",
                                Phase.STARTED, step="reverse"))

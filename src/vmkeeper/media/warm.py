@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from vmkeeper.media.child import WORKER_ENV, Child, spawn, worker_argv
+from vmkeeper.media.child import WORKER_ENV, Child, spawn, temp_root, worker_argv, write_all
 from vmkeeper.media.job import KeptWorker, request_line
 
 if TYPE_CHECKING:
@@ -52,8 +52,7 @@ class WarmWorker:
 
     def _send(self, line: bytes) -> None:
         assert self.child.stdin is not None
-        while line:
-            line = line[os.write(self.child.stdin, line):]
+        write_all(self.child.stdin, line)
 
     def probe(self, path: Path, timeout_s: float) -> proc.Result:
         """The probe's output as the probe child's would be; CommandTimeout (the worker is
@@ -124,7 +123,7 @@ def _is_error(text: str) -> bool:
 
 def _anonymous_file() -> IO[bytes]:
     """A file with no name in the temp folder, for the worker's stderr until it reverses."""
-    folder = os.environ.get("TMPDIR") or "/tmp"  # tempfile.gettempdir()'s first choices
+    folder = temp_root()
     nameless = getattr(os, "O_TMPFILE", 0)  # Linux only
     try:
         if nameless:
