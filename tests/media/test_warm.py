@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.support.processes import Spawned
 from vmkeeper.errors import CommandTimeout
-from vmkeeper.media import warm
+from vmkeeper.media import warm, worker
+from vmkeeper.media.child import spawn
 
 
 def test_no_temp_file_means_no_warm_worker(monkeypatch: pytest.MonkeyPatch,
@@ -80,4 +84,66 @@ def test_a_probe_past_its_timeout_kills_the_worker(tmp_path: Path, spawned: Spaw
             worker.probe(tmp_path / "a.mp4", timeout_s=0.001)
         assert worker.child.poll() is not None
         assert worker.hand_over() is None
+    assert spawned.left() == []
+
+
+def test_a_small_source_is_probed_ahead_and_that_answer_serves_only_the_same_unchanged_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "a.mp4"
+    source.write_bytes(b"not a video, " * 100)
+    ahead = worker._probe_ahead(str(source))
+    assert ahead is not None
+    identity, line = ahead
+    message = json.loads(line)
+    assert message.pop("probe_s") > 0  # how long it took, for FFPROBE_TIMEOUT_MS
+    assert message == worker._probed(str(source))[0]  # what asking would have answered
+    kept = (identity, '{"kept": true}')  # tells the kept answer from a new probe
+    worker._answer(str(source), kept)
+    assert capsys.readouterr().out == '{"kept": true}\n'
+    with source.open("ab") as more:  # changed since: probed again
+        more.write(b"more")
+    worker._answer(str(source), kept)
+    assert '"type": "error"' in capsys.readouterr().out
+    other = tmp_path / "b.mp4"
+    other.write_bytes(b"not a video, " * 100)
+    kept = (worker._identity(str(source)) or (), '{"kept": true}')
+    other.replace(source)  # another file under the same name, same size
+    worker._answer(str(source), kept)
+    assert '"type": "error"' in capsys.readouterr().out
+
+
+def test_what_is_not_a_small_non_empty_regular_file_is_not_probed_ahead(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fifo = tmp_path / "fifo.mp4"
+    os.mkfifo(fifo)  # opening it would block the worker until the CLI killed it
+    empty = tmp_path / "empty.mp4"
+    empty.touch()
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"x" * 100)
+    for path in (fifo, empty, tmp_path, tmp_path / "missing.mp4"):
+        assert worker._probe_ahead(str(path)) is None
+    assert worker._probe_ahead(str(big)) is not None
+    monkeypatch.setattr(worker, "_AHEAD_MAX_BYTES", 99)  # over the bound: the CLI checks first
+    assert worker._probe_ahead(str(big)) is None
+
+
+@pytest.mark.parametrize(("spent", "timed_out"), [(5, True), (0.5, False)])
+def test_an_answer_made_ahead_counts_the_time_its_probe_took(
+        tmp_path: Path, spawned: Spawned, spent: float, timed_out: bool) -> None:
+    # A stand-in worker that had probed ahead: it answers at once, saying how long that took.
+    answer = json.dumps({"format": {}, "streams": [], "probe_s": spent})
+    script = f"import sys; sys.stdin.readline(); print({answer!r}, flush=True); sys.stdin.read()"
+    argv = [sys.executable, "-c", script]
+    with tempfile.TemporaryFile(dir=tmp_path) as stderr:
+        worker = warm.WarmWorker(spawn(argv, dict(os.environ), stderr_fd=stderr.fileno(),
+                                       stdin_pipe=True), stderr, argv)
+        try:
+            if timed_out:  # FFPROBE_TIMEOUT_MS bounds the probe, however early it ran
+                with pytest.raises(CommandTimeout):
+                    worker.probe(tmp_path / "a.mp4", timeout_s=1)
+                assert worker.child.poll() is not None  # killed
+            else:
+                assert worker.probe(tmp_path / "a.mp4", timeout_s=1).returncode == 0
+        finally:
+            worker.stop()
     assert spawned.left() == []

@@ -11,7 +11,8 @@ The supervisor runs it as ``python -P -m vmkeeper.media.worker``, the probe as a
 
 ``serve`` is the worker `media reverse` starts before it needs it (``media/warm.py``): it loads
 PyAV while the CLI loads its settings, then answers requests on stdin, one JSON line each —
-``{"type": "probe", "path": P}`` (the probe's line, as ``probe P`` prints it; it keeps serving),
+``{"type": "probe", "path": P}`` (the probe's line, as ``probe P`` prints it; it keeps serving;
+``serve SRC DST`` probes a small SRC before it is asked, :func:`_probe_ahead`),
 then ``{"type": "reverse", "job": JOB_JSON, "log": FILE, "env": {...}}`` (its stderr goes to
 FILE, the environment gains ``env``, and it reverses as ``reverse JOB_JSON`` does, then exits);
 at EOF it exits.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 import time
 from collections.abc import Sequence
@@ -35,16 +37,67 @@ def _say(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def _probe(path: str) -> int:
+def _probed(path: str) -> tuple[dict[str, Any], int]:
+    """The probe's message for ``path`` (its streams, or an error) and the exit code that goes
+    with it."""
     from vmkeeper.media.avprobe import ProbeFailed, probe_file
 
     try:
-        data = probe_file(path)
+        return probe_file(path), 0
     except ProbeFailed as error:
-        _say({"type": "error", "message": str(error)})
-        return 1
-    sys.stdout.write(json.dumps(data) + "\n")
-    return 0
+        return {"type": "error", "message": str(error)}, 1
+
+
+def _probe(path: str) -> int:
+    message, code = _probed(path)
+    sys.stdout.write(json.dumps(message) + "\n")
+    return code
+
+
+# Files up to this size are probed by `serve SRC DST` before the CLI asks: the ones whose
+# reversal is short enough for the probe's ~0.05-0.08 s to count (issue 18), and a bound on
+# what a file not yet checked against the size limit (settings.media.max_size_bytes, 1 GiB by
+# default; the CLI checks it before it asks) can make FFmpeg read.
+_AHEAD_MAX_BYTES = 64 * 1024 * 1024
+
+
+def _identity(path: str) -> tuple[int, ...] | None:
+    """What tells this file's content apart from any other's: None unless a regular file."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(found.st_mode):
+        return None
+    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
+
+
+def _probe_ahead(path: str) -> tuple[tuple[int, ...], str] | None:
+    """``path``'s probe line now, with the identity of the file it describes; None for what
+    is not a small non-empty regular file, or changed while it was probed.
+
+    The probe is what the CLI asks for first, and the CLI is still loading its settings when
+    this worker has PyAV: the answer waits for the question. It says how long the probe took
+    (``probe_s``): FFPROBE_TIMEOUT_MS bounds the probe, not the wait for an answer made before
+    the question (``warm.WarmWorker.probe``). A FIFO or device is never opened here (nothing
+    would end the read but the CLI's kill), and a file that changed in between is probed again
+    when asked (:func:`_answer`)."""
+    identity = _identity(path)
+    if identity is None or not 0 < identity[2] <= _AHEAD_MAX_BYTES:
+        return None
+    started = time.monotonic()
+    message, _ = _probed(path)
+    message["probe_s"] = round(time.monotonic() - started, 6)
+    return (identity, json.dumps(message)) if _identity(path) == identity else None
+
+
+def _answer(path: str, ahead: tuple[tuple[int, ...], str] | None) -> None:
+    """The probe of ``path``: the one made ahead if it is of this very file, unchanged."""
+    if ahead is not None and _identity(path) == ahead[0]:
+        sys.stdout.write(ahead[1] + "\n")
+    else:
+        _probe(path)
+    sys.stdout.flush()
 
 
 def _reverse(job_json: str) -> int:
@@ -90,11 +143,13 @@ def _traced_reverse(job_json: str) -> int:
         telemetry.shutdown()
 
 
-def _serve() -> int:
-    # Loaded now, while the CLI that started this loads its own modules and settings: PyAV
-    # (~0.1-0.2 s) and what the reversal runs (~0.02-0.04 s). The program's entry starts this
-    # worker first (media/warm.py), so it then waits for the CLI's probe request.
+def _serve(names: Sequence[str]) -> int:
+    # Done now, while the CLI that started this loads its own modules and settings: PyAV
+    # (~0.1-0.2 s), the probe of SRC (the CLI's first question), what the reversal runs
+    # (~0.02-0.04 s). The program's entry starts this worker first (media/warm.py).
     import av  # noqa: F401
+
+    ahead = _probe_ahead(names[0]) if names else None
 
     import vmkeeper.media.reverse  # noqa: F401
 
@@ -105,8 +160,8 @@ def _serve() -> int:
             _say({"type": "error", "message": "unreadable request"})
             return 2
         if request.get("type") == "probe":
-            _probe(str(request["path"]))
-            sys.stdout.flush()
+            _answer(str(request["path"]), ahead)
+            ahead = None
         elif request.get("type") == "reverse":
             log = os.open(str(request["log"]), os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
             os.dup2(log, 2)
@@ -121,8 +176,8 @@ def main(argv: Sequence[str]) -> int:
         return _probe(argv[1])
     if len(argv) == 2 and argv[0] == "reverse":
         return _traced_reverse(argv[1])
-    if argv and argv[0] == "serve":  # serve [SRC DST]: they only name the job in `ps`
-        return _serve()
+    if argv and argv[0] == "serve":  # serve [SRC DST]: SRC is probed ahead; both name it in ps
+        return _serve(argv[1:2])
     sys.stderr.write("usage: python -m vmkeeper.media.worker probe FILE | reverse JOB_JSON "
                      "| serve [SRC DST]\n")
     return 2
