@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-import psutil
-
 from vmkeeper import logs, telemetry
 from vmkeeper.errors import CommandFailed, CommandNotFound, CommandTimeout
 
@@ -163,6 +161,11 @@ def _run(
     if on_line is not None and input is not None:
         raise ValueError("on_line streams the output of a command that reads no input")
     started = time.monotonic()
+    if nice:
+        # Here, not at the top: psutil is ~20 ms of every command's start (the CLI's budget is
+        # 150 ms), and most commands never lower a child's priority. Never in the child: an
+        # import between fork and exec can wait forever for a lock another thread held.
+        import psutil
 
     def lower_priority() -> None:
         # `nice -n N ionice -c2 -n7` for the child, without depending on either program.
