@@ -6,7 +6,6 @@ Imported by the reversal worker only (``media/reverse.py``): PyAV and the standa
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -92,6 +91,10 @@ class Spool:
             # O_TMPFILE: no name ever exists, and the kernel frees it if the worker is killed.
             self.fd = os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
         except (OSError, AttributeError):
+            # Imported only here: tempfile brings shutil, bz2, lzma and random (~1.5 MiB in
+            # the worker, whose memory is the reversal's).
+            import tempfile
+
             handle, name = tempfile.mkstemp(prefix=".vmkeeper-spool-", dir=directory)
             os.unlink(name)
             self.fd = handle
