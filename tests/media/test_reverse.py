@@ -269,6 +269,49 @@ def test_the_index_and_the_first_piece_share_one_open_of_the_source(
     assert stats.output_frames == stats.frames
 
 
+def test_a_source_opened_before_its_job_came_is_reversed_from_those_opens_unless_it_changed(
+        clips: Clips, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # `worker serve SRC DST` opens a small SRC while the CLI prepares the job (~27 ms at 1080p
+    # off the path to the first frame); the job uses those opens only for that file unchanged.
+    import json
+    import shutil
+
+    from vmkeeper.media import worker
+    from vmkeeper.media.job import ReverseJob
+
+    source = tmp_path / "src.mp4"
+    shutil.copyfile(clips.tiny, source)
+    opened: list[str] = []
+    real_open = av.open
+
+    def counting_open(file: object, *args: object, **kwargs: object) -> object:
+        if str(file) == str(source):
+            opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    def reverse(ahead: worker.Ahead | None, name: str) -> dict[str, object]:
+        job = ReverseJob(source=str(source), output=str(tmp_path / name), container="mp4",
+                         temp_dir=str(tmp_path), frame_budget_bytes=96 * 2**20)
+        assert worker._reverse(job.to_json(), ahead) == 0
+        result = json.loads(capsys.readouterr().out.splitlines()[-1])
+        assert result["type"] == "result" and result["output_frames"] == result["frames"]
+        return dict(result)
+
+    ahead = worker._open_ahead(str(source), worker._probe_ahead(str(source)))
+    assert ahead is not None and ahead.media and ahead.opened is not None
+    monkeypatch.setattr(av, "open", counting_open)
+    reverse(ahead, "a.mp4")
+    assert opened == []  # the index, the fill and the sound read the containers opened ahead
+    monkeypatch.setattr(av, "open", real_open)
+    ahead = worker._open_ahead(str(source), worker._probe_ahead(str(source)))
+    assert ahead is not None and ahead.opened is not None
+    os.utime(source, ns=(1, 1))  # changed since it was opened: opened again
+    monkeypatch.setattr(av, "open", counting_open)
+    reverse(ahead, "b.mp4")
+    assert len(opened) == 2
+
+
 def test_frames_unlike_what_the_stream_declares_are_refused_not_reversed(
         clips: Clips, tmp_path: Path) -> None:
     # The converter is made for the shape the stream declares and the probe's rotation (no

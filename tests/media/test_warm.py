@@ -93,11 +93,12 @@ def test_a_small_source_is_probed_ahead_and_that_answer_serves_only_the_same_unc
     source.write_bytes(b"not a video, " * 100)
     ahead = worker._probe_ahead(str(source))
     assert ahead is not None
-    identity, line = ahead
+    identity, line = ahead.identity, ahead.line
+    assert not ahead.media and ahead.opened is None  # not media: nothing opened for a reversal
     message = json.loads(line)
     assert message.pop("probe_s") > 0  # how long it took, for FFPROBE_TIMEOUT_MS
     assert message == worker._probed(str(source))[0]  # what asking would have answered
-    kept = (identity, '{"kept": true}')  # tells the kept answer from a new probe
+    kept = worker.Ahead(identity, '{"kept": true}', True)  # tells it from a new probe
     worker._answer(str(source), kept)
     assert capsys.readouterr().out == '{"kept": true}\n'
     with source.open("ab") as more:  # changed since: probed again
@@ -106,7 +107,7 @@ def test_a_small_source_is_probed_ahead_and_that_answer_serves_only_the_same_unc
     assert '"type": "error"' in capsys.readouterr().out
     other = tmp_path / "b.mp4"
     other.write_bytes(b"not a video, " * 100)
-    kept = (worker._identity(str(source)) or (), '{"kept": true}')
+    kept = worker.Ahead(worker._identity(str(source)) or (), '{"kept": true}', True)
     other.replace(source)  # another file under the same name, same size
     worker._answer(str(source), kept)
     assert '"type": "error"' in capsys.readouterr().out

@@ -24,13 +24,15 @@ class Audio(NamedTuple):
     channels: int
 
 
-def decode_audio_to_pcm(source: str, pcm: Path, start_s: float, span_s: float) -> Audio | None:
-    """The first audio stream as float PCM covering exactly the video's span, silence-padded.
+def decode_audio_to_pcm(container: Any, pcm: Path, start_s: float,
+                        span_s: float) -> Audio | None:
+    """The first audio stream of ``container`` (opened, not read yet; closed here) as float PCM
+    covering exactly the video's span, silence-padded.
 
     A non-zero start time or audio longer/shorter than the video would otherwise shift the
     reversed sound against the picture.
     """
-    with av.open(source) as container:
+    with container:
         if not container.streams.audio:
             return None
         stream = container.streams.audio[0]

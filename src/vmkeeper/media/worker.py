@@ -27,7 +27,10 @@ import stat
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from vmkeeper.media.reverse import Opened
 
 _PROGRESS_INTERVAL_S = 0.5
 
@@ -72,7 +75,17 @@ def _identity(path: str) -> tuple[int, ...] | None:
     return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
 
 
-def _probe_ahead(path: str) -> tuple[tuple[int, ...], str] | None:
+class Ahead(NamedTuple):
+    """What ``serve SRC DST`` did with SRC before it was asked: its probe line, and (a video it
+    can read) SRC opened for the reversal; ``identity`` is the file both are of."""
+
+    identity: tuple[int, ...]
+    line: str  # "" once answered: a later question is probed anew
+    media: bool  # it probed as media (an error line otherwise)
+    opened: Opened | None = None
+
+
+def _probe_ahead(path: str) -> Ahead | None:
     """``path``'s probe line now, with the identity of the file it describes; None for what
     is not a small non-empty regular file, or changed while it was probed.
 
@@ -86,27 +99,50 @@ def _probe_ahead(path: str) -> tuple[tuple[int, ...], str] | None:
     if identity is None or not 0 < identity[2] <= _AHEAD_MAX_BYTES:
         return None
     started = time.monotonic()
-    message, _ = _probed(path)
+    message, code = _probed(path)
     message["probe_s"] = round(time.monotonic() - started, 6)
-    return (identity, json.dumps(message)) if _identity(path) == identity else None
+    return Ahead(identity, json.dumps(message), code == 0) if _identity(path) == identity \
+        else None
 
 
-def _answer(path: str, ahead: tuple[tuple[int, ...], str] | None) -> None:
+def _open_ahead(path: str, ahead: Ahead | None) -> Ahead | None:
+    """``ahead`` with ``path`` opened for its reversal (~27 ms of opens at 1080p, while the CLI
+    still prepares the job) when it probed as media; :func:`_reverse` uses them if the job is of
+    this very file, unchanged."""
+    if ahead is None or not ahead.media:
+        return ahead
+    import av
+
+    from vmkeeper.media.reverse import ReversalFailed, open_source
+
+    try:
+        return ahead._replace(opened=open_source(path))
+    except (ReversalFailed, av.error.FFmpegError):  # the reversal opens it again, and says why
+        return ahead
+
+
+def _answer(path: str, ahead: Ahead | None) -> None:
     """The probe of ``path``: the one made ahead if it is of this very file, unchanged."""
-    if ahead is not None and _identity(path) == ahead[0]:
-        sys.stdout.write(ahead[1] + "\n")
+    if ahead is not None and ahead.line and _identity(path) == ahead.identity:
+        sys.stdout.write(ahead.line + "\n")
     else:
         _probe(path)
     sys.stdout.flush()
 
 
-def _reverse(job_json: str) -> int:
+def _reverse(job_json: str, ahead: Ahead | None = None) -> int:
     import av
 
     from vmkeeper.media.job import ReverseJob
     from vmkeeper.media.reverse import ReversalFailed, reverse_file
 
     job = ReverseJob.from_json(job_json)
+    opened = None
+    if ahead is not None and ahead.opened is not None:
+        opened = ahead.opened
+        if _identity(job.source) != ahead.identity:  # another file, or this one changed since
+            opened.close()
+            opened = None
     last = 0.0
 
     def progress(done: int, total: int) -> None:
@@ -117,7 +153,7 @@ def _reverse(job_json: str) -> int:
             _say({"type": "progress", "done": done, "total": total})
 
     try:
-        stats = reverse_file(job, progress)
+        stats = reverse_file(job, progress, opened)
     except ReversalFailed as error:
         _say({"type": "error", "message": str(error)})
         return 1
@@ -128,15 +164,15 @@ def _reverse(job_json: str) -> int:
     return 0
 
 
-def _traced_reverse(job_json: str) -> int:
+def _traced_reverse(job_json: str, ahead: Ahead | None = None) -> int:
     """The reversal as a span in the trace of the job that started it (when it was traced)."""
     from vmkeeper import telemetry
 
     if telemetry.join_parent("vmkeeper-media-worker") is None:
-        return _reverse(job_json)
+        return _reverse(job_json, ahead)
     try:
         with telemetry.span("media reverse") as span:
-            code = _reverse(job_json)
+            code = _reverse(job_json, ahead)
             span.set_attribute("process.exit.code", code)
             return code
     finally:
@@ -153,6 +189,7 @@ def _serve(names: Sequence[str]) -> int:
 
     import vmkeeper.media.reverse  # noqa: F401
 
+    ahead = _open_ahead(names[0], ahead) if names else None
     while line := sys.stdin.readline():
         try:
             request = json.loads(line)
@@ -161,13 +198,15 @@ def _serve(names: Sequence[str]) -> int:
             return 2
         if request.get("type") == "probe":
             _answer(str(request["path"]), ahead)
-            ahead = None
+            if ahead is not None:
+                ahead = ahead._replace(line="")
         elif request.get("type") == "reverse":
             log = os.open(str(request["log"]), os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
             os.dup2(log, 2)
             os.close(log)
             os.environ.update({str(k): str(v) for k, v in (request.get("env") or {}).items()})
-            return _traced_reverse(str(request["job"]))  # the job's JSON, as `reverse` takes it
+            # The job's JSON, as `reverse` takes it.
+            return _traced_reverse(str(request["job"]), ahead)
     return 0
 
 
