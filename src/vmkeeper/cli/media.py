@@ -68,8 +68,9 @@ def reverse_cmd(ctx: typer.Context, src: Path, dst: Path, as_json: bool = JsonOp
     started = time.monotonic()
     # The worker started first (media/warm.py: the program's entry started it for this SRC and
     # DST before the CLI's imports, else it starts here, before the settings and the checks),
-    # so PyAV loads meanwhile; it probes SRC once the file checks passed and reverses it for
-    # the supervisor. Stopped on any way out of the block below that is not the exec.
+    # so PyAV loads meanwhile; it answers the probe once the file checks passed (a small SRC it
+    # probed ahead) and reverses it for the supervisor. Stopped on any way out of the block
+    # below that is not the exec.
     from vmkeeper.media.warm import warm_worker
 
     with warm_worker(src, dst) as warm:

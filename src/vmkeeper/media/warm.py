@@ -5,7 +5,8 @@ Now the CLI starts one worker (``python -P -m vmkeeper.media.worker serve SRC DS
 DST only name the job in ``ps``) before anything else: the ``vmkeeper`` program's entry
 (``cli/entry.py``) calls :func:`start_early` before it imports the CLI, so PyAV loads while
 typer, rich and pydantic do. :func:`vmkeeper.media.service.prepare` asks it for the probe after
-the file checks (nothing reads SRC before them); and the plan hands it
+the file checks (the worker probes and opens a small regular SRC before it is asked, and that
+answer serves only the same file unchanged: ``worker._probe_ahead``); and the plan hands it
 (:class:`vmkeeper.media.job.KeptWorker`: its pid and two pipe ends) to
 :func:`vmkeeper.media.supervisor.exec_supervisor`, which sends it the job and passes it on to
 the supervisor across ``os.execv``. A refused input, a probe timeout or any way out of the CLI
