@@ -240,6 +240,20 @@ def test_the_spool_round_trips_padded_lines_of_a_tall_rotated_frame(tmp_path: Pa
     assert os.listdir(tmp_path) == []  # O_TMPFILE: the spool never had a name
 
 
+def _count_opens(monkeypatch: pytest.MonkeyPatch, source: object) -> list[str]:
+    """Every ``av.open`` of ``source`` from now on, in a list that grows as they happen."""
+    opened: list[str] = []
+    real_open = av.open
+
+    def counting_open(file: object, *args: object, **kwargs: object) -> object:
+        if str(file) == str(source):
+            opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(av, "open", counting_open)
+    return opened
+
+
 @pytest.mark.parametrize(("name", "budget_mb", "opens"), [("tiny", 96, 2), ("basic", 1, 3)])
 def test_the_index_and_the_first_piece_share_one_open_of_the_source(
         clips: Clips, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str,
@@ -252,15 +266,7 @@ def test_the_index_and_the_first_piece_share_one_open_of_the_source(
     from vmkeeper.media.reverse import reverse_file
 
     source = str(getattr(clips, name))
-    opened: list[str] = []
-    real_open = av.open
-
-    def counting_open(file: object, *args: object, **kwargs: object) -> object:
-        if str(file) == source:
-            opened.append(source)
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr(av, "open", counting_open)
+    opened = _count_opens(monkeypatch, source)
     job = ReverseJob(source=source, output=str(tmp_path / "out.mp4"), container="mp4",
                      temp_dir=str(tmp_path), frame_budget_bytes=budget_mb * 2**20)
     stats = reverse_file(job, lambda _done, _total: None)
@@ -282,13 +288,7 @@ def test_a_source_opened_before_its_job_came_is_reversed_from_those_opens_unless
 
     source = tmp_path / "src.mp4"
     shutil.copyfile(clips.tiny, source)
-    opened: list[str] = []
-    real_open = av.open
-
-    def counting_open(file: object, *args: object, **kwargs: object) -> object:
-        if str(file) == str(source):
-            opened.append(str(file))
-        return real_open(file, *args, **kwargs)
+    opened = _count_opens(monkeypatch, source)
 
     def reverse(ahead: worker.Ahead | None, name: str) -> dict[str, object]:
         job = ReverseJob(source=str(source), output=str(tmp_path / name), container="mp4",
@@ -300,14 +300,14 @@ def test_a_source_opened_before_its_job_came_is_reversed_from_those_opens_unless
 
     ahead = worker._open_ahead(str(source), worker._probe_ahead(str(source)))
     assert ahead is not None and ahead.media and ahead.opened is not None
-    monkeypatch.setattr(av, "open", counting_open)
+    assert len(opened) == 3  # the probe, then video and sound, before the job came
+    opened.clear()
     reverse(ahead, "a.mp4")
     assert opened == []  # the index, the fill and the sound read the containers opened ahead
-    monkeypatch.setattr(av, "open", real_open)
     ahead = worker._open_ahead(str(source), worker._probe_ahead(str(source)))
     assert ahead is not None and ahead.opened is not None
+    opened.clear()
     os.utime(source, ns=(1, 1))  # changed since it was opened: opened again
-    monkeypatch.setattr(av, "open", counting_open)
     reverse(ahead, "b.mp4")
     assert len(opened) == 2
 

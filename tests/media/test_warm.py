@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.processes import Spawned
 from vmkeeper.errors import CommandTimeout
+from vmkeeper.fileid import file_identity
 from vmkeeper.media import warm, worker
 from vmkeeper.media.child import spawn
 
@@ -100,14 +101,17 @@ def test_a_small_source_is_probed_ahead_and_that_answer_serves_only_the_same_unc
     assert message == worker._probed(str(source))[0]  # what asking would have answered
     kept = worker.Ahead(identity, '{"kept": true}', True)  # tells it from a new probe
     worker._answer(str(source), kept)
-    assert capsys.readouterr().out == '{"kept": true}\n'
+    worker._answer(str(source), kept)  # asked again: the same file, the same answer
+    assert capsys.readouterr().out == '{"kept": true}\n' * 2
     with source.open("ab") as more:  # changed since: probed again
         more.write(b"more")
     worker._answer(str(source), kept)
     assert '"type": "error"' in capsys.readouterr().out
     other = tmp_path / "b.mp4"
     other.write_bytes(b"not a video, " * 100)
-    kept = worker.Ahead(worker._identity(str(source)) or (), '{"kept": true}', True)
+    identity = file_identity(source)
+    assert identity is not None
+    kept = worker.Ahead(identity, '{"kept": true}', True)
     other.replace(source)  # another file under the same name, same size
     worker._answer(str(source), kept)
     assert '"type": "error"' in capsys.readouterr().out

@@ -22,6 +22,7 @@ import psutil
 
 from vmkeeper import proc, telemetry
 from vmkeeper.errors import CommandNotFound, MediaRejected, UsageError
+from vmkeeper.fileid import Identity, file_identity
 from vmkeeper.media import service, supervisor
 from vmkeeper.media.breaker import Breaker
 from vmkeeper.media.isolation import Confinement, Isolation, kill_tree, release_cgroup
@@ -64,15 +65,6 @@ class Executor(Protocol):
 
 Prepared = ReverseResult | SupervisedReversal
 Upcoming = Callable[[], "tuple[str, Path, Path] | None"]  # next queued job: id, source, dest
-Stamp = tuple[int, int, int]
-
-
-def _stamp(path: Path) -> Stamp | None:
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return info.st_ino, info.st_size, info.st_mtime_ns
 
 
 class Lookahead:
@@ -81,7 +73,8 @@ class Lookahead:
     The probe is a child Python importing PyAV: most of the service's per-job cost on top of
     the reversal (measured in bench/media_service.py). Done ahead it overlaps the reversal
     instead of preceding it (one more ~45 MiB process for a moment, beside the worker). A plan
-    made ahead is used only for the same file unchanged (inode, size, mtime), and gets its
+    made ahead is used only for the same file unchanged (:func:`vmkeeper.fileid.file_identity`),
+    and gets its
     deadline when its job starts.
     """
 
@@ -92,7 +85,7 @@ class Lookahead:
         self.prepare = prepare
         self.upcoming: Upcoming | None = None  # set by the queue that owns the executor
         self._lock = threading.Lock()
-        self._ready: dict[str, tuple[Stamp, Prepared]] = {}
+        self._ready: dict[str, tuple[Identity, Prepared]] = {}
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -115,20 +108,20 @@ class Lookahead:
         if found is None or found[0] in self._ready:
             return
         job_id, source, destination = found
-        stamp = _stamp(source)
+        identity = file_identity(source)
         try:
             destination.parent.mkdir(parents=True, exist_ok=True)
             prepared = self.prepare(self.media, source, destination)
         except (UsageError, OSError):
             return
         with self._lock:
-            self._ready = {job_id: (stamp, prepared)} if stamp else {}  # only the next job
+            self._ready = {job_id: (identity, prepared)} if identity else {}  # only the next job
 
     def take(self, job_id: str, source: Path) -> Prepared | None:
         """The plan made ahead for ``job_id``, if its source is still the file probed."""
         with self._lock:
             entry = self._ready.pop(job_id, None)
-        if entry is None or entry[0] != _stamp(source):
+        if entry is None or entry[0] != file_identity(source):
             return None
         return entry[1]
 

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import sys
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+from vmkeeper.fileid import Identity, file_identity
 
 if TYPE_CHECKING:
     from vmkeeper.media.reverse import Opened
@@ -64,23 +65,12 @@ def _probe(path: str) -> int:
 _AHEAD_MAX_BYTES = 64 * 1024 * 1024
 
 
-def _identity(path: str) -> tuple[int, ...] | None:
-    """What tells this file's content apart from any other's: None unless a regular file."""
-    try:
-        found = os.stat(path)
-    except OSError:
-        return None
-    if not stat.S_ISREG(found.st_mode):
-        return None
-    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
-
-
 class Ahead(NamedTuple):
     """What ``serve SRC DST`` did with SRC before it was asked: its probe line, and (a video it
     can read) SRC opened for the reversal; ``identity`` is the file both are of."""
 
-    identity: tuple[int, ...]
-    line: str  # "" once answered: a later question is probed anew
+    identity: Identity
+    line: str
     media: bool  # it probed as media (an error line otherwise)
     opened: Opened | None = None
 
@@ -95,13 +85,13 @@ def _probe_ahead(path: str) -> Ahead | None:
     the question (``warm.WarmWorker.probe``). A FIFO or device is never opened here (nothing
     would end the read but the CLI's kill), and a file that changed in between is probed again
     when asked (:func:`_answer`)."""
-    identity = _identity(path)
+    identity = file_identity(path)
     if identity is None or not 0 < identity[2] <= _AHEAD_MAX_BYTES:
         return None
     started = time.monotonic()
     message, code = _probed(path)
     message["probe_s"] = round(time.monotonic() - started, 6)
-    return Ahead(identity, json.dumps(message), code == 0) if _identity(path) == identity \
+    return Ahead(identity, json.dumps(message), code == 0) if file_identity(path) == identity \
         else None
 
 
@@ -123,7 +113,7 @@ def _open_ahead(path: str, ahead: Ahead | None) -> Ahead | None:
 
 def _answer(path: str, ahead: Ahead | None) -> None:
     """The probe of ``path``: the one made ahead if it is of this very file, unchanged."""
-    if ahead is not None and ahead.line and _identity(path) == ahead.identity:
+    if ahead is not None and file_identity(path) == ahead.identity:
         sys.stdout.write(ahead.line + "\n")
     else:
         _probe(path)
@@ -140,7 +130,7 @@ def _reverse(job_json: str, ahead: Ahead | None = None) -> int:
     opened = None
     if ahead is not None and ahead.opened is not None:
         opened = ahead.opened
-        if _identity(job.source) != ahead.identity:  # another file, or this one changed since
+        if file_identity(job.source) != ahead.identity:  # another file, or this one changed since
             opened.close()
             opened = None
     last = 0.0
@@ -189,7 +179,7 @@ def _serve(names: Sequence[str]) -> int:
 
     import vmkeeper.media.reverse  # noqa: F401
 
-    ahead = _open_ahead(names[0], ahead) if names else None
+    ahead = _open_ahead(names[0], ahead)
     while line := sys.stdin.readline():
         try:
             request = json.loads(line)
@@ -198,8 +188,6 @@ def _serve(names: Sequence[str]) -> int:
             return 2
         if request.get("type") == "probe":
             _answer(str(request["path"]), ahead)
-            if ahead is not None:
-                ahead = ahead._replace(line="")
         elif request.get("type") == "reverse":
             log = os.open(str(request["log"]), os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
             os.dup2(log, 2)
