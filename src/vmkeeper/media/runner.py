@@ -74,8 +74,7 @@ class Lookahead:
     the reversal (measured in bench/media_service.py). Done ahead it overlaps the reversal
     instead of preceding it (one more ~45 MiB process for a moment, beside the worker). A plan
     made ahead is used only for the same file unchanged (:func:`vmkeeper.fileid.file_identity`),
-    and gets its
-    deadline when its job starts.
+    and gets its deadline when its job starts.
     """
 
     def __init__(self, media: MediaSettings,
