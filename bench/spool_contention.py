@@ -67,16 +67,18 @@ def encode(clip: str) -> float:
 
 def load(mode: str, width: int, height: int, gop: int, fps: float, seconds: float) -> None:
     """Spool-shaped traffic until ``seconds`` pass (it stops by itself; the runner kills it)."""
-    from vmkeeper.media.spool import CacheShare, Spool
+    from vmkeeper.media.spool import CacheShare, Spool, spool_directory
 
+    # Where a reversal would spool (not tmpfs: O_DIRECT is refused there, and it is RAM).
+    directory = spool_directory(tempfile.gettempdir(), str(Path.cwd() / "output"))
     share = CacheShare(MediaSettings().memory_budget_mb * 1024 * 1024)
-    spool = Spool(tempfile.gettempdir(), width, height, share)
+    spool = Spool(directory, width, height, share)
     frame = spool.new_frame()
     for plane in frame.planes:
         memoryview(plane)[:] = os.urandom(plane.buffer_size)
     slot = -(-spool.frame_bytes // _ALIGN) * _ALIGN
     bounce = mmap.mmap(-1, slot)  # page-aligned: what O_DIRECT needs of the buffer
-    direct = os.open(tempfile.gettempdir(), os.O_TMPFILE | os.O_RDWR | os.O_DIRECT, 0o600)
+    direct = os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_DIRECT, 0o600)
     views = spool._views(frame)  # the spool's own tight layout of a frame
     end, period, due = time.monotonic() + seconds, 1 / fps, time.monotonic()
     while time.monotonic() < end:
