@@ -102,6 +102,20 @@ def test_cli_json_has_the_service_results_shape_and_one_log_record(clips: Clips,
     assert sorted(os.listdir(tmp_path / "tmp")) == []
 
 
+@pytest.mark.parametrize(("frames", "pieces", "line"), [
+    (1, 1, "out.mp4: 1 frame reversed in 0.5 s (1 piece)\n"),
+    (120, 2, "out.mp4: 120 frames reversed in 0.5 s (2 pieces)\n"),
+])
+def test_the_human_line_counts_in_the_singular_when_one(frames: int, pieces: int, line: str,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    from vmkeeper.media.supervisor import report
+
+    stats = ReverseStats(frames, pieces, frames, frames, 1.0, 0, frames, 1.0, 0, 0)
+    assert report(ReverseResult(True, "out.mp4", {}, 0.5, None, stats=stats), False) == 0
+    assert capsys.readouterr().out == line
+
+
 def test_cli_human_output_and_exit_codes(clips: Clips, tmp_path: Path) -> None:
     child = _start(tmp_path, str(clips.tiny), str(tmp_path / "out.mp4"))
     stdout, stderr = child.communicate(timeout=120)

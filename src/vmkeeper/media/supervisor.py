@@ -325,8 +325,10 @@ def report(outcome: ReverseResult, as_json: bool) -> int:
         sys.stdout.flush()
     elif outcome.ok and outcome.stats:
         stats = outcome.stats
-        sys.stdout.write(f"{outcome.output}: {stats.frames} frames reversed in "
-                         f"{outcome.seconds:.1f} s ({stats.pieces} pieces)\n")
+        frames = f"{stats.frames} frame{'s' if stats.frames != 1 else ''}"
+        pieces = f"{stats.pieces} piece{'s' if stats.pieces != 1 else ''}"
+        sys.stdout.write(f"{outcome.output}: {frames} reversed in {outcome.seconds:.1f} s "
+                         f"({pieces})\n")
         sys.stdout.flush()
     else:
         sys.stderr.write(f"{_styled('error:', '31', sys.stderr)} {outcome.error}\n")
