@@ -21,6 +21,7 @@ slow drift of the shared host shows up as spread between rounds, not as a load's
 from __future__ import annotations
 
 import argparse
+import contextlib
 import mmap
 import os
 import statistics
@@ -98,7 +99,7 @@ def load(mode: str, width: int, height: int, gop: int, fps: float, seconds: floa
                 os.preadv(direct, [bounce], number * slot)
                 os.ftruncate(direct, number * slot)
                 at = 0
-                for view in views:
+                for view in views:  # and back into the frame's planes
                     view[:] = bounce[at: at + len(view)]
                     at += len(view)
             due += period  # one frame read back per frame the encoder takes, as in a reversal
@@ -111,14 +112,13 @@ def child(role: list[str], core: int) -> list[str]:
 
 def one_round(args: argparse.Namespace, width: int, height: int) -> dict[str, float]:
     spent: dict[str, float] = {}
+    encoder = child(["encode", str(args.clip)], 0)
     for mode in LOADS:
-        encoder = child(["encode", str(args.clip)], 0)
-        if mode == "none":
-            spent[mode] = float(proc.run(encoder, timeout=1800).stdout)
-            continue
         generator = child(["load", mode, str(width), str(height), str(args.gop),
                            str(args.fps), "1800"], 1)
-        with proc.start(generator, timeout=1800, stdout=proc.DEVNULL, stderr=proc.DEVNULL):
+        beside = (contextlib.nullcontext() if mode == "none" else
+                  proc.start(generator, timeout=1800, stdout=proc.DEVNULL, stderr=proc.DEVNULL))
+        with beside:
             spent[mode] = float(proc.run(encoder, timeout=1800).stdout)
     return spent
 

@@ -26,6 +26,7 @@ from vmkeeper.media.child import WORKER_MODULE as WORKER
 from vmkeeper.media.clips import Clip, make_clip
 from vmkeeper.media.job import ReverseStats
 from vmkeeper.media.service import ReverseResult
+from vmkeeper.media.supervisor import report
 from vmkeeper.settings import MediaSettings
 
 pytestmark = pytest.mark.slow
@@ -109,8 +110,6 @@ def test_cli_json_has_the_service_results_shape_and_one_log_record(clips: Clips,
 def test_the_human_line_counts_in_the_singular_when_one(frames: int, pieces: int, line: str,
                                                         capsys: pytest.CaptureFixture[str]
                                                         ) -> None:
-    from vmkeeper.media.supervisor import report
-
     stats = ReverseStats(frames, pieces, frames, frames, 1.0, 0, frames, 1.0, 0, 0)
     assert report(ReverseResult(True, "out.mp4", {}, 0.5, None, stats=stats), False) == 0
     assert capsys.readouterr().out == line

@@ -318,6 +318,10 @@ def stderr_progress(event: ProgressEvent) -> None:
     sys.stderr.flush()
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def report(outcome: ReverseResult, as_json: bool) -> int:
     """Print the result as the CLI does (one JSON object, or a human line); the exit code."""
     if as_json:
@@ -325,10 +329,8 @@ def report(outcome: ReverseResult, as_json: bool) -> int:
         sys.stdout.flush()
     elif outcome.ok and outcome.stats:
         stats = outcome.stats
-        frames = f"{stats.frames} frame{'s' if stats.frames != 1 else ''}"
-        pieces = f"{stats.pieces} piece{'s' if stats.pieces != 1 else ''}"
-        sys.stdout.write(f"{outcome.output}: {frames} reversed in {outcome.seconds:.1f} s "
-                         f"({pieces})\n")
+        sys.stdout.write(f"{outcome.output}: {_count(stats.frames, 'frame')} reversed in "
+                         f"{outcome.seconds:.1f} s ({_count(stats.pieces, 'piece')})\n")
         sys.stdout.flush()
     else:
         sys.stderr.write(f"{_styled('error:', '31', sys.stderr)} {outcome.error}\n")
