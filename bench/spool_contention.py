@@ -47,8 +47,9 @@ def encode(clip: str) -> float:
     video.codec_context.thread_count = 1
     with tempfile.TemporaryDirectory() as work:
         sink = av.open(str(Path(work) / "out.mp4"), "w")
-        stream = sink.add_stream("libx264", rate=video.average_rate,
-                                 options={"preset": "veryfast", "crf": "23"})
+        media = MediaSettings()  # the reversal's encoder settings, not a copy of them
+        stream = sink.add_stream(media.video_codec, rate=video.average_rate,
+                                 options={"preset": media.preset, "crf": str(media.crf)})
         stream.width, stream.height = video.codec_context.width, video.codec_context.height
         stream.pix_fmt = "yuv420p"
         stream.codec_context.thread_count = 1
@@ -79,7 +80,8 @@ def load(mode: str, width: int, height: int, gop: int, fps: float, seconds: floa
         memoryview(plane)[:] = os.urandom(plane.buffer_size)
     slot = -(-spool.frame_bytes // _ALIGN) * _ALIGN
     bounce = mmap.mmap(-1, slot)  # page-aligned: what O_DIRECT needs of the buffer
-    direct = os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_DIRECT, 0o600)
+    direct = (os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_DIRECT, 0o600)
+              if mode == "direct" else -1)  # the buffered load writes through ``spool`` only
     views = spool._views(frame)  # the spool's own tight layout of a frame
     end, period, due = time.monotonic() + seconds, 1 / fps, time.monotonic()
     while time.monotonic() < end:
