@@ -19,6 +19,7 @@ class Clips:
     basic: Path
     qvga: Path
     long_gop: Path
+    short_tail: Path
     rotated: Path
     vfr: Path
     odd: Path
@@ -40,6 +41,8 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
         basic=make_clip(d / "basic.mp4", Clip()),
         qvga=make_clip(d / "qvga.mp4", Clip(size="320x240", seconds=2, gop=60)),
         long_gop=make_clip(d / "long_gop.mp4", Clip(seconds=4, gop=300)),
+        # GOPs of 30, 30 and 6 frames: the last is short, so the fill spools two pieces.
+        short_tail=make_clip(d / "short_tail.mp4", Clip(seconds=2.2)),
         rotated=make_clip(d / "rotated.mp4", Clip(seconds=2, rotation=90)),
         # Every other second at 20 of 30 fps: a true mirror must keep each frame's duration.
         vfr=make_clip(d / "vfr.mp4", Clip(seconds=3, vfr=True)),

@@ -30,8 +30,8 @@ pytestmark = pytest.mark.slow
 EVEN = "crop=trunc(iw/2)*2:trunc(ih/2)*2:0:0,format=yuv420p"
 
 
-@pytest.mark.parametrize("name", ["basic", "qvga", "long_gop", "rotated", "odd", "odd_vp9",
-                                  "open_gop", "offset", "tiny", "silent", "vfr"])
+@pytest.mark.parametrize("name", ["basic", "qvga", "long_gop", "short_tail", "rotated", "odd",
+                                  "odd_vp9", "open_gop", "offset", "tiny", "silent", "vfr"])
 def test_reverse_output_frames_are_input_frames_backwards(clips: Clips, tmp_path: Path,
                                                           name: str) -> None:
     src = getattr(clips, name)
@@ -111,7 +111,7 @@ def test_reverse_one_piece_when_the_budget_holds_the_clip(clips: Clips, tmp_path
     assert frame_md5s(tmp_path / "out.mov") == frame_md5s(clips.basic)[::-1]
 
 
-@pytest.mark.parametrize("name", ["basic", "long_gop", "offset", "tiny"])
+@pytest.mark.parametrize("name", ["basic", "long_gop", "short_tail", "offset", "tiny"])
 def test_reverse_audio_is_input_audio_backwards_sample_exact(clips: Clips, tmp_path: Path,
                                                              name: str) -> None:
     src = getattr(clips, name)

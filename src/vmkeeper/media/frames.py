@@ -44,6 +44,10 @@ class Piece(NamedTuple):
     stop: int  # one past the last frame
     gop: int  # index of the keyframe to decode from
 
+    @property
+    def frames(self) -> int:
+        return self.stop - self.first
+
 
 def single_thread(stream: Any) -> None:
     # The runbook's `-threads 1`: frame threads would hold a frame per thread, slice threads
@@ -281,10 +285,10 @@ class VideoReader:
                 kept += 1
             if landed_late:
                 continue
-            if kept != piece.stop - piece.first:
+            if kept != piece.frames:
                 raise ReversalFailed(
                     f"frames {piece.first}-{piece.stop - 1} decoded as {kept} frames, "
-                    f"expected {piece.stop - piece.first}: the file is damaged"
+                    f"expected {piece.frames}: the file is damaged"
                 )
             return
         raise ReversalFailed(f"no keyframe before frame {piece.first} could be decoded")
