@@ -145,11 +145,12 @@ def spooled_pieces(fill: VideoReader, rest: Callable[[], VideoReader], pieces: l
     kept x264 idle 0.74 s (the second piece cannot start before it is whole either). So when
     the second piece has over ``_FILL_NEXT_OVER`` times the first's frames, the fill decodes it
     too, with its frame threads and x264 still idle, before either is handed on: x264 then
-    waits for both at two threads' pace (~0.4 s there), never for one thread alone. Why that
-    ratio: one thread decodes and spools a frame in a third to a half of x264's time for it
-    (6.2 vs 13.3 ms at 720p60, 6.3 vs 18.5 ms on Game of Life 1080p), so a second piece up to
-    ~2-3x the first is decoded while the first is encoded, and filling it at the start would
-    only add its fill to the wait.
+    waits for both at two threads' pace (~0.4 s there), never for one thread alone. Why 4: one
+    thread decodes and spools a frame in about half x264's time for it (measured: 6.2 vs 13.3
+    ms at 720p60, 6.3 vs 18.5 on Game of Life 1080p, 24 vs 44 on the 1080p zoom). A second
+    piece of n2 frames after n1 then keeps x264 waiting n2/2 - n1 frame-encodes; filled at two
+    threads' pace, n2/4. The two are equal at n2 = 4 n1, and the fill is the shorter wait past
+    it (below it, the fill would add to the wait what one thread hides behind x264).
     """
     def produce(take: Take, put: Callable[[Ready], None], stop: threading.Event) -> None:
         order = list(reversed(pieces))
