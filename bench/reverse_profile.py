@@ -7,6 +7,11 @@ seconds from ``getrusage``). Stages: index (demux, no decoding), audio to PCM, v
 colour conversion, spool write, spool read-back, video encode (libx264 and muxing), audio
 reverse + encode, verification (re-reading the output). Wall seconds of both beside.
 
+Then where the encoding thread, the one the reversal's wall time is, had nothing to encode: the
+seconds before its first frame, and the waits between two frames (their sum, the waits over
+10 ms, the longest and after which frame) — a wait costs no CPU, so the stages above cannot
+show it (a short last GOP once left x264 idle 0.74 s there, docs/media.md).
+
     nice -n -5 .venv/bin/python bench/reverse_profile.py CLIP [CLIP ...]
 """
 
@@ -89,9 +94,54 @@ def timed_decode(container: Any, stream: Any, keyframe_pts: int | None = None) -
         yield frame
 
 
+class Idle:
+    """When the encoding thread encodes: its first frame, and the gaps between two frames."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """A reversal starts now."""
+        self.started = time.monotonic()
+        self.first: float | None = None
+        self.last: float | None = None
+        self.frames = 0
+        self.gaps: list[tuple[float, int]] = []  # (seconds, frames encoded before it)
+
+    def encoding(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            now = time.monotonic()
+            if self.first is None:
+                self.first = now - self.started
+            elif self.last is not None:
+                self.gaps.append((now - self.last, self.frames))
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.frames += 1
+                self.last = time.monotonic()
+        return watched
+
+    def report(self) -> str:
+        waits = sum(gap for gap, _ in self.gaps)
+        long = [gap for gap, _ in self.gaps if gap > 0.010]
+        longest, after = max(self.gaps, default=(0.0, 0))
+        first = self.first or 0.0
+        return (f"x264 idle: {first:.2f} s before its first frame; {waits:.2f} s between "
+                f"frames, {len(long)} waits over 10 ms ({sum(long):.2f} s), the longest "
+                f"{longest:.3f} s after frame {after} of {self.frames}")
+
+
+_idle = Idle()
+
+
 def install() -> None:
     for stage, (owner, name) in STAGES.items():
-        setattr(owner, name, wrap(stage, getattr(owner, name)))
+        watched = getattr(owner, name)
+        if stage == "video encode + mux":
+            watched = _idle.encoding(watched)
+        setattr(owner, name, wrap(stage, watched))
     global _untimed_decode
     _untimed_decode = frames._decoded
     frames._decoded = timed_decode
@@ -118,6 +168,7 @@ def profile(clip: Path, folder: Path) -> None:
                      encoder=EncoderSpec())
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.monotonic()
+    _idle.reset()
     reverse.reverse_file(job, lambda done, total: None)
     wall = time.monotonic() - started
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
@@ -133,6 +184,7 @@ def profile(clip: Path, folder: Path) -> None:
               f"{_wall[stage]:.2f} |")
     rest = total - sum(_cpu.values())
     print(f"| the rest (Python, threads, queues) | {rest:.2f} | {100 * rest / total:.1f} % | |")
+    print(f"\n{_idle.report()}")
     for name in ("b.mp4", "c.mp4"):
         (folder / name).unlink(missing_ok=True)
 
