@@ -153,29 +153,26 @@ def spooled_pieces(fill: VideoReader, rest: Callable[[], VideoReader], pieces: l
     it (below it, the fill would add to the wait what one thread hides behind x264).
     """
     def produce(take: Take, put: Callable[[Ready], None], stop: threading.Event) -> None:
-        order = list(reversed(pieces))
-        filled = 1
-        if len(order) > 1 and order[1].frames > _FILL_NEXT_OVER * order[0].frames:
-            filled = 2
-        spooled: list[tuple[Piece, Spool]] = []
-        for number, piece in enumerate(order):
-            spool = take()
+        def spooled(reader: VideoReader, piece: Piece) -> Spool:
+            spool: Spool = take()
 
-            def sink(frame: Any, spool: Spool = spool) -> None:
+            def sink(frame: Any) -> None:
                 if stop.is_set():
                     raise _Stopped
                 spool.write(frame)
 
-            if number >= filled:
-                rest().read(piece, sink)
-                put((piece, spool, after(piece)))
-                continue
-            fill.read(piece, sink)
-            spooled.append((piece, spool))
-            if number == filled - 1:
-                fill.close()  # its threads' frames go before x264's come
-                for done, its_spool in spooled:
-                    put((done, its_spool, after(done)))
+            reader.read(piece, sink)
+            return spool
+
+        order = list(reversed(pieces))
+        short_tail = len(order) > 1 and order[1].frames > _FILL_NEXT_OVER * order[0].frames
+        filled = 2 if short_tail else 1
+        first = [(piece, spooled(fill, piece)) for piece in order[:filled]]
+        fill.close()  # its threads' frames go before x264's come
+        for piece, spool in first:
+            put((piece, spool, after(piece)))
+        for piece in order[filled:]:
+            put((piece, spooled(rest(), piece), after(piece)))
 
     return run_ahead("vmkeeper-decode", list(spools), produce, lambda ready: ready[1])
 
