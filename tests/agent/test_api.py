@@ -113,8 +113,7 @@ def test_events_resume_after_last_event_id_with_no_gap_or_duplicate(world) -> No
     op_id = client.post("/v1/recover", headers=_as(tokens, "operate")).json()["operation_id"]
     for n in range(4):
         store.add_event(op_id, {"type": "output", "message": f"line {n}"})
-    store.add_event(op_id, {"type": "result", "ok": True})
-    store.finish(op_id, OpState.SUCCEEDED)
+    store.finish(op_id, OpState.SUCCEEDED)  # appends the result event, number 5
     stream = client.get(f"/v1/operations/{op_id}/events",
                         headers={**_as(tokens, "read"), "Last-Event-ID": "2"})
     ids = [int(line[4:]) for line in stream.text.splitlines() if line.startswith("id: ")]

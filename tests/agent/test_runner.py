@@ -58,6 +58,33 @@ def test_cancel_of_a_queued_operation_means_it_never_runs(tmp_path: Path) -> Non
     answer = runner.cancel(op.id)
     assert answer["cancelled"] and store.get(op.id).state is OpState.CANCELLED
     assert store.next_queued() is None
+    [(_seq, result)] = store.events_after(op.id)  # a waiting events stream ends on it
+    assert result["type"] == "result" and result["state"] == "cancelled"
+
+
+def test_an_operation_cancelled_after_the_runner_saw_it_never_runs(tmp_path: Path) -> None:
+    runner, store = _runner(tmp_path)
+    op = store.create("recover", {}).operation
+    seen = store.next_queued()
+    assert seen == op
+    runner.cancel(op.id)
+    runner.run_one(seen)  # the runner took it from the queue just before the cancel
+    closed = store.get(op.id)
+    assert closed.state is OpState.CANCELLED and closed.pid is None
+    assert [event["type"] for _seq, event in store.events_after(op.id)] == ["result"]
+    assert not (tmp_path / "ops" / f"{op.id}.log").exists()
+
+
+def test_the_runner_runs_a_coalesced_deploy_with_the_body_it_has_when_taken(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    op = store.create("deploy", {"sha": "a"}, coalesce=True).operation
+    store.create("deploy", {"sha": "b"}, coalesce=True)  # after the runner saw "a"
+    taken = store.claim(op.id)
+    assert taken is not None and taken.body == {"sha": "b"} and taken.state is OpState.RUNNING
+    assert store.claim(op.id) is None  # once
+    follow = store.create("deploy", {"sha": "c"}, coalesce=True)
+    assert follow.new and follow.operation.id != op.id  # a running one is not rewritten
 
 
 def test_cancel_before_the_switch_kills_the_tree_and_removes_the_half_built_release(

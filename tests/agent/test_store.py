@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,31 @@ def test_the_reaper_fails_operations_a_killed_agent_left_running(tmp_path: Path)
     assert closed.state is OpState.FAILED and "build started" in (closed.error or "")
     assert store.get(kept.id).state is OpState.RUNNING
     assert list(store.events_after(op.id))[-1][1]["type"] == "result"
+
+
+def test_finishing_appends_the_result_event_once_in_the_same_transaction(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The events stream ends when it sees the operation finished, so the result event must be
+    there by then: CI once saw a stream end between the two writes."""
+    store = Store(tmp_path)
+    op = store.create("deploy", {}).operation
+    store.start(op.id, 1)
+
+    def broken(*_args: object) -> int:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Store, "_append", staticmethod(broken))
+        with pytest.raises(sqlite3.OperationalError):
+            store.finish(op.id, OpState.FAILED, error="exit code 1")
+    assert store.get(op.id).state is OpState.RUNNING  # the update was rolled back with it
+    assert store.finish(op.id, OpState.FAILED, {"ok": False}, "exit code 1", exit_code=1)
+    assert store.get(op.id).state is OpState.FAILED
+    events = [event for _seq, event in store.events_after(op.id)]
+    assert events == [{"type": "result", "ok": False, "exit_code": 1, "state": "failed",
+                       "result": {"ok": False}, "error": "exit code 1"}]
+    assert store.finish(op.id, OpState.SUCCEEDED) is False
+    assert len(list(store.events_after(op.id))) == 1
 
 
 def test_deliveries_are_seen_once_and_unknown_ids_are_refused(tmp_path: Path) -> None:

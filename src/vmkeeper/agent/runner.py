@@ -84,7 +84,10 @@ class Runner:
                 continue
             self.run_one(op)
 
-    def run_one(self, op: Operation) -> None:
+    def run_one(self, queued: Operation) -> None:
+        op = self.store.claim(queued.id)
+        if op is None:  # cancelled between being seen and being taken: it never runs
+            return
         argv = [sys.executable, "-m", "vmkeeper.agent.worker", op.kind, json.dumps(op.body)]
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{op.id}.log"
@@ -134,10 +137,8 @@ class Runner:
         state = (OpState.CANCELLED if cancelled else
                  OpState.SUCCEEDED if code == 0 else OpState.FAILED)
         error = None if code == 0 else (result or {}).get("error") or f"exit code {code}"
-        self.store.finish(op.id, state, result, error)
-        self.store.add_event(op.id, {"type": "result", "ok": code == 0, "exit_code": code,
-                                     "seconds": round(seconds, 3), "state": state.value,
-                                     "result": result, "error": error})
+        self.store.finish(op.id, state, result, error, ok=code == 0, exit_code=code,
+                          seconds=round(seconds, 3))
         audit.append(self.settings.state_dir, who=op.who, request_id=op.request_id,
                      operation=op.id, kind=op.kind, body=op.body,
                      before=(result or {}).get("previous"), after=(result or {}).get("active"),

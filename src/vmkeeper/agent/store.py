@@ -153,26 +153,58 @@ class Store:
                               (OpState.RUNNING.value,)).fetchall()
             return [_operation(row) for row in rows]
 
-    def start(self, op_id: str, pid: int) -> None:
+    def claim(self, op_id: str) -> Operation | None:
+        """Take a queued operation to run, as it is now (a coalesced deploy's newest body), or
+        None when it is no longer queued (cancelled since the runner saw it)."""
         with self._db() as db:
-            db.execute("UPDATE operations SET state=?, started_at=?, pid=? WHERE id=?",
-                       (OpState.RUNNING.value, timestamp(), pid, op_id))
+            db.execute("BEGIN IMMEDIATE")
+            if db.execute("UPDATE operations SET state=?, started_at=? WHERE id=? AND state=?",
+                          (OpState.RUNNING.value, timestamp(), op_id,
+                           OpState.QUEUED.value)).rowcount != 1:
+                return None
+            return _operation(db.execute("SELECT * FROM operations WHERE id=?",
+                                         (op_id,)).fetchone())
+
+    def start(self, op_id: str, pid: int) -> None:
+        """Record the pid of the operation's process (claimed, or queued); never reopens a
+        closed one."""
+        with self._db() as db:
+            db.execute("UPDATE operations SET state=?, started_at=COALESCE(started_at, ?), pid=? "
+                       "WHERE id=? AND state IN (?, ?)",
+                       (OpState.RUNNING.value, timestamp(), pid, op_id, OpState.QUEUED.value,
+                        OpState.RUNNING.value))
 
     def finish(self, op_id: str, state: OpState, result: dict[str, Any] | None = None,
-               error: str | None = None) -> None:
+               error: str | None = None, **said: Any) -> bool:
+        """Close the operation and append its ``result`` event in one transaction, so that no
+        reader sees it finished without that event (the events stream ends on either). ``said``
+        adds to the event (the exit code, the seconds). False when it was already closed."""
+        event = {"type": "result", "ok": state is OpState.SUCCEEDED, **said,
+                 "state": state.value, "result": result, "error": error}
         with self._db() as db:
-            db.execute("UPDATE operations SET state=?, finished_at=?, result=?, error=? WHERE "
-                       "id=? AND state NOT IN ('succeeded','failed','cancelled')",
-                       (state.value, timestamp(), json.dumps(result) if result else None, error,
-                        op_id))
+            db.execute("BEGIN IMMEDIATE")
+            closed = db.execute(
+                "UPDATE operations SET state=?, finished_at=?, result=?, error=? WHERE "
+                "id=? AND state NOT IN ('succeeded','failed','cancelled')",
+                (state.value, timestamp(), json.dumps(result) if result else None, error,
+                 op_id)).rowcount == 1
+            if closed:
+                self._append(db, op_id, event)
+            return closed
 
     def add_event(self, op_id: str, event: dict[str, Any]) -> int:
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
-            seq = int(db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE "
-                                 "operation_id=?", (op_id,)).fetchone()[0])
-            db.execute("INSERT INTO events VALUES (?,?,?)", (op_id, seq, json.dumps(event)))
-            return seq
+            return self._append(db, op_id, event)
+
+    @staticmethod
+    def _append(db: sqlite3.Connection, op_id: str, event: dict[str, Any]) -> int:
+        """The event's row, numbered after the operation's last; inside the caller's
+        transaction."""
+        seq = int(db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE "
+                             "operation_id=?", (op_id,)).fetchone()[0])
+        db.execute("INSERT INTO events VALUES (?,?,?)", (op_id, seq, json.dumps(event)))
+        return seq
 
     def events_after(self, op_id: str, after: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
         with self._db() as db:
@@ -203,7 +235,6 @@ class Store:
                         f"started {op.started_at}); its last event: {said!r}. Check "
                         "`vmkeeper status`.")
             self.finish(op.id, OpState.FAILED, {"ok": False, "reaped": True}, evidence)
-            self.add_event(op.id, {"type": "result", "ok": False, "error": evidence})
             reaped.append(self.get(op.id))
         return reaped
 
