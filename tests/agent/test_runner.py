@@ -75,6 +75,16 @@ def test_an_operation_cancelled_after_the_runner_saw_it_never_runs(tmp_path: Pat
     assert not (tmp_path / "ops" / f"{op.id}.log").exists()
 
 
+def test_cancel_of_one_being_started_or_already_closed_says_which(tmp_path: Path) -> None:
+    runner, store = _runner(tmp_path)
+    op = store.create("recover", {}).operation
+    store.claim(op.id)  # its process not started yet
+    assert runner.cancel(op.id) == {"cancelled": False,
+                                    "detail": "It is starting; cancel it again in a moment."}
+    store.finish(op.id, OpState.SUCCEEDED)
+    assert runner.cancel(op.id)["detail"] == "It has already succeeded."
+
+
 def test_the_runner_runs_a_coalesced_deploy_with_the_body_it_has_when_taken(
         tmp_path: Path) -> None:
     store = Store(tmp_path)

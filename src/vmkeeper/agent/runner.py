@@ -151,8 +151,11 @@ class Runner:
             self.store.finish(op_id, OpState.CANCELLED, None, "cancelled before it started")
             return {"cancelled": True, "detail": "It was queued; it will not run."}
         child = self._current.get(op_id)
-        if op.state.finished or child is None:
+        if op.state.finished:
             return {"cancelled": False, "detail": f"It has already {op.state.value}."}
+        if child is None:  # claimed, its process not yet started
+            return {"cancelled": False, "detail": "It is starting; cancel it again in a "
+                    "moment."}
         if op_id in self._switching:
             return {"cancelled": False, "detail": "The switch to the new release has begun; it "
                     "is being finished rather than left half-done."}
