@@ -77,6 +77,18 @@ def test_finishing_appends_the_result_event_once_in_the_same_transaction(
     assert len(list(store.events_after(op.id))) == 1
 
 
+def test_a_close_from_queued_does_not_close_what_the_runner_has_claimed(
+        tmp_path: Path) -> None:
+    """A queued cancel closes only a queued operation: one the runner claimed meanwhile runs on
+    and is closed by the runner, with its real result."""
+    store = Store(tmp_path)
+    op = store.create("recover", {}).operation
+    store.claim(op.id)
+    assert not store.finish(op.id, OpState.CANCELLED, was=OpState.QUEUED)
+    assert store.get(op.id).state is OpState.RUNNING and not list(store.events_after(op.id))
+    assert store.finish(op.id, OpState.SUCCEEDED, was=OpState.RUNNING)
+
+
 def test_deliveries_are_seen_once_and_unknown_ids_are_refused(tmp_path: Path) -> None:
     store = Store(tmp_path)
     assert store.first_delivery("d1") and not store.first_delivery("d1")

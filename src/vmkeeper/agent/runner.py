@@ -137,8 +137,7 @@ class Runner:
         state = (OpState.CANCELLED if cancelled else
                  OpState.SUCCEEDED if code == 0 else OpState.FAILED)
         error = None if code == 0 else (result or {}).get("error") or f"exit code {code}"
-        self.store.finish(op.id, state, result, error, ok=code == 0, exit_code=code,
-                          seconds=round(seconds, 3))
+        self.store.finish(op.id, state, result, error, exit_code=code, seconds=round(seconds, 3))
         audit.append(self.settings.state_dir, who=op.who, request_id=op.request_id,
                      operation=op.id, kind=op.kind, body=op.body,
                      before=(result or {}).get("previous"), after=(result or {}).get("active"),
@@ -146,10 +145,10 @@ class Runner:
 
     def cancel(self, op_id: str) -> dict[str, Any]:
         """Kill the operation's tree unless its switch has begun; say what was done."""
-        op = self.store.get(op_id)
-        if op.state is OpState.QUEUED:
-            self.store.finish(op_id, OpState.CANCELLED, None, "cancelled before it started")
+        if self.store.finish(op_id, OpState.CANCELLED, None, "cancelled before it started",
+                             was=OpState.QUEUED):
             return {"cancelled": True, "detail": "It was queued; it will not run."}
+        op = self.store.get(op_id)  # not queued (any more): claimed, running or closed
         child = self._current.get(op_id)
         if op.state.finished:
             return {"cancelled": False, "detail": f"It has already {op.state.value}."}

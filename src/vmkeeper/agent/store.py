@@ -175,19 +175,22 @@ class Store:
                         OpState.RUNNING.value))
 
     def finish(self, op_id: str, state: OpState, result: dict[str, Any] | None = None,
-               error: str | None = None, **said: Any) -> bool:
+               error: str | None = None, *, was: OpState | None = None, **said: Any) -> bool:
         """Close the operation and append its ``result`` event in one transaction, so that no
         reader sees it finished without that event (the events stream ends on either). ``said``
-        adds to the event (the exit code, the seconds). False when it was already closed."""
+        adds to the event (the exit code, the seconds). Only from the state ``was`` when given
+        (a queued cancel must not close what the runner has just claimed). False when it was
+        not closed."""
         event = {"type": "result", "ok": state is OpState.SUCCEEDED, **said,
                  "state": state.value, "result": result, "error": error}
+        open_states = [was] if was is not None else [s for s in OpState if not s.finished]
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
             closed = db.execute(
                 "UPDATE operations SET state=?, finished_at=?, result=?, error=? WHERE "
-                "id=? AND state NOT IN ('succeeded','failed','cancelled')",
+                f"id=? AND state IN ({','.join('?' * len(open_states))})",
                 (state.value, timestamp(), json.dumps(result) if result else None, error,
-                 op_id)).rowcount == 1
+                 op_id, *(s.value for s in open_states))).rowcount == 1
             if closed:
                 self._append(db, op_id, event)
             return closed
@@ -234,8 +237,9 @@ class Store:
             evidence = (f"The agent stopped while this {op.kind} ran (its worker, pid {op.pid}, "
                         f"started {op.started_at}); its last event: {said!r}. Check "
                         "`vmkeeper status`.")
-            self.finish(op.id, OpState.FAILED, {"ok": False, "reaped": True}, evidence)
-            reaped.append(self.get(op.id))
+            if self.finish(op.id, OpState.FAILED, {"ok": False, "reaped": True}, evidence,
+                           was=OpState.RUNNING):
+                reaped.append(self.get(op.id))
         return reaped
 
 
